@@ -1,0 +1,278 @@
+//! The SQLite store: the only module with SQL.
+//!
+//! One file holds all state. [`Db::open`] sets WAL, foreign keys and a busy timeout, and refuses a
+//! database whose schema is not exactly the one this binary embeds, so no command ever runs
+//! against a half-migrated file. Every write that changes an order is one `IMMEDIATE`
+//! transaction: the step, its timeline row and the rows its actions ask for land together or not
+//! at all.
+
+mod orders;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use time::OffsetDateTime;
+
+pub use orders::{
+    EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow, RefundRow,
+    StoredOrder, normalize_email,
+};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// A migration this binary carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationInfo {
+    /// Its number, `V{version}__...`.
+    pub version: i32,
+    /// Its name, from the file name.
+    pub name: String,
+    /// refinery's checksum of its SQL: a released migration must never change it.
+    pub checksum: u64,
+}
+
+/// Every migration embedded in this binary, oldest first.
+pub fn migrations() -> Vec<MigrationInfo> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| MigrationInfo {
+            version: m.version(),
+            name: m.name().to_owned(),
+            checksum: m.checksum(),
+        })
+        .collect()
+}
+
+fn latest_version() -> i32 {
+    migrations().iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// A connection to the compass database.
+pub struct Db {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+impl Db {
+    /// Opens an existing database and checks that its schema is the one this binary expects.
+    pub fn open(path: &Path) -> anyhow::Result<Db> {
+        let db = Db::open_existing(path)?;
+        db.check_schema()?;
+        Ok(db)
+    }
+
+    /// Opens an existing database without checking its schema: for `migrate`.
+    pub fn open_for_migration(path: &Path) -> anyhow::Result<Db> {
+        Db::open_existing(path)
+    }
+
+    /// Opens the database at `path`, creating the file if there is none, and migrates it.
+    pub fn create(path: &Path) -> anyhow::Result<(Db, Vec<MigrationInfo>)> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("cannot create database {}", path.display()))?;
+        let mut db = Db::configure(conn, Some(path.to_owned()))?;
+        let applied = db.migrate()?;
+        Ok((db, applied))
+    }
+
+    /// A private in-memory database with the same migrations as a file: for tests.
+    pub fn open_in_memory() -> anyhow::Result<Db> {
+        let conn = Connection::open_in_memory().context("cannot open an in-memory database")?;
+        let mut db = Db::configure(conn, None)?;
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn open_existing(path: &Path) -> anyhow::Result<Db> {
+        if !path.exists() {
+            bail!(
+                "no database at {}: create it with `compass init` (or set paths.database in compass.toml)",
+                path.display()
+            );
+        }
+        // Without SQLITE_OPEN_CREATE a wrong path can never leave an empty file behind.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        Db::configure(conn, Some(path.to_owned()))
+    }
+
+    fn configure(conn: Connection, path: Option<PathBuf>) -> anyhow::Result<Db> {
+        let name = path
+            .as_deref()
+            .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            bail!(
+                "database {name} is read-only: compass writes to it and to its directory \
+                 (check their owner and permissions)"
+            );
+        }
+        // Reading the schema first turns a file that is not SQLite into one clear error before
+        // any pragma could write to it.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .with_context(|| format!("cannot read database {name}"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .context("cannot set the busy timeout")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .context("cannot enable foreign keys")?;
+        if path.is_some() {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                .with_context(|| format!("cannot switch database {name} to WAL"))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                bail!("database {name} cannot use WAL (journal mode stays {mode})");
+            }
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .context("cannot set synchronous")?;
+        }
+        Ok(Db { conn, path })
+    }
+
+    /// Applies the migrations this database lacks, each in its own transaction; returns them.
+    pub fn migrate(&mut self) -> anyhow::Result<Vec<MigrationInfo>> {
+        self.migrate_to(None)
+    }
+
+    /// Migrates up to and including `version` only: for testing upgrades from older schemas.
+    #[doc(hidden)]
+    pub fn migrate_to(&mut self, version: Option<i32>) -> anyhow::Result<Vec<MigrationInfo>> {
+        if let Some(current) = self.schema_version()?
+            && current > latest_version()
+        {
+            bail!(
+                "database {} is at schema version {current}, newer than this compass knows \
+                 ({}): upgrade compass",
+                self.name(),
+                latest_version()
+            );
+        }
+        let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
+        let report = embedded::migrations::runner()
+            .set_target(target)
+            .run(&mut self.conn)
+            .with_context(|| format!("cannot migrate database {}", self.name()))?;
+        Ok(report
+            .applied_migrations()
+            .iter()
+            .map(|m| MigrationInfo {
+                version: m.version(),
+                name: m.name().to_owned(),
+                checksum: m.checksum(),
+            })
+            .collect())
+    }
+
+    /// The newest migration applied, or `None` for a database compass never touched.
+    pub fn schema_version(&self) -> anyhow::Result<Option<i32>> {
+        let has_history: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+                 WHERE type = 'table' AND name = 'refinery_schema_history')",
+                [],
+                |row| row.get(0),
+            )
+            .context("cannot read the schema")?;
+        if !has_history {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT MAX(version) FROM refinery_schema_history",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .context("cannot read the schema history")
+    }
+
+    fn check_schema(&self) -> anyhow::Result<()> {
+        let latest = latest_version();
+        match self.schema_version()? {
+            Some(version) if version == latest => Ok(()),
+            Some(version) if version < latest => bail!(
+                "database {} is at schema version {version}, this compass needs {latest}: \
+                 back it up, then run `compass migrate`",
+                self.name()
+            ),
+            Some(version) => bail!(
+                "database {} is at schema version {version}, newer than this compass knows \
+                 ({latest}): upgrade compass",
+                self.name()
+            ),
+            None => {
+                let tables: i64 = self
+                    .conn
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+                    .context("cannot read the schema")?;
+                if tables == 0 {
+                    bail!(
+                        "database {} is empty: run `compass migrate` to create the schema",
+                        self.name()
+                    )
+                }
+                bail!(
+                    "{} is an SQLite database but not a compass one (it has no schema history)",
+                    self.name()
+                )
+            }
+        }
+    }
+
+    /// The file's path, or `:memory:`.
+    pub fn name(&self) -> String {
+        self.path
+            .as_deref()
+            .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string())
+    }
+
+    /// The schema as SQL, tables and indexes sorted by name: for snapshot tests of migrations.
+    #[doc(hidden)]
+    pub fn schema_sql(&self) -> anyhow::Result<String> {
+        let mut stmt = self.conn.prepare(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL \
+             AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, name",
+        )?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        let mut out = String::new();
+        for sql in rows {
+            out.push_str(&sql?);
+            out.push_str(";\n");
+        }
+        Ok(out)
+    }
+}
+
+/// Seconds since the Unix epoch, as stored.
+fn to_db(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+}
+
+fn from_db(seconds: i64) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(seconds).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(err))
+    })
+}
+
+fn from_db_opt(seconds: Option<i64>) -> rusqlite::Result<Option<OffsetDateTime>> {
+    seconds.map(from_db).transpose()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,674 @@
+//! Customers, orders and everything hanging off an order: its steps, timeline, emails, refunds.
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use rusqlite::{OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params};
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Db, from_db, from_db_opt, to_db};
+use crate::order::{self, Action, Event, InvalidTransition, Lease, Policy, Status, Step, Tier};
+
+/// What the intake form hands over to create an order.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    /// The contact's email as typed; stored normalised.
+    pub email: String,
+    /// The contact's name.
+    pub name: String,
+    /// The company the report is about.
+    pub company: String,
+    /// What was bought.
+    pub tier: Tier,
+    /// The price from configuration, in the currency's smallest unit.
+    pub amount_cents: i64,
+    /// Lower-case ISO 4217 code.
+    pub currency: String,
+    /// The validated answers, as JSON.
+    pub questionnaire: serde_json::Value,
+}
+
+/// An order as stored: its identity beside the lifecycle that `order::step` works on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredOrder {
+    /// UUID v7.
+    pub id: String,
+    /// The customer's key to the status page.
+    pub status_token: String,
+    /// What was bought.
+    pub tier: Tier,
+    /// The lifecycle state.
+    pub order: order::Order,
+}
+
+/// Which orders `compass orders` lists.
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only orders created at or after this.
+    pub since: Option<OffsetDateTime>,
+    /// Only this customer's (normalised before the lookup).
+    pub email: Option<String>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+/// One line of the orders list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OrderSummary {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub email: String,
+    pub name: String,
+    pub company: String,
+    pub tier: Tier,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: Status,
+    pub refunded_cents: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Everything known about one order, for `compass orders show`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OrderDetail {
+    #[serde(flatten)]
+    pub summary: OrderSummary,
+    pub status_token: String,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub lease_owner: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub lease_expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub paid_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub completed_at: Option<OffsetDateTime>,
+    pub downloads: u32,
+    pub last_error: Option<String>,
+    pub questionnaire: serde_json::Value,
+    pub payments: Vec<PaymentRow>,
+    pub refunds: Vec<RefundRow>,
+    pub emails: Vec<EmailRow>,
+    pub timeline: Vec<EventRow>,
+}
+
+/// A Stripe PaymentIntent of an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PaymentRow {
+    pub payment_intent_id: String,
+    pub status: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub charge_id: Option<String>,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A refund of an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RefundRow {
+    pub id: String,
+    pub stripe_refund_id: Option<String>,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub source: String,
+    pub status: String,
+    pub reason: String,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// An outbox row of an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EmailRow {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub status: String,
+    pub resend_of: Option<i64>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sent_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A row of an order's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventRow {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub kind: String,
+    pub from_status: Option<Status>,
+    pub to_status: Status,
+    pub actor: String,
+    pub detail: serde_json::Value,
+}
+
+/// The form in which customers are matched: trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn new_id(now: OffsetDateTime) -> String {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now.unix_timestamp().max(0).unsigned_abs(),
+        now.nanosecond(),
+    );
+    Uuid::new_v7(ts).to_string()
+}
+
+/// 256 random bits, URL-safe: the status page's only key.
+fn new_token() -> anyhow::Result<String> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+const ORDER_COLUMNS: &str = "o.id, o.status_token, o.tier, o.status, o.amount_cents, o.currency, \
+     o.attempts, o.next_attempt_at, o.lease_owner, o.lease_expires_at, o.paid_at, \
+     o.completed_at, o.refunded_cents, o.downloads, o.disputed_from, o.last_error, \
+     (SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r \
+      WHERE r.order_id = o.id AND r.status = 'pending')";
+
+fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
+    let lease = match (row.get::<_, Option<String>>(8)?, row.get(9)?) {
+        (Some(owner), Some(expires_at)) => Some(Lease {
+            owner,
+            expires_at: from_db(expires_at)?,
+        }),
+        _ => None,
+    };
+    Ok(StoredOrder {
+        id: row.get(0)?,
+        status_token: row.get(1)?,
+        tier: parse_col(row, 2)?,
+        order: order::Order {
+            status: parse_col(row, 3)?,
+            amount_cents: row.get(4)?,
+            currency: row.get(5)?,
+            attempts: row.get(6)?,
+            next_attempt_at: from_db_opt(row.get(7)?)?,
+            lease,
+            paid_at: from_db_opt(row.get(10)?)?,
+            completed_at: from_db_opt(row.get(11)?)?,
+            refunded_cents: row.get(12)?,
+            refund_pending_cents: row.get(16)?,
+            downloads: row.get(13)?,
+            disputed_from: row
+                .get::<_, Option<String>>(14)?
+                .map(|s| s.parse().map_err(|e| conversion_error(14, e)))
+                .transpose()?,
+            last_error: row.get(15)?,
+        },
+    })
+}
+
+/// Reads a column stored as the `as_str` name of one of our enums.
+fn parse_col<T: std::str::FromStr<Err = String>>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    text.parse().map_err(|e| conversion_error(idx, e))
+}
+
+fn conversion_error(idx: usize, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, message.into())
+}
+
+impl Db {
+    /// Creates the customer (or updates their name) and a `pending_payment` order for them.
+    pub fn create_order(
+        &mut self,
+        new: &NewOrder,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<StoredOrder> {
+        let id = new_id(now);
+        let token = new_token()?;
+        let email = normalize_email(&new.email);
+        let at = to_db(now);
+        let tx = self.write()?;
+        let customer_id: i64 = tx
+            .query_row(
+                "INSERT INTO customers (email, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
+                 ON CONFLICT (email) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at \
+                 RETURNING id",
+                params![email, new.name, at],
+                |row| row.get(0),
+            )
+            .context("cannot store the customer")?;
+        tx.execute(
+            "INSERT INTO orders (id, customer_id, company, tier, amount_cents, currency, status, \
+             questionnaire, status_token, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+            params![
+                id,
+                customer_id,
+                new.company,
+                new.tier.as_str(),
+                new.amount_cents,
+                new.currency.to_ascii_lowercase(),
+                Status::PendingPayment.as_str(),
+                new.questionnaire.to_string(),
+                token,
+                at
+            ],
+        )
+        .context("cannot store the order")?;
+        insert_event(
+            &tx,
+            &id,
+            now,
+            "created",
+            None,
+            Status::PendingPayment,
+            "web",
+            &serde_json::json!({ "tier": new.tier, "amount_cents": new.amount_cents }),
+        )?;
+        let stored = load(&tx, &id)?.context("the order just stored is missing")?;
+        tx.commit().context("cannot commit the new order")?;
+        Ok(stored)
+    }
+
+    /// The order with this id, if there is one.
+    pub fn order(&self, id: &str) -> anyhow::Result<Option<StoredOrder>> {
+        load(&self.conn, id)
+    }
+
+    /// Resolves what an operator typed: a whole id or a prefix of at least 8 characters that
+    /// names one order.
+    pub fn resolve_order_id(&self, typed: &str) -> anyhow::Result<String> {
+        let typed = typed.trim().to_ascii_lowercase();
+        if typed.len() < 8 || !typed.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            bail!("no order with id {typed}");
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM orders WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2",
+        )?;
+        let ids: Vec<String> = stmt
+            .query_map([&typed], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        match ids.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => bail!("no order with id {typed}"),
+            _ => bail!("{typed} names more than one order: type more of the id"),
+        }
+    }
+
+    /// Applies `event` to the order through `order::step` and stores the outcome in one
+    /// transaction. A rejected event is returned as data and changes nothing.
+    pub fn apply(
+        &mut self,
+        id: &str,
+        event: &Event,
+        policy: &Policy,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Result<Step, InvalidTransition>> {
+        let tx = self.write()?;
+        let Some(stored) = load(&tx, id)? else {
+            bail!("no order with id {id}");
+        };
+        let step = match order::step(&stored.order, event, policy, now) {
+            Ok(step) => step,
+            Err(rejected) => return Ok(Err(rejected)),
+        };
+        record_step(&tx, &stored, event, &step, actor, now)
+            .with_context(|| format!("cannot store {} for order {id}", event.name()))?;
+        tx.commit()
+            .with_context(|| format!("cannot commit {} for order {id}", event.name()))?;
+        Ok(Ok(step))
+    }
+
+    /// Orders matching `filter`, newest first.
+    pub fn list_orders(&self, filter: &OrderFilter) -> anyhow::Result<Vec<OrderSummary>> {
+        let (conditions, args) = filter_sql(filter);
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id \
+             {conditions} ORDER BY o.created_at DESC, o.id DESC LIMIT {}",
+            filter.limit
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), summary)?;
+        rows.collect::<Result<_, _>>()
+            .context("cannot read the orders")
+    }
+
+    /// How many orders match `filter`, ignoring its limit.
+    pub fn count_orders(&self, filter: &OrderFilter) -> anyhow::Result<i64> {
+        let (conditions, args) = filter_sql(filter);
+        let sql = format!(
+            "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id {conditions}"
+        );
+        self.conn
+            .query_row(&sql, rusqlite::params_from_iter(args.iter()), |row| {
+                row.get(0)
+            })
+            .context("cannot count the orders")
+    }
+
+    /// Everything about one order, or `None` if there is no such order.
+    pub fn order_detail(&self, id: &str) -> anyhow::Result<Option<OrderDetail>> {
+        let conn = &self.conn;
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, o.status_token, o.attempts, o.next_attempt_at, \
+             o.lease_owner, o.lease_expires_at, o.paid_at, o.completed_at, o.downloads, \
+             o.last_error, o.questionnaire \
+             FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = ?1"
+        );
+        let detail = conn
+            .query_row(&sql, [id], |row| {
+                let questionnaire: String = row.get(20)?;
+                Ok(OrderDetail {
+                    summary: summary(row)?,
+                    status_token: row.get(11)?,
+                    attempts: row.get(12)?,
+                    next_attempt_at: from_db_opt(row.get(13)?)?,
+                    lease_owner: row.get(14)?,
+                    lease_expires_at: from_db_opt(row.get(15)?)?,
+                    paid_at: from_db_opt(row.get(16)?)?,
+                    completed_at: from_db_opt(row.get(17)?)?,
+                    downloads: row.get(18)?,
+                    last_error: row.get(19)?,
+                    questionnaire: serde_json::from_str(&questionnaire)
+                        .map_err(|e| conversion_error(20, e.to_string()))?,
+                    payments: Vec::new(),
+                    refunds: Vec::new(),
+                    emails: Vec::new(),
+                    timeline: Vec::new(),
+                })
+            })
+            .optional()
+            .with_context(|| format!("cannot read order {id}"))?;
+        let Some(mut detail) = detail else {
+            return Ok(None);
+        };
+        detail.payments = query_all(
+            conn,
+            "SELECT payment_intent_id, status, amount_cents, currency, charge_id, last_error, \
+             updated_at FROM payments WHERE order_id = ?1 ORDER BY id",
+            id,
+            |row| {
+                Ok(PaymentRow {
+                    payment_intent_id: row.get(0)?,
+                    status: row.get(1)?,
+                    amount_cents: row.get(2)?,
+                    currency: row.get(3)?,
+                    charge_id: row.get(4)?,
+                    last_error: row.get(5)?,
+                    updated_at: from_db(row.get(6)?)?,
+                })
+            },
+        )?;
+        detail.refunds = query_all(
+            conn,
+            "SELECT id, stripe_refund_id, amount_cents, currency, source, status, reason, \
+             last_error, created_at FROM refunds WHERE order_id = ?1 ORDER BY created_at, id",
+            id,
+            |row| {
+                Ok(RefundRow {
+                    id: row.get(0)?,
+                    stripe_refund_id: row.get(1)?,
+                    amount_cents: row.get(2)?,
+                    currency: row.get(3)?,
+                    source: row.get(4)?,
+                    status: row.get(5)?,
+                    reason: row.get(6)?,
+                    last_error: row.get(7)?,
+                    created_at: from_db(row.get(8)?)?,
+                })
+            },
+        )?;
+        detail.emails = query_all(
+            conn,
+            "SELECT id, kind, recipient, status, resend_of, attempts, last_error, sent_at, \
+             created_at FROM emails WHERE order_id = ?1 ORDER BY id",
+            id,
+            |row| {
+                Ok(EmailRow {
+                    id: row.get(0)?,
+                    kind: row.get(1)?,
+                    recipient: row.get(2)?,
+                    status: row.get(3)?,
+                    resend_of: row.get(4)?,
+                    attempts: row.get(5)?,
+                    last_error: row.get(6)?,
+                    sent_at: from_db_opt(row.get(7)?)?,
+                    created_at: from_db(row.get(8)?)?,
+                })
+            },
+        )?;
+        detail.timeline = query_all(
+            conn,
+            "SELECT at, kind, from_status, to_status, actor, detail FROM order_events \
+             WHERE order_id = ?1 ORDER BY id",
+            id,
+            |row| {
+                let detail: String = row.get(5)?;
+                Ok(EventRow {
+                    at: from_db(row.get(0)?)?,
+                    kind: row.get(1)?,
+                    from_status: row
+                        .get::<_, Option<String>>(2)?
+                        .map(|s| s.parse().map_err(|e| conversion_error(2, e)))
+                        .transpose()?,
+                    to_status: parse_col(row, 3)?,
+                    actor: row.get(4)?,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|e| conversion_error(5, e.to_string()))?,
+                })
+            },
+        )?;
+        Ok(Some(detail))
+    }
+
+    /// Starts a write transaction that holds the write lock from its first statement, so that
+    /// what it reads cannot change before it writes.
+    fn write(&mut self) -> anyhow::Result<Transaction<'_>> {
+        let name = self.name();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .with_context(|| format!("cannot start a write to database {name}"))
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "o.id, o.created_at, c.email, c.name, o.company, o.tier, \
+     o.amount_cents, o.currency, o.status, o.refunded_cents, o.updated_at";
+
+fn summary(row: &Row<'_>) -> rusqlite::Result<OrderSummary> {
+    Ok(OrderSummary {
+        id: row.get(0)?,
+        created_at: from_db(row.get(1)?)?,
+        email: row.get(2)?,
+        name: row.get(3)?,
+        company: row.get(4)?,
+        tier: parse_col(row, 5)?,
+        amount_cents: row.get(6)?,
+        currency: row.get(7)?,
+        status: parse_col(row, 8)?,
+        refunded_cents: row.get(9)?,
+        updated_at: from_db(row.get(10)?)?,
+    })
+}
+
+/// The WHERE clause for a filter: only the conditions in use, so SQLite can pick an index.
+fn filter_sql(filter: &OrderFilter) -> (String, Vec<Box<dyn ToSql>>) {
+    let mut conditions = Vec::new();
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(status) = filter.status {
+        args.push(Box::new(status.as_str()));
+        conditions.push(format!("o.status = ?{}", args.len()));
+    }
+    if let Some(since) = filter.since {
+        args.push(Box::new(to_db(since)));
+        conditions.push(format!("o.created_at >= ?{}", args.len()));
+    }
+    if let Some(email) = &filter.email {
+        args.push(Box::new(normalize_email(email)));
+        conditions.push(format!(
+            "o.customer_id = (SELECT id FROM customers WHERE email = ?{})",
+            args.len()
+        ));
+    }
+    let clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    (clause, args)
+}
+
+fn query_all<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    id: &str,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([id], map)?;
+    rows.collect::<Result<_, _>>()
+        .with_context(|| format!("cannot read the rows of order {id}"))
+}
+
+fn load(conn: &rusqlite::Connection, id: &str) -> anyhow::Result<Option<StoredOrder>> {
+    conn.query_row(
+        &format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = ?1"),
+        [id],
+        stored_order,
+    )
+    .optional()
+    .with_context(|| format!("cannot read order {id}"))
+}
+
+/// Stores a step: the order's new state, the timeline row and the rows its actions ask for.
+fn record_step(
+    tx: &Transaction<'_>,
+    before: &StoredOrder,
+    event: &Event,
+    step: &Step,
+    actor: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let id = &before.id;
+    let next = &step.order;
+    let at = to_db(now);
+    tx.execute(
+        "UPDATE orders SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_owner = ?5, \
+         lease_expires_at = ?6, paid_at = ?7, completed_at = ?8, refunded_cents = ?9, \
+         downloads = ?10, disputed_from = ?11, last_error = ?12, updated_at = ?13 WHERE id = ?1",
+        params![
+            id,
+            next.status.as_str(),
+            next.attempts,
+            next.next_attempt_at.map(to_db),
+            next.lease.as_ref().map(|l| l.owner.as_str()),
+            next.lease.as_ref().map(|l| to_db(l.expires_at)),
+            next.paid_at.map(to_db),
+            next.completed_at.map(to_db),
+            next.refunded_cents,
+            next.downloads,
+            next.disputed_from.map(Status::as_str),
+            next.last_error,
+            at,
+        ],
+    )?;
+    let detail = match serde_json::to_value(event).context("cannot encode the event")? {
+        serde_json::Value::Null => serde_json::json!({}),
+        detail => detail,
+    };
+    insert_event(
+        tx,
+        id,
+        now,
+        event.name(),
+        Some(before.order.status),
+        next.status,
+        actor,
+        &detail,
+    )?;
+    for action in &step.actions {
+        match action {
+            Action::SendEmail(kind) => {
+                tx.execute(
+                    "INSERT INTO emails (order_id, customer_id, kind, recipient, next_attempt_at, \
+                     created_at, updated_at) \
+                     SELECT o.id, o.customer_id, ?2, c.email, ?3, ?3, ?3 \
+                     FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = ?1 \
+                     ON CONFLICT (order_id, kind) WHERE resend_of IS NULL DO NOTHING",
+                    params![id, kind.as_str(), at],
+                )?;
+            }
+            Action::IssueRefund {
+                amount_cents,
+                source,
+                reason,
+            } => {
+                let refund_id = new_id(now);
+                tx.execute(
+                    "INSERT INTO refunds (id, order_id, idempotency_key, amount_cents, currency, \
+                     source, status, reason, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?8)",
+                    params![
+                        refund_id,
+                        id,
+                        format!("compass-refund-{refund_id}"),
+                        amount_cents,
+                        next.currency,
+                        source.as_str(),
+                        reason,
+                        at
+                    ],
+                )?;
+            }
+            Action::AlertOperator(message) => {
+                tracing::warn!(order = %id, "{message}");
+                tx.execute(
+                    "INSERT INTO audit_log (at, actor, action, order_id, detail) \
+                     VALUES (?1, 'compass', 'alert', ?2, ?3)",
+                    params![
+                        at,
+                        id,
+                        serde_json::json!({ "message": message }).to_string()
+                    ],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_event(
+    tx: &rusqlite::Connection,
+    order_id: &str,
+    now: OffsetDateTime,
+    kind: &str,
+    from: Option<Status>,
+    to: Status,
+    actor: &str,
+    detail: &serde_json::Value,
+) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT INTO order_events (order_id, at, kind, from_status, to_status, actor, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            order_id,
+            to_db(now),
+            kind,
+            from.map(Status::as_str),
+            to.as_str(),
+            actor,
+            detail.to_string()
+        ],
+    )
+    .with_context(|| format!("cannot append {kind} to the timeline of order {order_id}"))?;
+    Ok(())
+}

@@ -1,0 +1,382 @@
+use expect_test::expect;
+use time::Duration;
+use time::macros::datetime;
+
+use super::*;
+use crate::order::{EmailKind, Event, Policy, RefundSource, Status, Tier};
+
+const T0: OffsetDateTime = datetime!(2026-11-02 09:00 UTC);
+
+fn new_order(email: &str) -> NewOrder {
+    NewOrder {
+        email: email.into(),
+        name: "Ada Lovelace".into(),
+        company: "Analytical Engines Ltd".into(),
+        tier: Tier::Standard,
+        amount_cents: 14_900,
+        currency: "USD".into(),
+        questionnaire: serde_json::json!({ "strategy": [4, 3, 5] }),
+    }
+}
+
+fn confirm() -> Event {
+    Event::PaymentConfirmed {
+        payment_intent: "pi_1".into(),
+        amount_cents: 14_900,
+        currency: "usd".into(),
+    }
+}
+
+fn count(db: &Db, sql: &str) -> i64 {
+    db.conn
+        .query_row(sql, [], |row| row.get(0))
+        .expect("count query runs")
+}
+
+#[test]
+fn released_migrations_are_never_edited() {
+    // Editing a released migration changes its checksum, and refinery then refuses every
+    // database migrated with the old text. Add a new V{n}__ file instead.
+    let listed: Vec<_> = migrations()
+        .iter()
+        .map(|m| format!("V{}__{} {}", m.version, m.name, m.checksum))
+        .collect();
+    expect![[r#"
+        [
+            "V1__init 3542585120596040555",
+        ]
+    "#]]
+    .assert_debug_eq(&listed);
+}
+
+#[test]
+fn every_older_schema_upgrades_to_the_fresh_one() {
+    let fresh = Db::open_in_memory().expect("fresh database");
+    let fresh_schema = fresh.schema_sql().expect("schema");
+    assert!(fresh_schema.contains("CREATE TABLE orders"));
+
+    let versions: Vec<i32> = migrations().iter().map(|m| m.version).collect();
+    // From an empty database, and from the database each released migration leaves behind.
+    for from in std::iter::once(0).chain(versions.iter().copied()) {
+        let conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
+        let mut db = Db::configure(conn, None).expect("configure");
+        if from > 0 {
+            db.migrate_to(Some(from))
+                .expect("migrate to an older version");
+            assert_eq!(db.schema_version().expect("version"), Some(from));
+        }
+        let applied = db.migrate().expect("upgrade");
+        assert_eq!(
+            applied.iter().map(|m| m.version).collect::<Vec<_>>(),
+            versions
+                .iter()
+                .copied()
+                .filter(|v| *v > from)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            db.schema_sql().expect("schema"),
+            fresh_schema,
+            "from V{from}"
+        );
+        assert!(db.migrate().expect("a second run").is_empty(), "idempotent");
+    }
+}
+
+#[test]
+fn a_file_database_uses_wal_and_foreign_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("compass.db");
+    let (_, applied) = Db::create(&path).expect("create");
+    assert_eq!(applied.len(), migrations().len());
+    let db = Db::open(&path).expect("open");
+    let mode: String = db
+        .conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .expect("journal mode");
+    assert_eq!(mode, "wal");
+    assert_eq!(count(&db, "PRAGMA foreign_keys"), 1);
+    assert_eq!(count(&db, "PRAGMA busy_timeout"), 5000);
+}
+
+#[test]
+fn open_refuses_what_is_not_a_current_compass_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let message =
+        |path: &Path| format!("{:#}", Db::open(path).expect_err("the database is refused"));
+
+    let missing = dir.path().join("missing.db");
+    assert!(message(&missing).starts_with("no database at "));
+    assert!(!missing.exists(), "nothing was created");
+
+    let empty = dir.path().join("empty.db");
+    rusqlite::Connection::open(&empty).expect("create an empty file");
+    assert!(message(&empty).ends_with("is empty: run `compass migrate` to create the schema"));
+
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .and_then(|c| c.execute_batch("CREATE TABLE notes (body TEXT)"))
+        .expect("another application's database");
+    assert!(
+        message(&other)
+            .ends_with("is an SQLite database but not a compass one (it has no schema history)")
+    );
+
+    let newer = dir.path().join("newer.db");
+    let (db, _) = Db::create(&newer).expect("create");
+    db.conn
+        .execute(
+            "INSERT INTO refinery_schema_history VALUES (99, 'future', '2030-01-01T00:00:00Z', '1')",
+            [],
+        )
+        .expect("pretend a newer compass migrated it");
+    drop(db);
+    assert!(message(&newer).contains("is at schema version 99, newer than this compass knows"));
+
+    let garbage = dir.path().join("garbage.db");
+    let bytes = b"this is not a database, just some text that is long enough".repeat(100);
+    std::fs::write(&garbage, &bytes).expect("write garbage");
+    assert!(
+        message(&garbage).ends_with("file is not a database"),
+        "{}",
+        message(&garbage)
+    );
+    assert_eq!(
+        std::fs::read(&garbage).expect("read"),
+        bytes,
+        "nothing written"
+    );
+}
+
+#[test]
+fn customers_are_matched_by_normalised_email() {
+    let mut db = Db::open_in_memory().expect("db");
+    let first = db
+        .create_order(&new_order("Ada@Example.COM "), T0)
+        .expect("order");
+    let mut renamed = new_order("ada@example.com");
+    renamed.name = "Ada King".into();
+    let second = db.create_order(&renamed, T0).expect("order");
+    assert_ne!(first.id, second.id);
+    assert_ne!(first.status_token, second.status_token);
+    assert!(first.status_token.len() >= 43, "at least 256 bits, base64");
+    assert_eq!(count(&db, "SELECT count(*) FROM customers"), 1);
+    let name: String = db
+        .conn
+        .query_row("SELECT name FROM customers", [], |row| row.get(0))
+        .expect("name");
+    assert_eq!(name, "Ada King", "the newest name wins");
+
+    let filter = OrderFilter {
+        email: Some(" ADA@example.com".into()),
+        limit: 10,
+        ..OrderFilter::default()
+    };
+    assert_eq!(db.list_orders(&filter).expect("list").len(), 2);
+    assert_eq!(db.count_orders(&filter).expect("count"), 2);
+}
+
+#[test]
+fn a_step_stores_state_timeline_and_actions_together() {
+    let mut db = Db::open_in_memory().expect("db");
+    let policy = Policy::default();
+    let order = db
+        .create_order(&new_order("ada@example.com"), T0)
+        .expect("order");
+    assert_eq!(order.order.status, Status::PendingPayment);
+    assert_eq!(order.order.currency, "usd");
+
+    let step = db
+        .apply(&order.id, &confirm(), &policy, "stripe", T0)
+        .expect("stored")
+        .expect("applies");
+    assert_eq!(step.order.status, Status::Paid);
+    // Stripe redelivers: the event is rejected and nothing more is queued.
+    let again = db
+        .apply(&order.id, &confirm(), &policy, "stripe", T0)
+        .expect("stored");
+    assert!(again.is_err());
+    assert_eq!(count(&db, "SELECT count(*) FROM emails"), 1);
+
+    let stored = db.order(&order.id).expect("read").expect("present");
+    assert_eq!(stored.order, step.order);
+
+    let refund = Event::RefundRequested {
+        source: RefundSource::Operator,
+        reason: "changed mind".into(),
+        amount_cents: None,
+        prior_refunds: 0,
+    };
+    db.apply(&order.id, &refund, &policy, "operator", T0)
+        .expect("stored")
+        .expect("applies");
+    let stored = db.order(&order.id).expect("read").expect("present");
+    assert_eq!(stored.order.status, Status::Refunding);
+    assert_eq!(
+        stored.order.refund_pending_cents, 14_900,
+        "read back from refunds"
+    );
+
+    let detail = db.order_detail(&order.id).expect("read").expect("present");
+    let timeline: Vec<_> = detail
+        .timeline
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {:?} -> {} by {}",
+                e.kind, e.from_status, e.to_status, e.actor
+            )
+        })
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            "created None -> pending_payment by web",
+            "payment_confirmed Some(PendingPayment) -> paid by stripe",
+            "refund_requested Some(Paid) -> refunding by operator",
+        ]
+    );
+    assert_eq!(detail.timeline[1].detail["payment_intent"], "pi_1");
+    assert_eq!(detail.emails.len(), 1);
+    assert_eq!(
+        detail.emails[0].kind,
+        EmailKind::PaymentConfirmation.as_str()
+    );
+    assert_eq!(detail.emails[0].recipient, "ada@example.com");
+    assert_eq!(detail.refunds.len(), 1);
+    assert_eq!(detail.refunds[0].status, "pending");
+    let key: String = db
+        .conn
+        .query_row("SELECT idempotency_key FROM refunds", [], |row| row.get(0))
+        .expect("key");
+    assert_eq!(key, format!("compass-refund-{}", detail.refunds[0].id));
+}
+
+#[test]
+fn a_rejected_event_writes_nothing() {
+    let mut db = Db::open_in_memory().expect("db");
+    let order = db
+        .create_order(&new_order("ada@example.com"), T0)
+        .expect("order");
+    let before = db.order_detail(&order.id).expect("read");
+    let events_before = count(&db, "SELECT count(*) FROM order_events");
+    let claim = Event::Claim {
+        owner: "w1".into(),
+        lease_until: T0 + Duration::minutes(5),
+    };
+    let rejected = db
+        .apply(&order.id, &claim, &Policy::default(), "process", T0)
+        .expect("stored")
+        .expect_err("an unpaid order cannot be claimed");
+    assert_eq!(rejected.from, Status::PendingPayment);
+    assert_eq!(db.order_detail(&order.id).expect("read"), before);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM order_events"),
+        events_before
+    );
+    assert!(
+        db.apply("nope", &claim, &Policy::default(), "process", T0)
+            .is_err()
+    );
+}
+
+#[test]
+fn the_timeline_is_append_only() {
+    let mut db = Db::open_in_memory().expect("db");
+    db.create_order(&new_order("ada@example.com"), T0)
+        .expect("order");
+    for sql in [
+        "UPDATE order_events SET kind = 'x'",
+        "DELETE FROM order_events",
+    ] {
+        let err = db.conn.execute(sql, []).expect_err("refused");
+        assert!(
+            err.to_string().contains("order_events is append-only"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn ids_resolve_from_a_unique_prefix() {
+    let mut db = Db::open_in_memory().expect("db");
+    let a = db
+        .create_order(&new_order("a@example.com"), T0)
+        .expect("order");
+    let b = db
+        .create_order(&new_order("b@example.com"), T0)
+        .expect("order");
+    assert_eq!(db.resolve_order_id(&a.id).expect("whole id"), a.id);
+    assert_eq!(
+        db.resolve_order_id(&a.id.to_uppercase()).expect("any case"),
+        a.id
+    );
+    // Both were made in the same second, so they share their time prefix.
+    let shared = &a.id[..8];
+    assert_eq!(&b.id[..8], shared);
+    let err = db.resolve_order_id(shared).expect_err("ambiguous");
+    assert_eq!(
+        err.to_string(),
+        format!("{shared} names more than one order: type more of the id")
+    );
+    for typed in ["0000000000", "abc", "'; DROP TABLE orders; --"] {
+        let err = db.resolve_order_id(typed).expect_err("unknown");
+        assert!(err.to_string().starts_with("no order with id"), "{err}");
+    }
+}
+
+#[test]
+fn filters_narrow_the_list_newest_first() {
+    let mut db = Db::open_in_memory().expect("db");
+    let policy = Policy::default();
+    for day in 0..5 {
+        let at = T0 + Duration::days(day);
+        let order = db
+            .create_order(&new_order(&format!("c{day}@example.com")), at)
+            .expect("order");
+        if day % 2 == 0 {
+            db.apply(&order.id, &confirm(), &policy, "stripe", at)
+                .expect("stored")
+                .expect("applies");
+        }
+    }
+    let all = OrderFilter {
+        limit: 100,
+        ..OrderFilter::default()
+    };
+    let emails: Vec<_> = db
+        .list_orders(&all)
+        .expect("list")
+        .into_iter()
+        .map(|o| o.email)
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "c4@example.com",
+            "c3@example.com",
+            "c2@example.com",
+            "c1@example.com",
+            "c0@example.com"
+        ]
+    );
+    let paid_since = OrderFilter {
+        status: Some(Status::Paid),
+        since: Some(T0 + Duration::days(1)),
+        limit: 100,
+        ..OrderFilter::default()
+    };
+    let paid: Vec<_> = db.list_orders(&paid_since).expect("list");
+    assert_eq!(paid.len(), 2);
+    assert_eq!(db.count_orders(&paid_since).expect("count"), 2);
+    let one = OrderFilter {
+        limit: 1,
+        ..OrderFilter::default()
+    };
+    assert_eq!(db.list_orders(&one).expect("list").len(), 1);
+    assert_eq!(
+        db.count_orders(&one).expect("count"),
+        5,
+        "count ignores the limit"
+    );
+}

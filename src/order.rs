@@ -1,0 +1,905 @@
+//! The order lifecycle as a pure state machine.
+//!
+//! Every change of an order's state goes through [`step`]: it takes the order as it is, the event
+//! that happened, the policy and the time, and returns the order as it must become together with
+//! the side effects to carry out, as data. It does no IO, never reads the clock and imports nothing
+//! from `db`, `http`, `mail`, `claude` or `stripe`; `db` stores a step and its event in one
+//! transaction and the drivers carry out the actions.
+//!
+//! An event that does not apply returns [`InvalidTransition`] and changes nothing, so that a
+//! webhook delivered twice or a worker that lost its lease is harmless.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+/// Where an order is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Created from the form; waiting for Stripe to confirm the payment.
+    PendingPayment,
+    /// Payment confirmed from the Stripe API; waiting for `process`.
+    Paid,
+    /// A `process` run holds a lease on it and is writing the report.
+    Generating,
+    /// The report is stored and the customer told.
+    Completed,
+    /// Generation failed for good; the automatic refund is under way.
+    Failed,
+    /// The customer asked for a refund that the policy does not approve on its own.
+    RefundRequested,
+    /// A full refund is approved and being carried out.
+    Refunding,
+    /// All the money went back to the customer. Terminal.
+    Refunded,
+    /// Never paid and given up on; a late payment still revives it.
+    Expired,
+    /// The customer's bank opened a dispute; work stops until it closes.
+    Disputed,
+}
+
+impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 10] = [
+        Status::PendingPayment,
+        Status::Paid,
+        Status::Generating,
+        Status::Completed,
+        Status::Failed,
+        Status::RefundRequested,
+        Status::Refunding,
+        Status::Refunded,
+        Status::Expired,
+        Status::Disputed,
+    ];
+
+    /// The name stored in the database and shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::PendingPayment => "pending_payment",
+            Status::Paid => "paid",
+            Status::Generating => "generating",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::RefundRequested => "refund_requested",
+            Status::Refunding => "refunding",
+            Status::Refunded => "refunded",
+            Status::Expired => "expired",
+            Status::Disputed => "disputed",
+        }
+    }
+
+    /// No event leaves this status.
+    pub fn is_terminal(self) -> bool {
+        self == Status::Refunded
+    }
+
+    /// Money has been taken in this status (it may since have gone back).
+    pub fn is_paid(self) -> bool {
+        !matches!(self, Status::PendingPayment | Status::Expired)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown status `{s}`, expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What the customer bought; it decides the depth of the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Scores, findings and quick wins.
+    Starter,
+    /// Starter plus recommendations, risks and a 90-day roadmap.
+    Standard,
+    /// Standard plus a use-case portfolio, a 12-month roadmap and budget ranges.
+    Premium,
+}
+
+impl Tier {
+    /// Every tier, cheapest first.
+    pub const ALL: [Tier; 3] = [Tier::Starter, Tier::Standard, Tier::Premium];
+
+    /// The name stored in the database and used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Starter => "starter",
+            Tier::Standard => "standard",
+            Tier::Premium => "premium",
+        }
+    }
+
+    /// The name shown to customers.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tier::Starter => "Starter",
+            Tier::Standard => "Standard",
+            Tier::Premium => "Premium",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Tier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Tier::ALL
+            .into_iter()
+            .find(|tier| tier.as_str() == s)
+            .ok_or_else(|| format!("unknown tier `{s}`, expected starter, standard or premium"))
+    }
+}
+
+/// Who asked for a refund.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundSource {
+    /// The customer, from the status page.
+    Customer,
+    /// The operator, with `compass refund`.
+    Operator,
+    /// compass itself, after generation failed for good.
+    Automatic,
+}
+
+impl RefundSource {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundSource::Customer => "customer",
+            RefundSource::Operator => "operator",
+            RefundSource::Automatic => "automatic",
+        }
+    }
+}
+
+/// The emails an order can cause; each is sent at most once per order (see `db`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailKind {
+    /// The payment went through; the report is on its way.
+    PaymentConfirmation,
+    /// The report is ready: PDF attached, status link.
+    ReportReady,
+    /// We could not write the report; the money is on its way back.
+    ProcessingFailed,
+    /// The refund went through.
+    RefundProcessed,
+    /// The refund request waits for the operator.
+    RefundUnderReview,
+}
+
+impl EmailKind {
+    /// Every kind.
+    pub const ALL: [EmailKind; 5] = [
+        EmailKind::PaymentConfirmation,
+        EmailKind::ReportReady,
+        EmailKind::ProcessingFailed,
+        EmailKind::RefundProcessed,
+        EmailKind::RefundUnderReview,
+    ];
+
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailKind::PaymentConfirmation => "payment_confirmation",
+            EmailKind::ReportReady => "report_ready",
+            EmailKind::ProcessingFailed => "processing_failed",
+            EmailKind::RefundProcessed => "refund_processed",
+            EmailKind::RefundUnderReview => "refund_under_review",
+        }
+    }
+}
+
+impl FromStr for EmailKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EmailKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown email kind `{s}`"))
+    }
+}
+
+/// A `process` run's hold on an order while it writes the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Who holds it (a run id).
+    pub owner: String,
+    /// When others may take the order over.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The part of an order that its lifecycle reads and changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    /// Where it is.
+    pub status: Status,
+    /// The price charged, in the currency's smallest unit.
+    pub amount_cents: i64,
+    /// Lower-case ISO 4217 code.
+    pub currency: String,
+    /// Generation attempts started so far.
+    pub attempts: u32,
+    /// When `process` may next claim it.
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Held by a `process` run while generating.
+    pub lease: Option<Lease>,
+    /// When the payment was confirmed.
+    pub paid_at: Option<OffsetDateTime>,
+    /// When the report was delivered.
+    pub completed_at: Option<OffsetDateTime>,
+    /// Money already back with the customer.
+    pub refunded_cents: i64,
+    /// Money in refunds approved but not yet confirmed by Stripe.
+    pub refund_pending_cents: i64,
+    /// How often the customer downloaded the report.
+    pub downloads: u32,
+    /// The status a dispute interrupted, to return to if we win it.
+    pub disputed_from: Option<Status>,
+    /// The last thing that went wrong, for the operator.
+    pub last_error: Option<String>,
+}
+
+impl Order {
+    /// A new, unpaid order.
+    pub fn new(amount_cents: i64, currency: &str) -> Order {
+        Order {
+            status: Status::PendingPayment,
+            amount_cents,
+            currency: currency.to_ascii_lowercase(),
+            attempts: 0,
+            next_attempt_at: None,
+            lease: None,
+            paid_at: None,
+            completed_at: None,
+            refunded_cents: 0,
+            refund_pending_cents: 0,
+            downloads: 0,
+            disputed_from: None,
+            last_error: None,
+        }
+    }
+
+    /// What could still be refunded: paid, less refunded, less refunds under way.
+    pub fn refundable_cents(&self) -> i64 {
+        if !self.status.is_paid() {
+            return 0;
+        }
+        (self.amount_cents - self.refunded_cents - self.refund_pending_cents).max(0)
+    }
+}
+
+/// Something that happened to an order. Serialized (its fields only) into the timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Event {
+    /// The PaymentIntent succeeded, as read back from the Stripe API.
+    PaymentConfirmed {
+        payment_intent: String,
+        amount_cents: i64,
+        currency: String,
+    },
+    /// A payment attempt failed; the order stays payable.
+    PaymentFailed {
+        payment_intent: String,
+        reason: String,
+    },
+    /// Unpaid for too long.
+    Expire,
+    /// A `process` run takes the order to write its report.
+    Claim {
+        owner: String,
+        #[serde(with = "time::serde::rfc3339")]
+        lease_until: OffsetDateTime,
+    },
+    /// The lease ran out without an answer (the run died); the order is due again.
+    LeaseExpired,
+    /// The report is stored.
+    Generated { owner: String },
+    /// Writing the report failed.
+    GenerationFailed {
+        owner: String,
+        error: String,
+        retryable: bool,
+    },
+    /// Someone asks for money back: `amount_cents` only from the operator, for a partial refund.
+    RefundRequested {
+        source: RefundSource,
+        reason: String,
+        amount_cents: Option<i64>,
+        /// Refunds this customer (by normalised email) had before, for the auto-approval rule.
+        prior_refunds: u32,
+    },
+    /// The operator turns down a refund request.
+    RefundDeclined { reason: String },
+    /// Stripe reports money refunded; `refunded_total_cents` is the total for the charge.
+    RefundSucceeded { refunded_total_cents: i64 },
+    /// A refund we issued failed at Stripe.
+    RefundFailed { error: String },
+    /// The customer's bank opened a dispute.
+    DisputeOpened { dispute: String, reason: String },
+    /// The dispute closed.
+    DisputeClosed { dispute: String, won: bool },
+}
+
+impl Event {
+    /// The name stored in the timeline.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::PaymentConfirmed { .. } => "payment_confirmed",
+            Event::PaymentFailed { .. } => "payment_failed",
+            Event::Expire => "expired",
+            Event::Claim { .. } => "claimed",
+            Event::LeaseExpired => "lease_expired",
+            Event::Generated { .. } => "generated",
+            Event::GenerationFailed { .. } => "generation_failed",
+            Event::RefundRequested { .. } => "refund_requested",
+            Event::RefundDeclined { .. } => "refund_declined",
+            Event::RefundSucceeded { .. } => "refund_succeeded",
+            Event::RefundFailed { .. } => "refund_failed",
+            Event::DisputeOpened { .. } => "dispute_opened",
+            Event::DisputeClosed { .. } => "dispute_closed",
+        }
+    }
+}
+
+/// A side effect that a step asks for; `db` records it in the step's transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Queue this email for the order's customer.
+    SendEmail(EmailKind),
+    /// Give money back through Stripe.
+    IssueRefund {
+        amount_cents: i64,
+        source: RefundSource,
+        reason: String,
+    },
+    /// Something the operator must look at.
+    AlertOperator(String),
+}
+
+/// The outcome of a legal event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The order as it is after the event.
+    pub order: Order,
+    /// What must happen because of it.
+    pub actions: Vec<Action>,
+}
+
+/// The rules `step` applies, from configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Generation attempts before an order fails for good.
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt; doubles with each further one.
+    pub backoff_base: Duration,
+    /// The longest wait between attempts.
+    pub backoff_cap: Duration,
+    /// Self-service refunds inside this time since payment may be approved on their own.
+    pub refund_window: Duration,
+    /// Whether self-service refunds are ever approved without the operator.
+    pub auto_approve_refunds: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_attempts: 5,
+            backoff_base: Duration::seconds(30),
+            backoff_cap: Duration::hours(1),
+            refund_window: Duration::days(7),
+            auto_approve_refunds: true,
+        }
+    }
+}
+
+impl Policy {
+    /// The wait after the `attempts`-th failed attempt: base * 2^(attempts - 1), capped.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(30);
+        let wait = self.backoff_base.saturating_mul(1_i32 << doublings);
+        wait.min(self.backoff_cap)
+    }
+
+    /// Whether a customer's refund request may be approved without the operator, and if not, why.
+    pub fn refund_decision(
+        &self,
+        order: &Order,
+        prior_refunds: u32,
+        now: OffsetDateTime,
+    ) -> RefundDecision {
+        let mut reasons = Vec::new();
+        if !self.auto_approve_refunds {
+            reasons.push(ReviewReason::AutoApprovalOff);
+        }
+        match order.paid_at {
+            Some(paid_at) if now - paid_at < self.refund_window => {}
+            _ => reasons.push(ReviewReason::OutsideWindow),
+        }
+        if order.downloads > 0 {
+            reasons.push(ReviewReason::Downloaded);
+        }
+        if prior_refunds > 0 {
+            reasons.push(ReviewReason::NotFirstRefund);
+        }
+        if reasons.is_empty() {
+            RefundDecision::Approve
+        } else {
+            RefundDecision::Review(reasons)
+        }
+    }
+}
+
+/// What the refund rule says of a customer's request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundDecision {
+    /// Refund now.
+    Approve,
+    /// Wait for the operator, for these reasons.
+    Review(Vec<ReviewReason>),
+}
+
+/// Why a refund request needs the operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewReason {
+    /// Auto-approval is switched off in the configuration.
+    AutoApprovalOff,
+    /// The purchase is older than the refund window.
+    OutsideWindow,
+    /// The report was downloaded.
+    Downloaded,
+    /// This customer had a refund before.
+    NotFirstRefund,
+}
+
+impl fmt::Display for ReviewReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReviewReason::AutoApprovalOff => "automatic approval is off",
+            ReviewReason::OutsideWindow => "the purchase is outside the refund window",
+            ReviewReason::Downloaded => "the report was downloaded",
+            ReviewReason::NotFirstRefund => "the customer had a refund before",
+        })
+    }
+}
+
+/// Why an event does not apply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The event has no meaning in this status.
+    #[error("not allowed")]
+    NotAllowed,
+    /// The fact is already reflected: a redelivery or a replay.
+    #[error("already applied")]
+    AlreadyApplied,
+    /// The payment does not match the order.
+    #[error(
+        "paid {got_cents} {got_currency}, the order is for {expected_cents} {expected_currency}"
+    )]
+    AmountMismatch {
+        expected_cents: i64,
+        expected_currency: String,
+        got_cents: i64,
+        got_currency: String,
+    },
+    /// Claimed before its next attempt is due.
+    #[error("not due until {}", rfc3339(*.0))]
+    NotDue(OffsetDateTime),
+    /// The lease is still held.
+    #[error("leased until {}", rfc3339(*.0))]
+    LeaseHeld(OffsetDateTime),
+    /// The report came from a run that no longer holds the lease.
+    #[error("the lease belongs to another run")]
+    LeaseLost,
+    /// A refund of an order that was never paid.
+    #[error("the order was never paid")]
+    NotPaid,
+    /// No money is left to refund.
+    #[error("nothing left to refund")]
+    NothingToRefund,
+    /// A refund amount that is zero, negative or more than is left.
+    #[error("refund of {asked_cents} is not possible: {refundable_cents} can be refunded")]
+    BadRefundAmount {
+        asked_cents: i64,
+        refundable_cents: i64,
+    },
+}
+
+/// An event that does not apply to the order as it is; nothing changes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("order is {from}: cannot apply {event} ({why})")]
+pub struct InvalidTransition {
+    /// The order's status when the event came.
+    pub from: Status,
+    /// The event's name.
+    pub event: &'static str,
+    /// Why it does not apply.
+    pub why: Rejection,
+}
+
+/// Applies `event` to `order` at `now`: the new order and its actions, or why nothing changes.
+pub fn step(
+    order: &Order,
+    event: &Event,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<Step, InvalidTransition> {
+    use Status as S;
+
+    let reject = |why| InvalidTransition {
+        from: order.status,
+        event: event.name(),
+        why,
+    };
+    let mut next = order.clone();
+    let mut actions = Vec::new();
+
+    match (order.status, event) {
+        (S::Refunded, Event::RefundRequested { .. }) => {
+            return Err(reject(Rejection::NothingToRefund));
+        }
+        (S::Refunded, Event::RefundSucceeded { .. } | Event::PaymentConfirmed { .. }) => {
+            return Err(reject(Rejection::AlreadyApplied));
+        }
+        (S::Refunded, _) => return Err(reject(Rejection::NotAllowed)),
+
+        (
+            S::PendingPayment | S::Expired,
+            Event::PaymentConfirmed {
+                amount_cents,
+                currency,
+                ..
+            },
+        ) => {
+            if *amount_cents != order.amount_cents
+                || !currency.eq_ignore_ascii_case(&order.currency)
+            {
+                return Err(reject(Rejection::AmountMismatch {
+                    expected_cents: order.amount_cents,
+                    expected_currency: order.currency.clone(),
+                    got_cents: *amount_cents,
+                    got_currency: currency.to_ascii_lowercase(),
+                }));
+            }
+            next.status = S::Paid;
+            next.paid_at = Some(now);
+            next.next_attempt_at = Some(now);
+            next.last_error = None;
+            actions.push(Action::SendEmail(EmailKind::PaymentConfirmation));
+        }
+        (_, Event::PaymentConfirmed { .. }) => return Err(reject(Rejection::AlreadyApplied)),
+
+        (S::PendingPayment, Event::PaymentFailed { reason, .. }) => {
+            next.last_error = Some(reason.clone());
+        }
+        (_, Event::PaymentFailed { .. }) => return Err(reject(Rejection::NotAllowed)),
+
+        (S::PendingPayment, Event::Expire) => next.status = S::Expired,
+        (S::Expired, Event::Expire) => return Err(reject(Rejection::AlreadyApplied)),
+        (_, Event::Expire) => return Err(reject(Rejection::NotAllowed)),
+
+        (S::Paid, Event::Claim { owner, lease_until }) => {
+            if let Some(due) = order.next_attempt_at.filter(|due| *due > now) {
+                return Err(reject(Rejection::NotDue(due)));
+            }
+            next.status = S::Generating;
+            next.attempts = order.attempts.saturating_add(1);
+            next.lease = Some(Lease {
+                owner: owner.clone(),
+                expires_at: *lease_until,
+            });
+        }
+        (S::Generating, Event::Claim { .. }) => {
+            let until = order.lease.as_ref().map_or(now, |lease| lease.expires_at);
+            return Err(reject(Rejection::LeaseHeld(until)));
+        }
+        (_, Event::Claim { .. }) => return Err(reject(Rejection::NotAllowed)),
+
+        (S::Generating, Event::LeaseExpired) => {
+            if let Some(lease) = order.lease.as_ref().filter(|lease| lease.expires_at > now) {
+                return Err(reject(Rejection::LeaseHeld(lease.expires_at)));
+            }
+            let error = "the run writing the report stopped without an answer";
+            retry_or_fail(&mut next, &mut actions, policy, now, error, true);
+        }
+        (_, Event::LeaseExpired) => return Err(reject(Rejection::NotAllowed)),
+
+        (S::Generating, Event::Generated { owner }) => {
+            check_owner(order, owner).map_err(reject)?;
+            next.status = S::Completed;
+            next.completed_at = Some(now);
+            next.lease = None;
+            next.next_attempt_at = None;
+            next.last_error = None;
+            actions.push(Action::SendEmail(EmailKind::ReportReady));
+        }
+        (_, Event::Generated { .. }) => return Err(reject(Rejection::LeaseLost)),
+
+        (
+            S::Generating,
+            Event::GenerationFailed {
+                owner,
+                error,
+                retryable,
+            },
+        ) => {
+            check_owner(order, owner).map_err(reject)?;
+            retry_or_fail(&mut next, &mut actions, policy, now, error, *retryable);
+        }
+        (_, Event::GenerationFailed { .. }) => return Err(reject(Rejection::LeaseLost)),
+
+        (
+            S::Paid | S::Generating | S::Completed | S::RefundRequested | S::Failed | S::Refunding,
+            Event::RefundRequested {
+                source,
+                reason,
+                amount_cents,
+                prior_refunds,
+            },
+        ) => {
+            let refundable = order.refundable_cents();
+            if refundable == 0 {
+                return Err(reject(Rejection::NothingToRefund));
+            }
+            match source {
+                RefundSource::Customer => {
+                    if matches!(order.status, S::RefundRequested | S::Failed | S::Refunding) {
+                        return Err(reject(Rejection::AlreadyApplied));
+                    }
+                    match policy.refund_decision(order, *prior_refunds, now) {
+                        RefundDecision::Approve => {
+                            begin_refund(&mut next, &mut actions, refundable, *source, reason);
+                        }
+                        RefundDecision::Review(why) => {
+                            let why: Vec<_> = why.iter().map(ToString::to_string).collect();
+                            next.status = S::RefundRequested;
+                            next.lease = None;
+                            actions.push(Action::SendEmail(EmailKind::RefundUnderReview));
+                            actions.push(Action::AlertOperator(format!(
+                                "refund request waits for review: {}",
+                                why.join(", ")
+                            )));
+                        }
+                    }
+                }
+                RefundSource::Operator | RefundSource::Automatic => {
+                    let amount = amount_cents.unwrap_or(refundable);
+                    if amount <= 0 || amount > refundable {
+                        return Err(reject(Rejection::BadRefundAmount {
+                            asked_cents: amount,
+                            refundable_cents: refundable,
+                        }));
+                    }
+                    if amount == refundable {
+                        begin_refund(&mut next, &mut actions, amount, *source, reason);
+                    } else {
+                        // A partial refund is goodwill: the order carries on where it is.
+                        next.refund_pending_cents += amount;
+                        actions.push(Action::IssueRefund {
+                            amount_cents: amount,
+                            source: *source,
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        (S::PendingPayment | S::Expired, Event::RefundRequested { .. }) => {
+            return Err(reject(Rejection::NotPaid));
+        }
+        (S::Disputed, Event::RefundRequested { .. }) => return Err(reject(Rejection::NotAllowed)),
+
+        (S::RefundRequested, Event::RefundDeclined { .. }) => resume(&mut next, now),
+        (_, Event::RefundDeclined { .. }) => return Err(reject(Rejection::NotAllowed)),
+
+        (
+            S::Paid
+            | S::Generating
+            | S::Completed
+            | S::Failed
+            | S::RefundRequested
+            | S::Refunding
+            | S::Disputed,
+            Event::RefundSucceeded {
+                refunded_total_cents,
+            },
+        ) => {
+            let total = (*refunded_total_cents).min(order.amount_cents);
+            if total <= order.refunded_cents {
+                return Err(reject(Rejection::AlreadyApplied));
+            }
+            let newly = total - order.refunded_cents;
+            next.refunded_cents = total;
+            next.refund_pending_cents = (order.refund_pending_cents - newly).max(0);
+            if total == order.amount_cents {
+                next.status = S::Refunded;
+                next.lease = None;
+                next.next_attempt_at = None;
+                next.refund_pending_cents = 0;
+                actions.push(Action::SendEmail(EmailKind::RefundProcessed));
+            }
+        }
+        (_, Event::RefundSucceeded { .. }) => return Err(reject(Rejection::NotAllowed)),
+
+        (
+            S::Paid
+            | S::Generating
+            | S::Completed
+            | S::Failed
+            | S::RefundRequested
+            | S::Refunding
+            | S::Disputed,
+            Event::RefundFailed { error },
+        ) => {
+            if order.refund_pending_cents == 0 {
+                return Err(reject(Rejection::AlreadyApplied));
+            }
+            // The refund row that failed is no longer pending: the operator can issue it again.
+            next.refund_pending_cents = 0;
+            next.last_error = Some(error.clone());
+            actions.push(Action::AlertOperator(format!(
+                "refund failed at Stripe: {error}; retry with `compass refund`"
+            )));
+        }
+        (_, Event::RefundFailed { .. }) => return Err(reject(Rejection::NotAllowed)),
+
+        (
+            S::Paid | S::Generating | S::Completed | S::Failed | S::RefundRequested | S::Refunding,
+            Event::DisputeOpened { dispute, reason },
+        ) => {
+            next.status = S::Disputed;
+            next.disputed_from = Some(order.status);
+            next.lease = None;
+            actions.push(Action::AlertOperator(format!(
+                "dispute {dispute} opened ({reason}): work on the order stopped; answer it in the Stripe dashboard"
+            )));
+        }
+        (S::Disputed, Event::DisputeOpened { .. }) => {
+            return Err(reject(Rejection::AlreadyApplied));
+        }
+        (_, Event::DisputeOpened { .. }) => return Err(reject(Rejection::NotAllowed)),
+
+        (S::Disputed, Event::DisputeClosed { won: false, .. }) => {
+            // The bank took the money back: the customer has it, as after a refund.
+            next.status = S::Refunded;
+            next.disputed_from = None;
+            next.next_attempt_at = None;
+            next.refund_pending_cents = 0;
+        }
+        (S::Disputed, Event::DisputeClosed { won: true, .. }) => {
+            next.disputed_from = None;
+            match order.disputed_from {
+                Some(from @ (S::Completed | S::RefundRequested)) => next.status = from,
+                Some(from @ (S::Failed | S::Refunding)) => {
+                    // The refund owed before the dispute is still owed.
+                    next.status = from;
+                    let refundable = order.refundable_cents();
+                    if refundable > 0 {
+                        next.refund_pending_cents += refundable;
+                        actions.push(Action::IssueRefund {
+                            amount_cents: refundable,
+                            source: if from == S::Failed {
+                                RefundSource::Automatic
+                            } else {
+                                RefundSource::Operator
+                            },
+                            reason: "dispute won; completing the refund it interrupted".into(),
+                        });
+                    }
+                }
+                _ => resume(&mut next, now),
+            }
+        }
+        (_, Event::DisputeClosed { .. }) => return Err(reject(Rejection::NotAllowed)),
+    }
+
+    Ok(Step {
+        order: next,
+        actions,
+    })
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+fn check_owner(order: &Order, owner: &str) -> Result<(), Rejection> {
+    match &order.lease {
+        Some(lease) if lease.owner == owner => Ok(()),
+        _ => Err(Rejection::LeaseLost),
+    }
+}
+
+/// After a failed or abandoned attempt: back to `paid` after the backoff, or `failed` for good.
+fn retry_or_fail(
+    next: &mut Order,
+    actions: &mut Vec<Action>,
+    policy: &Policy,
+    now: OffsetDateTime,
+    error: &str,
+    retryable: bool,
+) {
+    next.lease = None;
+    next.last_error = Some(error.to_owned());
+    if retryable && next.attempts < policy.max_attempts {
+        next.status = Status::Paid;
+        next.next_attempt_at = Some(now + policy.backoff(next.attempts));
+        return;
+    }
+    next.status = Status::Failed;
+    next.next_attempt_at = None;
+    let refundable = next.refundable_cents();
+    if refundable > 0 {
+        next.refund_pending_cents += refundable;
+        actions.push(Action::IssueRefund {
+            amount_cents: refundable,
+            source: RefundSource::Automatic,
+            reason: format!("report could not be written: {error}"),
+        });
+    }
+    actions.push(Action::SendEmail(EmailKind::ProcessingFailed));
+    actions.push(Action::AlertOperator(format!(
+        "order failed after {} attempts: {error}; refund queued",
+        next.attempts
+    )));
+}
+
+fn begin_refund(
+    next: &mut Order,
+    actions: &mut Vec<Action>,
+    amount_cents: i64,
+    source: RefundSource,
+    reason: &str,
+) {
+    next.status = Status::Refunding;
+    next.lease = None;
+    next.next_attempt_at = None;
+    next.refund_pending_cents += amount_cents;
+    actions.push(Action::IssueRefund {
+        amount_cents,
+        source,
+        reason: reason.to_owned(),
+    });
+}
+
+/// Back to where a paused order was: delivered if it was, otherwise due for `process` now.
+fn resume(next: &mut Order, now: OffsetDateTime) {
+    if next.completed_at.is_some() {
+        next.status = Status::Completed;
+    } else {
+        next.status = Status::Paid;
+        next.next_attempt_at = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests;

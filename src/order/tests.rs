@@ -1,0 +1,858 @@
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write;
+
+use expect_test::expect;
+use proptest::prelude::*;
+use time::macros::datetime;
+
+use super::*;
+
+const T0: OffsetDateTime = datetime!(2026-11-02 09:00 UTC);
+const PRICE: i64 = 14_900;
+
+fn policy() -> Policy {
+    Policy::default()
+}
+
+fn apply(order: &Order, event: Event, now: OffsetDateTime) -> Order {
+    match step(order, &event, &policy(), now) {
+        Ok(step) => step.order,
+        Err(err) => panic!("{} should apply: {err}", event.name()),
+    }
+}
+
+fn confirm() -> Event {
+    Event::PaymentConfirmed {
+        payment_intent: "pi_1".into(),
+        amount_cents: PRICE,
+        currency: "USD".into(),
+    }
+}
+
+fn claim(owner: &str, now: OffsetDateTime) -> Event {
+    Event::Claim {
+        owner: owner.into(),
+        lease_until: now + Duration::minutes(10),
+    }
+}
+
+fn customer_refund(prior_refunds: u32) -> Event {
+    Event::RefundRequested {
+        source: RefundSource::Customer,
+        reason: "not what I expected".into(),
+        amount_cents: None,
+        prior_refunds,
+    }
+}
+
+fn operator_refund(amount_cents: Option<i64>) -> Event {
+    Event::RefundRequested {
+        source: RefundSource::Operator,
+        reason: "goodwill".into(),
+        amount_cents,
+        prior_refunds: 0,
+    }
+}
+
+fn refunded(total: i64) -> Event {
+    Event::RefundSucceeded {
+        refunded_total_cents: total,
+    }
+}
+
+fn dispute() -> Event {
+    Event::DisputeOpened {
+        dispute: "dp_1".into(),
+        reason: "fraudulent".into(),
+    }
+}
+
+fn paid() -> Order {
+    apply(&Order::new(PRICE, "usd"), confirm(), T0)
+}
+
+fn generating() -> Order {
+    apply(&paid(), claim("w1", T0), T0)
+}
+
+fn completed() -> Order {
+    apply(&generating(), Event::Generated { owner: "w1".into() }, T0)
+}
+
+/// One realistic order in every status, reached through `step` itself.
+fn order_in(status: Status) -> Order {
+    let order = match status {
+        Status::PendingPayment => Order::new(PRICE, "usd"),
+        Status::Paid => paid(),
+        Status::Generating => generating(),
+        Status::Completed => completed(),
+        Status::Failed => {
+            let failed = Event::GenerationFailed {
+                owner: "w1".into(),
+                error: "schema".into(),
+                retryable: false,
+            };
+            apply(&generating(), failed, T0)
+        }
+        Status::RefundRequested => {
+            let downloaded = Order {
+                downloads: 1,
+                ..completed()
+            };
+            apply(&downloaded, customer_refund(0), T0)
+        }
+        Status::Refunding => apply(&completed(), customer_refund(0), T0),
+        Status::Refunded => apply(&order_in(Status::Refunding), refunded(PRICE), T0),
+        Status::Expired => apply(&Order::new(PRICE, "usd"), Event::Expire, T0),
+        Status::Disputed => apply(&completed(), dispute(), T0),
+    };
+    assert_eq!(order.status, status);
+    order
+}
+
+fn sample_events(now: OffsetDateTime) -> Vec<Event> {
+    vec![
+        confirm(),
+        Event::PaymentFailed {
+            payment_intent: "pi_1".into(),
+            reason: "card_declined".into(),
+        },
+        Event::Expire,
+        claim("w2", now),
+        Event::LeaseExpired,
+        Event::Generated { owner: "w1".into() },
+        Event::GenerationFailed {
+            owner: "w1".into(),
+            error: "overloaded".into(),
+            retryable: true,
+        },
+        customer_refund(0),
+        operator_refund(None),
+        Event::RefundDeclined {
+            reason: "report delivered".into(),
+        },
+        refunded(PRICE),
+        Event::RefundFailed {
+            error: "charge_expired".into(),
+        },
+        dispute(),
+        Event::DisputeClosed {
+            dispute: "dp_1".into(),
+            won: true,
+        },
+    ]
+}
+
+fn describe(result: &Result<Step, InvalidTransition>) -> String {
+    match result {
+        Err(err) => format!("- {}", err.why),
+        Ok(step) => {
+            let mut out = format!("{}", step.order.status);
+            for action in &step.actions {
+                let _ = match action {
+                    Action::SendEmail(kind) => write!(out, " +mail:{}", kind.as_str()),
+                    Action::IssueRefund {
+                        amount_cents,
+                        source,
+                        ..
+                    } => write!(out, " +refund:{amount_cents}:{}", source.as_str()),
+                    Action::AlertOperator(_) => write!(out, " +alert"),
+                };
+            }
+            out
+        }
+    }
+}
+
+/// Every event against every status: what happens, or why nothing does.
+#[test]
+fn transition_table() {
+    let now = T0 + Duration::hours(1);
+    let mut table = String::new();
+    for status in Status::ALL {
+        let order = order_in(status);
+        for event in sample_events(now) {
+            let result = step(&order, &event, &policy(), now);
+            if let Err(err) = &result {
+                assert_eq!(err.from, status);
+                assert_eq!(err.event, event.name());
+            }
+            let _ = writeln!(
+                table,
+                "{:<16} {:<18} {}",
+                status.as_str(),
+                event.name(),
+                describe(&result)
+            );
+        }
+    }
+    expect![[r#"
+        pending_payment  payment_confirmed  paid +mail:payment_confirmation
+        pending_payment  payment_failed     pending_payment
+        pending_payment  expired            expired
+        pending_payment  claimed            - not allowed
+        pending_payment  lease_expired      - not allowed
+        pending_payment  generated          - the lease belongs to another run
+        pending_payment  generation_failed  - the lease belongs to another run
+        pending_payment  refund_requested   - the order was never paid
+        pending_payment  refund_requested   - the order was never paid
+        pending_payment  refund_declined    - not allowed
+        pending_payment  refund_succeeded   - not allowed
+        pending_payment  refund_failed      - not allowed
+        pending_payment  dispute_opened     - not allowed
+        pending_payment  dispute_closed     - not allowed
+        paid             payment_confirmed  - already applied
+        paid             payment_failed     - not allowed
+        paid             expired            - not allowed
+        paid             claimed            generating
+        paid             lease_expired      - not allowed
+        paid             generated          - the lease belongs to another run
+        paid             generation_failed  - the lease belongs to another run
+        paid             refund_requested   refunding +refund:14900:customer
+        paid             refund_requested   refunding +refund:14900:operator
+        paid             refund_declined    - not allowed
+        paid             refund_succeeded   refunded +mail:refund_processed
+        paid             refund_failed      - already applied
+        paid             dispute_opened     disputed +alert
+        paid             dispute_closed     - not allowed
+        generating       payment_confirmed  - already applied
+        generating       payment_failed     - not allowed
+        generating       expired            - not allowed
+        generating       claimed            - leased until 2026-11-02T09:10:00Z
+        generating       lease_expired      paid
+        generating       generated          completed +mail:report_ready
+        generating       generation_failed  paid
+        generating       refund_requested   refunding +refund:14900:customer
+        generating       refund_requested   refunding +refund:14900:operator
+        generating       refund_declined    - not allowed
+        generating       refund_succeeded   refunded +mail:refund_processed
+        generating       refund_failed      - already applied
+        generating       dispute_opened     disputed +alert
+        generating       dispute_closed     - not allowed
+        completed        payment_confirmed  - already applied
+        completed        payment_failed     - not allowed
+        completed        expired            - not allowed
+        completed        claimed            - not allowed
+        completed        lease_expired      - not allowed
+        completed        generated          - the lease belongs to another run
+        completed        generation_failed  - the lease belongs to another run
+        completed        refund_requested   refunding +refund:14900:customer
+        completed        refund_requested   refunding +refund:14900:operator
+        completed        refund_declined    - not allowed
+        completed        refund_succeeded   refunded +mail:refund_processed
+        completed        refund_failed      - already applied
+        completed        dispute_opened     disputed +alert
+        completed        dispute_closed     - not allowed
+        failed           payment_confirmed  - already applied
+        failed           payment_failed     - not allowed
+        failed           expired            - not allowed
+        failed           claimed            - not allowed
+        failed           lease_expired      - not allowed
+        failed           generated          - the lease belongs to another run
+        failed           generation_failed  - the lease belongs to another run
+        failed           refund_requested   - nothing left to refund
+        failed           refund_requested   - nothing left to refund
+        failed           refund_declined    - not allowed
+        failed           refund_succeeded   refunded +mail:refund_processed
+        failed           refund_failed      failed +alert
+        failed           dispute_opened     disputed +alert
+        failed           dispute_closed     - not allowed
+        refund_requested payment_confirmed  - already applied
+        refund_requested payment_failed     - not allowed
+        refund_requested expired            - not allowed
+        refund_requested claimed            - not allowed
+        refund_requested lease_expired      - not allowed
+        refund_requested generated          - the lease belongs to another run
+        refund_requested generation_failed  - the lease belongs to another run
+        refund_requested refund_requested   - already applied
+        refund_requested refund_requested   refunding +refund:14900:operator
+        refund_requested refund_declined    completed
+        refund_requested refund_succeeded   refunded +mail:refund_processed
+        refund_requested refund_failed      - already applied
+        refund_requested dispute_opened     disputed +alert
+        refund_requested dispute_closed     - not allowed
+        refunding        payment_confirmed  - already applied
+        refunding        payment_failed     - not allowed
+        refunding        expired            - not allowed
+        refunding        claimed            - not allowed
+        refunding        lease_expired      - not allowed
+        refunding        generated          - the lease belongs to another run
+        refunding        generation_failed  - the lease belongs to another run
+        refunding        refund_requested   - nothing left to refund
+        refunding        refund_requested   - nothing left to refund
+        refunding        refund_declined    - not allowed
+        refunding        refund_succeeded   refunded +mail:refund_processed
+        refunding        refund_failed      refunding +alert
+        refunding        dispute_opened     disputed +alert
+        refunding        dispute_closed     - not allowed
+        refunded         payment_confirmed  - already applied
+        refunded         payment_failed     - not allowed
+        refunded         expired            - not allowed
+        refunded         claimed            - not allowed
+        refunded         lease_expired      - not allowed
+        refunded         generated          - not allowed
+        refunded         generation_failed  - not allowed
+        refunded         refund_requested   - nothing left to refund
+        refunded         refund_requested   - nothing left to refund
+        refunded         refund_declined    - not allowed
+        refunded         refund_succeeded   - already applied
+        refunded         refund_failed      - not allowed
+        refunded         dispute_opened     - not allowed
+        refunded         dispute_closed     - not allowed
+        expired          payment_confirmed  paid +mail:payment_confirmation
+        expired          payment_failed     - not allowed
+        expired          expired            - already applied
+        expired          claimed            - not allowed
+        expired          lease_expired      - not allowed
+        expired          generated          - the lease belongs to another run
+        expired          generation_failed  - the lease belongs to another run
+        expired          refund_requested   - the order was never paid
+        expired          refund_requested   - the order was never paid
+        expired          refund_declined    - not allowed
+        expired          refund_succeeded   - not allowed
+        expired          refund_failed      - not allowed
+        expired          dispute_opened     - not allowed
+        expired          dispute_closed     - not allowed
+        disputed         payment_confirmed  - already applied
+        disputed         payment_failed     - not allowed
+        disputed         expired            - not allowed
+        disputed         claimed            - not allowed
+        disputed         lease_expired      - not allowed
+        disputed         generated          - the lease belongs to another run
+        disputed         generation_failed  - the lease belongs to another run
+        disputed         refund_requested   - not allowed
+        disputed         refund_requested   - not allowed
+        disputed         refund_declined    - not allowed
+        disputed         refund_succeeded   refunded +mail:refund_processed
+        disputed         refund_failed      - already applied
+        disputed         dispute_opened     - already applied
+        disputed         dispute_closed     completed
+    "#]]
+    .assert_eq(&table);
+}
+
+#[test]
+fn payment_must_match_the_order() {
+    let order = Order::new(PRICE, "usd");
+    let cheaper = Event::PaymentConfirmed {
+        payment_intent: "pi_1".into(),
+        amount_cents: 4_900,
+        currency: "usd".into(),
+    };
+    let err = step(&order, &cheaper, &policy(), T0).expect_err("a lower amount is refused");
+    assert_eq!(
+        err.to_string(),
+        "order is pending_payment: cannot apply payment_confirmed (paid 4900 usd, the order is for 14900 usd)"
+    );
+    let euros = Event::PaymentConfirmed {
+        payment_intent: "pi_1".into(),
+        amount_cents: PRICE,
+        currency: "eur".into(),
+    };
+    assert!(step(&order, &euros, &policy(), T0).is_err());
+
+    let paid = apply(&order, confirm(), T0);
+    assert_eq!(paid.paid_at, Some(T0));
+    assert_eq!(paid.next_attempt_at, Some(T0), "due for process at once");
+}
+
+#[test]
+fn backoff_doubles_from_thirty_seconds_and_stops_at_an_hour() {
+    let waits: Vec<_> = (1..=9)
+        .map(|n| policy().backoff(n).whole_seconds())
+        .collect();
+    assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+    assert_eq!(policy().backoff(u32::MAX).whole_seconds(), 3600);
+}
+
+#[test]
+fn transient_failures_retry_with_backoff_then_fail_with_a_refund() {
+    let mut order = paid();
+    let mut now = T0;
+    for attempt in 1..=5 {
+        order = apply(&order, claim("w1", now), now);
+        assert_eq!(order.attempts, attempt);
+        let failed = Event::GenerationFailed {
+            owner: "w1".into(),
+            error: "529 overloaded".into(),
+            retryable: true,
+        };
+        let step = step(&order, &failed, &policy(), now).expect("a failure applies");
+        order = step.order;
+        if attempt < 5 {
+            assert_eq!(order.status, Status::Paid);
+            let due = order.next_attempt_at.expect("a retry is scheduled");
+            assert_eq!(due - now, policy().backoff(attempt));
+            let early = step_err(&order, &claim("w1", due), due - Duration::seconds(1));
+            assert_eq!(early, Rejection::NotDue(due));
+            now = due;
+        } else {
+            assert_eq!(order.status, Status::Failed);
+            assert_eq!(
+                step.actions,
+                [
+                    Action::IssueRefund {
+                        amount_cents: PRICE,
+                        source: RefundSource::Automatic,
+                        reason: "report could not be written: 529 overloaded".into(),
+                    },
+                    Action::SendEmail(EmailKind::ProcessingFailed),
+                    Action::AlertOperator(
+                        "order failed after 5 attempts: 529 overloaded; refund queued".into()
+                    ),
+                ]
+            );
+            assert_eq!(order.refund_pending_cents, PRICE);
+        }
+    }
+}
+
+fn step_err(order: &Order, event: &Event, now: OffsetDateTime) -> Rejection {
+    match step(order, event, &policy(), now) {
+        Ok(step) => panic!(
+            "{} should not apply, got {:?}",
+            event.name(),
+            step.order.status
+        ),
+        Err(err) => err.why,
+    }
+}
+
+#[test]
+fn a_permanent_failure_fails_at_once() {
+    let failed = Event::GenerationFailed {
+        owner: "w1".into(),
+        error: "invalid request".into(),
+        retryable: false,
+    };
+    let order = apply(&generating(), failed, T0);
+    assert_eq!(order.status, Status::Failed);
+    assert_eq!(order.attempts, 1);
+}
+
+#[test]
+fn an_expired_lease_makes_the_order_due_again_and_fences_the_old_run() {
+    let order = generating();
+    let lease_end = T0 + Duration::minutes(10);
+    assert_eq!(
+        step_err(
+            &order,
+            &Event::LeaseExpired,
+            lease_end - Duration::seconds(1)
+        ),
+        Rejection::LeaseHeld(lease_end)
+    );
+    let rescued = apply(&order, Event::LeaseExpired, lease_end);
+    assert_eq!(rescued.status, Status::Paid);
+    assert_eq!(rescued.lease, None);
+    let reclaimed = apply(
+        &rescued,
+        claim("w2", lease_end + Duration::minutes(1)),
+        lease_end + Duration::minutes(1),
+    );
+    assert_eq!(reclaimed.attempts, 2);
+
+    // The first run finishes late: its answer is refused, the second run's is taken.
+    let late = Event::Generated { owner: "w1".into() };
+    assert_eq!(step_err(&reclaimed, &late, lease_end), Rejection::LeaseLost);
+    let done = apply(
+        &reclaimed,
+        Event::Generated { owner: "w2".into() },
+        lease_end,
+    );
+    assert_eq!(done.status, Status::Completed);
+}
+
+#[test]
+fn a_run_killed_on_its_last_attempt_fails_the_order() {
+    let mut order = generating();
+    order.attempts = policy().max_attempts;
+    let order = apply(&order, Event::LeaseExpired, T0 + Duration::hours(1));
+    assert_eq!(order.status, Status::Failed);
+    assert_eq!(order.refund_pending_cents, PRICE);
+}
+
+#[test]
+fn refund_rule_approves_only_a_first_undownloaded_refund_within_seven_days() {
+    let order = completed();
+    let policy = policy();
+    let just_inside = T0 + Duration::days(7) - Duration::seconds(1);
+    assert_eq!(
+        policy.refund_decision(&order, 0, just_inside),
+        RefundDecision::Approve
+    );
+    let cases = [
+        (
+            order.clone(),
+            0,
+            T0 + Duration::days(7),
+            vec![ReviewReason::OutsideWindow],
+        ),
+        (
+            Order {
+                downloads: 2,
+                ..order.clone()
+            },
+            0,
+            T0,
+            vec![ReviewReason::Downloaded],
+        ),
+        (order.clone(), 1, T0, vec![ReviewReason::NotFirstRefund]),
+        (
+            Order {
+                downloads: 1,
+                ..order.clone()
+            },
+            3,
+            T0 + Duration::days(30),
+            vec![
+                ReviewReason::OutsideWindow,
+                ReviewReason::Downloaded,
+                ReviewReason::NotFirstRefund,
+            ],
+        ),
+    ];
+    for (order, prior, now, reasons) in cases {
+        assert_eq!(
+            policy.refund_decision(&order, prior, now),
+            RefundDecision::Review(reasons)
+        );
+    }
+    let off = Policy {
+        auto_approve_refunds: false,
+        ..policy
+    };
+    assert_eq!(
+        off.refund_decision(&order, 0, T0),
+        RefundDecision::Review(vec![ReviewReason::AutoApprovalOff])
+    );
+}
+
+#[test]
+fn a_refund_under_review_waits_for_the_operator() {
+    let order = apply(&completed(), customer_refund(1), T0);
+    assert_eq!(order.status, Status::RefundRequested);
+    let declined = apply(
+        &order,
+        Event::RefundDeclined {
+            reason: "second refund".into(),
+        },
+        T0,
+    );
+    assert_eq!(declined.status, Status::Completed);
+
+    let step = step(&order, &operator_refund(None), &policy(), T0).expect("operator approves");
+    assert_eq!(step.order.status, Status::Refunding);
+    assert_eq!(step.order.refund_pending_cents, PRICE);
+}
+
+#[test]
+fn a_declined_request_before_delivery_goes_back_to_the_queue() {
+    let order = apply(&paid(), customer_refund(2), T0);
+    assert_eq!(order.status, Status::RefundRequested);
+    let now = T0 + Duration::hours(2);
+    let back = apply(
+        &order,
+        Event::RefundDeclined {
+            reason: "no".into(),
+        },
+        now,
+    );
+    assert_eq!(back.status, Status::Paid);
+    assert_eq!(back.next_attempt_at, Some(now));
+}
+
+#[test]
+fn partial_refunds_keep_the_order_and_add_up_to_a_full_one() {
+    let order = completed();
+    assert_eq!(
+        step_err(&order, &operator_refund(Some(PRICE + 1)), T0),
+        Rejection::BadRefundAmount {
+            asked_cents: PRICE + 1,
+            refundable_cents: PRICE,
+        }
+    );
+    assert_eq!(
+        step_err(&order, &operator_refund(Some(0)), T0),
+        Rejection::BadRefundAmount {
+            asked_cents: 0,
+            refundable_cents: PRICE,
+        }
+    );
+    let partial = apply(&order, operator_refund(Some(4_000)), T0);
+    assert_eq!(partial.status, Status::Completed);
+    assert_eq!(partial.refundable_cents(), PRICE - 4_000);
+
+    // While 4000 is under way, at most the rest can be asked for.
+    assert_eq!(
+        step_err(&partial, &operator_refund(Some(PRICE)), T0),
+        Rejection::BadRefundAmount {
+            asked_cents: PRICE,
+            refundable_cents: PRICE - 4_000,
+        }
+    );
+    let partial = apply(&partial, refunded(4_000), T0);
+    assert_eq!(
+        (partial.refunded_cents, partial.refund_pending_cents),
+        (4_000, 0)
+    );
+    assert_eq!(
+        step_err(&partial, &refunded(4_000), T0),
+        Rejection::AlreadyApplied
+    );
+
+    let rest = apply(&partial, operator_refund(None), T0);
+    assert_eq!(rest.status, Status::Refunding);
+    assert_eq!(rest.refund_pending_cents, PRICE - 4_000);
+    let done = step(&rest, &refunded(PRICE), &policy(), T0).expect("full refund applies");
+    assert_eq!(done.order.status, Status::Refunded);
+    assert_eq!(
+        done.actions,
+        [Action::SendEmail(EmailKind::RefundProcessed)]
+    );
+}
+
+#[test]
+fn a_failed_refund_can_be_issued_again_but_never_twice_at_once() {
+    let refunding = order_in(Status::Refunding);
+    assert_eq!(
+        step_err(&refunding, &operator_refund(None), T0),
+        Rejection::NothingToRefund
+    );
+    let failed = apply(
+        &refunding,
+        Event::RefundFailed {
+            error: "charge_expired_for_refund".into(),
+        },
+        T0,
+    );
+    assert_eq!(failed.refundable_cents(), PRICE);
+    let again = step(&failed, &operator_refund(None), &policy(), T0).expect("reissue applies");
+    assert_eq!(again.order.refund_pending_cents, PRICE);
+    assert!(matches!(
+        again.actions[..],
+        [Action::IssueRefund {
+            amount_cents: PRICE,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn disputes_stop_work_and_resume_where_they_interrupted() {
+    let won = |order: &Order| {
+        let event = Event::DisputeClosed {
+            dispute: "dp_1".into(),
+            won: true,
+        };
+        step(order, &event, &policy(), T0 + Duration::days(1)).expect("closing applies")
+    };
+    let disputed = apply(&generating(), dispute(), T0);
+    assert_eq!(disputed.lease, None);
+    assert_eq!(disputed.disputed_from, Some(Status::Generating));
+    let resumed = won(&disputed).order;
+    assert_eq!(resumed.status, Status::Paid);
+    assert_eq!(resumed.next_attempt_at, Some(T0 + Duration::days(1)));
+
+    assert_eq!(
+        won(&order_in(Status::Disputed)).order.status,
+        Status::Completed
+    );
+
+    // A dispute during an automatic refund whose refund then failed: winning re-issues it.
+    let failed = apply(
+        &order_in(Status::Failed),
+        Event::RefundFailed {
+            error: "charge disputed".into(),
+        },
+        T0,
+    );
+    let disputed = apply(&failed, dispute(), T0);
+    let after = won(&disputed);
+    assert_eq!(after.order.status, Status::Failed);
+    assert!(matches!(
+        after.actions[..],
+        [Action::IssueRefund {
+            amount_cents: PRICE,
+            source: RefundSource::Automatic,
+            ..
+        }]
+    ));
+
+    let lost = Event::DisputeClosed {
+        dispute: "dp_1".into(),
+        won: false,
+    };
+    assert_eq!(apply(&disputed, lost, T0).status, Status::Refunded);
+}
+
+#[test]
+fn names_round_trip() {
+    for status in Status::ALL {
+        assert_eq!(status.as_str().parse::<Status>(), Ok(status));
+    }
+    for tier in Tier::ALL {
+        assert_eq!(tier.as_str().parse::<Tier>(), Ok(tier));
+    }
+    for kind in EmailKind::ALL {
+        assert_eq!(kind.as_str().parse::<EmailKind>(), Ok(kind));
+    }
+    assert_eq!(
+        "payed".parse::<Status>().expect_err("not a status"),
+        "unknown status `payed`, expected one of pending_payment, paid, generating, completed, \
+         failed, refund_requested, refunding, refunded, expired, disputed"
+    );
+}
+
+// ---- properties ---------------------------------------------------------------------------
+
+fn arb_event() -> impl Strategy<Value = (Event, i64)> {
+    let owner = prop_oneof![Just("w1".to_string()), Just("w2".to_string())];
+    let amount = prop_oneof![Just(PRICE), Just(PRICE / 2), Just(1), Just(PRICE + 100)];
+    let event = prop_oneof![
+        (
+            amount.clone(),
+            prop_oneof![Just("usd"), Just("USD"), Just("eur")]
+        )
+            .prop_map(|(amount_cents, currency)| Event::PaymentConfirmed {
+                payment_intent: "pi_1".into(),
+                amount_cents,
+                currency: currency.into(),
+            }),
+        Just(Event::PaymentFailed {
+            payment_intent: "pi_1".into(),
+            reason: "declined".into(),
+        }),
+        Just(Event::Expire),
+        (owner.clone(), 1..60_i64).prop_map(|(owner, minutes)| Event::Claim {
+            owner,
+            lease_until: T0 + Duration::minutes(minutes),
+        }),
+        Just(Event::LeaseExpired),
+        owner.clone().prop_map(|owner| Event::Generated { owner }),
+        (owner, any::<bool>()).prop_map(|(owner, retryable)| Event::GenerationFailed {
+            owner,
+            error: "boom".into(),
+            retryable,
+        }),
+        (0..3_u32).prop_map(customer_refund),
+        proptest::option::of(amount.clone()).prop_map(operator_refund),
+        Just(Event::RefundDeclined {
+            reason: "no".into()
+        }),
+        amount.prop_map(refunded),
+        Just(Event::RefundFailed {
+            error: "failed".into()
+        }),
+        Just(dispute()),
+        any::<bool>().prop_map(|won| Event::DisputeClosed {
+            dispute: "dp_1".into(),
+            won,
+        }),
+    ];
+    // Time moves on by up to two hours between events, or now and then by ten days.
+    let gap = prop_oneof![9 => 0..7_200_i64, 1 => Just(864_000_i64)];
+    (event, gap)
+}
+
+/// Whether events that compass and Stripe produce on their own can still take the order to
+/// `completed` or `refunded`: nobody is left holding money without a report.
+fn can_finish(order: &Order, now: OffsetDateTime) -> bool {
+    let mut queue = VecDeque::from([(order.clone(), now, 0)]);
+    while let Some((order, now, depth)) = queue.pop_front() {
+        if matches!(order.status, Status::Completed | Status::Refunded) {
+            return true;
+        }
+        if depth == 6 {
+            continue;
+        }
+        let now = now + Duration::days(1);
+        let full_refund = order.refunded_cents + order.refund_pending_cents;
+        let moves = [
+            claim("sys", now),
+            Event::Generated {
+                owner: "sys".into(),
+            },
+            Event::LeaseExpired,
+            refunded(full_refund.max(order.amount_cents)),
+            operator_refund(None),
+            Event::RefundDeclined {
+                reason: "no".into(),
+            },
+            Event::DisputeClosed {
+                dispute: "dp_1".into(),
+                won: true,
+            },
+        ];
+        for event in &moves {
+            if let Ok(step) = step(&order, event, &policy(), now) {
+                queue.push_back((step.order, now, depth + 1));
+            }
+        }
+    }
+    false
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn lifecycle_invariants(events in proptest::collection::vec(arb_event(), 1..40)) {
+        let policy = policy();
+        let mut order = Order::new(PRICE, "usd");
+        let mut now = T0;
+        let mut once: HashMap<EmailKind, u32> = HashMap::new();
+        for (event, gap) in events {
+            now += Duration::seconds(gap);
+            let result = step(&order, &event, &policy, now);
+            prop_assert_eq!(&result, &step(&order, &event, &policy, now), "step is deterministic");
+            let Ok(step) = result else {
+                continue;
+            };
+            let next = step.order;
+
+            prop_assert!(!order.status.is_terminal(), "{} left a terminal status", event.name());
+            prop_assert!(next.refunded_cents >= order.refunded_cents, "refunds never shrink");
+            prop_assert!(next.refund_pending_cents >= 0);
+            prop_assert!(
+                next.refunded_cents + next.refund_pending_cents <= next.amount_cents,
+                "never more back than was paid: {:?}", next
+            );
+            prop_assert!(next.attempts <= policy.max_attempts);
+            prop_assert_eq!(next.status == Status::Generating, next.lease.is_some());
+            if next.status.is_paid() {
+                prop_assert!(next.paid_at.is_some());
+            }
+            for action in &step.actions {
+                match action {
+                    Action::SendEmail(kind) => *once.entry(*kind).or_default() += 1,
+                    Action::IssueRefund { amount_cents, .. } => {
+                        prop_assert!(*amount_cents > 0 && *amount_cents <= order.refundable_cents());
+                    }
+                    Action::AlertOperator(_) => {}
+                }
+            }
+            order = next;
+            if order.status.is_paid() {
+                prop_assert!(can_finish(&order, now), "stuck: {:?}", order);
+            }
+        }
+        for kind in [
+            EmailKind::PaymentConfirmation,
+            EmailKind::ReportReady,
+            EmailKind::ProcessingFailed,
+            EmailKind::RefundProcessed,
+        ] {
+            prop_assert!(once.get(&kind).copied().unwrap_or(0) <= 1, "{:?} twice", kind);
+        }
+    }
+
+    #[test]
+    fn refunded_is_final(events in proptest::collection::vec(arb_event(), 1..20)) {
+        let order = order_in(Status::Refunded);
+        for (event, gap) in events {
+            let now = T0 + Duration::seconds(gap);
+            prop_assert!(step(&order, &event, &policy(), now).is_err());
+        }
+    }
+}
