@@ -1,7 +1,18 @@
 //! compass: the back office of an AI readiness consultancy, as one library and a thin binary.
+//!
+//! Reading order: the pure core first, then the store, then the edges.
 
+/// What a command works with, built from the configuration.
+pub mod app;
+/// The command line.
+pub mod cli;
+/// The clock as a value, and times as people read and type them.
 pub mod clock;
+/// compass.toml, checked, and secrets from the environment.
 pub mod config;
+/// The SQLite store: schema, migrations, and the only SQL.
 pub mod db;
+/// Amounts of money as people read them.
 pub mod money;
+/// The order lifecycle as a pure state machine: `step(order, event, policy, now)`.
 pub mod order;

@@ -1,1 +1,22 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use compass::cli;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    cli::init_logging();
+    let env = |name: &str| std::env::var(name).ok();
+    let result = compass::clock::now(env).and_then(|now| {
+        let mut out = std::io::stdout().lock();
+        cli::run(cli, now, &env, &mut out)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", cli::error_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,10 @@
-fn main() {}
+//! compass's integration tests: the real binary against real files and the local fakes.
+//!
+//! Run them through the README's test command, which starts the fakes first; a test that needs
+//! one and cannot reach it fails, it never skips.
+
+mod bad_input;
+mod cli;
+mod seed;
+mod services;
+mod support;

@@ -1,0 +1,115 @@
+//! `compass init`: a commented compass.toml and a migrated database, ready to edit.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::app::load_config;
+use crate::config::EXAMPLE;
+use crate::db::Db;
+
+/// Write a commented compass.toml (unless there is one) and create the database
+///
+/// Existing files are kept: running init again only creates what is missing and applies
+/// pending migrations. Secrets are never written; the output says which variables to set.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Put compass.toml (and, by default, the database) in this directory instead of the one
+    /// named by --config
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+pub fn run(
+    args: Args,
+    config: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let path = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+            dir.join("compass.toml")
+        }
+        None => config.to_owned(),
+    };
+    let wrote = write_new(&path, EXAMPLE)?;
+    let config = load_config(&path, env)?;
+    let existed = config.database.exists();
+    let (db, applied) = Db::create(&config.database)?;
+    if !existed {
+        restrict_to_owner(&config.database)?;
+    }
+    let version = db.schema_version()?.unwrap_or(0);
+
+    let verb = if wrote { "wrote  " } else { "kept   " };
+    writeln!(out, "{verb} {}", path.display())?;
+    let db_line = match (existed, applied.len()) {
+        (false, _) => format!(
+            "created {} (schema version {version})",
+            config.database.display()
+        ),
+        (true, 0) => format!(
+            "kept    {} (schema version {version})",
+            config.database.display()
+        ),
+        (true, n) => format!(
+            "migrated {} ({n} migration(s), now schema version {version})",
+            config.database.display()
+        ),
+    };
+    writeln!(out, "{db_line}")?;
+    if wrote {
+        writeln!(out)?;
+        writeln!(out, "Next:")?;
+        writeln!(
+            out,
+            "  1. Edit {}: your business name, public_url, prices and mail sender.",
+            path.display()
+        )?;
+        writeln!(
+            out,
+            "  2. Set the secrets in the service's environment (never in the file):"
+        )?;
+        writeln!(
+            out,
+            "     COMPASS_STRIPE_SECRET_KEY, COMPASS_STRIPE_WEBHOOK_SECRETS, \
+             COMPASS_ANTHROPIC_API_KEY, COMPASS_SMTP_PASSWORD"
+        )?;
+        writeln!(
+            out,
+            "  3. `compass orders` lists the orders as they come in."
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes `text` to a new file at `path`; returns false, changing nothing, if one exists.
+fn write_new(path: &Path, text: &str) -> anyhow::Result<bool> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path);
+    match file {
+        Ok(mut file) => {
+            file.write_all(text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(true)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+/// The database holds customers' personal data: only its owner may read it.
+fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict the permissions of {}", path.display()))?;
+    }
+    Ok(())
+}

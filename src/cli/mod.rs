@@ -1,0 +1,103 @@
+//! The command line: one file per subcommand, each parsing its arguments, calling into the
+//! library and printing. Human output is for terminals; `--json` is the stable form for scripts.
+
+mod init;
+mod migrate;
+mod orders;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+
+/// The back office of an AI readiness consultancy: intake, payments, reports, refunds.
+#[derive(Debug, Parser)]
+#[command(
+    name = "compass",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Start with `compass init`, then see `compass <command> --help`.\n\
+    Exit status: 0 on success, 1 on an error, 2 on a usage mistake."
+)]
+pub struct Cli {
+    /// The configuration file
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "COMPASS_CONFIG",
+        default_value = "compass.toml",
+        value_name = "FILE"
+    )]
+    config: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(init::Args),
+    Migrate(migrate::Args),
+    Orders(orders::Args),
+}
+
+/// Runs the command line at `now`, reading secrets through `env` and printing to `out`.
+pub fn run(
+    cli: Cli,
+    now: OffsetDateTime,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(args) => init::run(args, &cli.config, env, out),
+        Command::Migrate(args) => migrate::run(args, &cli.config, env, out),
+        Command::Orders(args) => orders::run(args, &cli.config, now, env, out),
+    }
+}
+
+/// Logs go to stderr: human-readable at a terminal, one JSON object a line otherwise.
+/// `COMPASS_LOG` sets the filter (`info`, `compass=debug`, ...); the default shows warnings.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COMPASS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+/// The error as one line: each cause once. SQLite's errors repeat their message in their source
+/// (`file is not a database: Error code 26: file is not a database`); the repeat goes.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if parts
+            .last()
+            .is_some_and(|last| last.ends_with(&text) || text.ends_with(last.as_str()))
+        {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
+/// Whether an error only says that whoever read our output stopped reading (`| head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,183 @@
+//! Bad input gets one clear line on stderr, exit status 1 (2 for usage), and changes nothing.
+
+use std::process::Command;
+
+use crate::support::{Install, files, one_error_line, text};
+
+#[test]
+fn a_corrupt_database_is_refused_untouched() {
+    let install = Install::new();
+    let garbage = b"not a database at all; somebody copied a log file here\n".repeat(200);
+    std::fs::write(install.database(), &garbage).expect("corrupt the database");
+    let before = files(install.dir.path());
+    for args in [
+        &["orders"][..],
+        &["migrate"],
+        &["orders", "show", "01234567"],
+    ] {
+        let line = one_error_line(&install.compass(args));
+        assert!(
+            line.starts_with("error: cannot read database ")
+                && line.ends_with("compass.db: file is not a database"),
+            "{args:?}: {line}"
+        );
+    }
+    assert_eq!(files(install.dir.path()), before, "nothing written");
+}
+
+#[test]
+fn a_truncated_database_is_refused_untouched() {
+    let install = Install::new();
+    let bytes = std::fs::read(install.database()).expect("read");
+    std::fs::write(install.database(), &bytes[..bytes.len() / 3]).expect("truncate");
+    let before = files(install.dir.path());
+    let line = one_error_line(&install.compass(&["orders"]));
+    assert!(line.contains("database disk image is malformed"), "{line}");
+    assert_eq!(files(install.dir.path()), before, "nothing written");
+}
+
+/// Root ignores file permissions, so as root the binary runs as `nobody` through setpriv.
+fn as_unprivileged(mut command: Command) -> Command {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !root {
+        return command;
+    }
+    let mut setpriv = Command::new("setpriv");
+    setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+    setpriv.arg(command.get_program());
+    setpriv.args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => setpriv.env(key, value),
+            None => setpriv.env_remove(key),
+        };
+    }
+    command = setpriv;
+    command
+}
+
+#[test]
+fn a_read_only_database_is_refused_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let install = Install::new();
+    let dir = install.dir.path();
+    let chmod = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    chmod(&install.database(), 0o444);
+    chmod(&install.config(), 0o444);
+    chmod(dir, 0o555);
+    let before = files(dir);
+    let out = as_unprivileged(install.command(&["orders"]))
+        .output()
+        .expect("run compass");
+    chmod(dir, 0o755);
+    let line = one_error_line(&out);
+    assert!(
+        line.ends_with(
+            "compass.db is read-only: compass writes to it and to its directory (check their \
+             owner and permissions)"
+        ),
+        "{line}"
+    );
+    assert_eq!(files(dir), before, "nothing written");
+}
+
+#[test]
+fn a_config_with_a_syntax_error_is_refused() {
+    let install = Install::new();
+    std::fs::write(install.config(), "[tiers]\nstarter = 49 00\n").expect("write");
+    let before = files(install.dir.path());
+    let line = one_error_line(&install.compass(&["orders"]));
+    let path = install.config().display().to_string();
+    assert!(
+        line.starts_with(&format!("error: invalid configuration: {path}:2:")),
+        "{line}"
+    );
+    assert!(line.contains("tiers.starter"), "names the key: {line}");
+    assert_eq!(files(install.dir.path()), before, "nothing written");
+}
+
+#[test]
+fn a_config_with_an_unknown_key_names_it() {
+    let install = Install::new();
+    std::fs::write(
+        install.config(),
+        "[refunds]\nwindow_days = 7\nwindow_hours = 3\n",
+    )
+    .expect("write");
+    let line = one_error_line(&install.compass(&["orders"]));
+    assert!(
+        line.contains(":3:1: refunds.window_hours: unknown field `window_hours`, expected"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_bad_price_names_the_tier() {
+    let install = Install::new();
+    std::fs::write(install.config(), "[tiers]\nstandard = 0\n").expect("write");
+    let line = one_error_line(&install.compass(&["init"]));
+    assert!(
+        line.ends_with("tiers.standard must be a price in cents between 50 and 99999999, got 0"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unknown_order_is_an_error() {
+    let install = Install::new();
+    let before = files(install.dir.path());
+    let line = one_error_line(&install.compass(&[
+        "orders",
+        "show",
+        "0193e0a0-0000-7000-8000-000000000000",
+    ]));
+    assert_eq!(
+        line,
+        "error: no order with id 0193e0a0-0000-7000-8000-000000000000"
+    );
+    let line = one_error_line(&install.compass(&["orders", "show", "x"]));
+    assert_eq!(line, "error: no order with id x");
+    assert_eq!(files(install.dir.path()), before, "nothing written");
+}
+
+#[test]
+fn usage_mistakes_exit_with_two() {
+    let install = Install::new();
+    for args in [
+        &["orders", "--status", "payed"][..],
+        &["orders", "--limit", "many"],
+        &["frobnicate"],
+        &["orders", "show"],
+    ] {
+        let out = install.compass(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = install.compass(&["orders", "--since", "last tuesday"]);
+    let line = one_error_line(&out);
+    assert_eq!(
+        line,
+        "error: invalid --since: `last tuesday` is not an age like 3d, 12h, 90m or 2w, nor a date \
+         like 2026-11-01"
+    );
+}
+
+#[test]
+fn a_missing_config_says_how_to_make_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("compass.toml");
+    let out = crate::support::compass_command(&config, &["orders"])
+        .output()
+        .expect("run");
+    let line = one_error_line(&out);
+    assert!(line.contains("create one with `compass init`"), "{line}");
+    assert!(files(dir.path()).is_empty(), "nothing written");
+}

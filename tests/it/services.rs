@@ -1,0 +1,99 @@
+//! The local fakes that later suites drive are installed, running on 127.0.0.1 and speak the
+//! wire formats we rely on. `scripts/test-services start` runs them and `scripts/test` exports
+//! their addresses; a missing one fails here, loudly.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn service(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: run the tests with `scripts/test` (or `eval \"$(scripts/test-services env)\"` \
+             after `scripts/test-services start`)"
+        )
+    })
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+#[test]
+fn localstripe_creates_a_payment_intent() {
+    let base = service("COMPASS_TEST_STRIPE_URL");
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let mut response = agent()
+        .post(&format!("{base}/v1/payment_intents"))
+        .header("Authorization", "Bearer sk_test_compass")
+        .send_form([
+            ("amount", "4900"),
+            ("currency", "usd"),
+            ("metadata[order_id]", "test-order"),
+        ])
+        .unwrap_or_else(|err| panic!("localstripe at {base} is not reachable: {err}"));
+    let body = response.body_mut().read_to_string().expect("body");
+    assert_eq!(response.status(), 200, "{body}");
+    let intent: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        intent["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("pi_")),
+        "{body}"
+    );
+    assert_eq!(intent["amount"], 4900);
+    assert_eq!(intent["metadata"]["order_id"], "test-order");
+    assert!(intent["client_secret"].is_string());
+}
+
+#[test]
+fn llmock_answers_the_messages_api() {
+    let base = service("COMPASS_TEST_CLAUDE_URL");
+    let body = serde_json::json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [{ "role": "user", "content": "Say hello." }],
+    });
+    let mut response = agent()
+        .post(&format!("{base}/v1/messages"))
+        .header("x-api-key", "sk-ant-test")
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .unwrap_or_else(|err| panic!("llmock at {base} is not reachable: {err}"));
+    let text = response.body_mut().read_to_string().expect("body");
+    assert_eq!(response.status(), 200, "{text}");
+    let message: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(message["type"], "message", "{text}");
+    assert_eq!(message["content"][0]["type"], "text", "{text}");
+    assert!(message["usage"]["input_tokens"].is_u64(), "{text}");
+}
+
+#[test]
+fn maildev_speaks_smtp_and_lists_mail() {
+    let smtp = service("COMPASS_TEST_SMTP");
+    let stream = TcpStream::connect(&smtp)
+        .unwrap_or_else(|err| panic!("maildev's SMTP at {smtp} is not reachable: {err}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).expect("greeting");
+    assert!(greeting.starts_with("220"), "{greeting}");
+    (&stream).write_all(b"QUIT\r\n").expect("quit");
+
+    let web = service("COMPASS_TEST_MAILDEV_URL");
+    let mut response = agent()
+        .get(&format!("{web}/api/email"))
+        .call()
+        .unwrap_or_else(|err| panic!("maildev's API at {web} is not reachable: {err}"));
+    assert_eq!(response.status(), 200);
+    let list: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("JSON");
+    assert!(list.is_array());
+}
