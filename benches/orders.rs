@@ -39,7 +39,11 @@ fn main() -> anyhow::Result<()> {
         );
         Ok((took, out.stdout.len()))
     };
-    run(&["init", "--dir", dir.path().to_str().expect("utf-8 temp dir")])?;
+    run(&[
+        "init",
+        "--dir",
+        dir.path().to_str().expect("utf-8 temp dir"),
+    ])?;
 
     let started = Instant::now();
     let mut db = Db::open(&dir.path().join("compass.db"))?;
@@ -61,9 +65,15 @@ fn main() -> anyhow::Result<()> {
         ("orders --status paid", vec!["orders", "--status", "paid"]),
         ("orders --since 7d", vec!["orders", "--since", "7d"]),
         ("orders --email E", vec!["orders", "--email", email]),
-        ("orders --json --limit 1000", vec!["orders", "--json", "--limit", "1000"]),
+        (
+            "orders --json --limit 1000",
+            vec!["orders", "--json", "--limit", "1000"],
+        ),
         ("orders show ID", vec!["orders", "show", some_id]),
-        ("orders --json --limit 0 (all)", vec!["orders", "--json", "--limit", "0"]),
+        (
+            "orders --json --limit 0 (all)",
+            vec!["orders", "--json", "--limit", "0"],
+        ),
     ];
     println!(
         "\n{:<32} {:>8} {:>8} {:>8} {:>8} {:>10}",
@@ -90,6 +100,8 @@ fn main() -> anyhow::Result<()> {
             bytes
         );
     }
-    println!("\n{runs} runs each of the release binary, including process start; goal: orders < 150 ms");
+    println!(
+        "\n{runs} runs each of the release binary, including process start; goal: orders < 150 ms"
+    );
     Ok(())
 }

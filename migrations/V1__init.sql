@@ -115,6 +115,7 @@ CREATE TABLE emails (
 
 -- One email per (order, kind): a redelivered webhook or a retried step cannot queue a second.
 CREATE UNIQUE INDEX emails_once ON emails (order_id, kind) WHERE resend_of IS NULL;
+CREATE INDEX emails_order ON emails (order_id);
 CREATE INDEX emails_due ON emails (next_attempt_at) WHERE status IN ('queued', 'sending');
 
 CREATE TABLE artifacts (

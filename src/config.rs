@@ -222,7 +222,7 @@ fn describe_toml_error(path: &Path, text: &str, err: &toml::de::Error) -> String
     let Some(span) = err.span() else {
         return format!("{}: {message}", path.display());
     };
-    let before = &text[..span.start.min(text.len())];
+    let before = text.get(..span.start).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
     match key_at(text, line) {

@@ -15,63 +15,80 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-/// Where an order is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Created from the form; waiting for Stripe to confirm the payment.
-    PendingPayment,
-    /// Payment confirmed from the Stripe API; waiting for `process`.
-    Paid,
-    /// A `process` run holds a lease on it and is writing the report.
-    Generating,
-    /// The report is stored and the customer told.
-    Completed,
-    /// Generation failed for good; the automatic refund is under way.
-    Failed,
-    /// The customer asked for a refund that the policy does not approve on its own.
-    RefundRequested,
-    /// A full refund is approved and being carried out.
-    Refunding,
-    /// All the money went back to the customer. Terminal.
-    Refunded,
-    /// Never paid and given up on; a late payment still revives it.
-    Expired,
-    /// The customer's bank opened a dispute; work stops until it closes.
-    Disputed,
+/// Declares an enum stored in the database and shown to people by name, with `ALL`, `as_str`,
+/// `Display` and `FromStr` from one list of names.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The name stored in the database and shown to people.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<_> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    format!(concat!("unknown ", $what, " `{}`, expected one of {}"), s, names.join(", "))
+                })
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// Where an order is in its life.
+    pub enum Status ("status") {
+        /// Created from the form; waiting for Stripe to confirm the payment.
+        PendingPayment = "pending_payment",
+        /// Payment confirmed from the Stripe API; waiting for `process`.
+        Paid = "paid",
+        /// A `process` run holds a lease on it and is writing the report.
+        Generating = "generating",
+        /// The report is stored and the customer told.
+        Completed = "completed",
+        /// Generation failed for good; the automatic refund is under way.
+        Failed = "failed",
+        /// The customer asked for a refund that the policy does not approve on its own.
+        RefundRequested = "refund_requested",
+        /// A full refund is approved and being carried out.
+        Refunding = "refunding",
+        /// All the money went back to the customer. Terminal.
+        Refunded = "refunded",
+        /// Never paid and given up on; a late payment still revives it.
+        Expired = "expired",
+        /// The customer's bank opened a dispute; work stops until it closes.
+        Disputed = "disputed",
+    }
 }
 
 impl Status {
-    /// Every status, in lifecycle order.
-    pub const ALL: [Status; 10] = [
-        Status::PendingPayment,
-        Status::Paid,
-        Status::Generating,
-        Status::Completed,
-        Status::Failed,
-        Status::RefundRequested,
-        Status::Refunding,
-        Status::Refunded,
-        Status::Expired,
-        Status::Disputed,
-    ];
-
-    /// The name stored in the database and shown to people.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::PendingPayment => "pending_payment",
-            Status::Paid => "paid",
-            Status::Generating => "generating",
-            Status::Completed => "completed",
-            Status::Failed => "failed",
-            Status::RefundRequested => "refund_requested",
-            Status::Refunding => "refunding",
-            Status::Refunded => "refunded",
-            Status::Expired => "expired",
-            Status::Disputed => "disputed",
-        }
-    }
-
     /// No event leaves this status.
     pub fn is_terminal(self) -> bool {
         self == Status::Refunded
@@ -83,51 +100,19 @@ impl Status {
     }
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// What the customer bought; it decides the depth of the report.
+    pub enum Tier ("tier") {
+        /// Scores, findings and quick wins.
+        Starter = "starter",
+        /// Starter plus recommendations, risks and a 90-day roadmap.
+        Standard = "standard",
+        /// Standard plus a use-case portfolio, a 12-month roadmap and budget ranges.
+        Premium = "premium",
     }
-}
-
-impl FromStr for Status {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                format!("unknown status `{s}`, expected one of {}", names.join(", "))
-            })
-    }
-}
-
-/// What the customer bought; it decides the depth of the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    /// Scores, findings and quick wins.
-    Starter,
-    /// Starter plus recommendations, risks and a 90-day roadmap.
-    Standard,
-    /// Standard plus a use-case portfolio, a 12-month roadmap and budget ranges.
-    Premium,
 }
 
 impl Tier {
-    /// Every tier, cheapest first.
-    pub const ALL: [Tier; 3] = [Tier::Starter, Tier::Standard, Tier::Premium];
-
-    /// The name stored in the database and used in configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Starter => "starter",
-            Tier::Standard => "standard",
-            Tier::Premium => "premium",
-        }
-    }
-
     /// The name shown to customers.
     pub fn title(self) -> &'static str {
         match self {
@@ -138,92 +123,31 @@ impl Tier {
     }
 }
 
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// Who asked for a refund.
+    pub enum RefundSource ("refund source") {
+        /// The customer, from the status page.
+        Customer = "customer",
+        /// The operator, with `compass refund`.
+        Operator = "operator",
+        /// compass itself, after generation failed for good.
+        Automatic = "automatic",
     }
 }
 
-impl FromStr for Tier {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Tier::ALL
-            .into_iter()
-            .find(|tier| tier.as_str() == s)
-            .ok_or_else(|| format!("unknown tier `{s}`, expected starter, standard or premium"))
-    }
-}
-
-/// Who asked for a refund.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefundSource {
-    /// The customer, from the status page.
-    Customer,
-    /// The operator, with `compass refund`.
-    Operator,
-    /// compass itself, after generation failed for good.
-    Automatic,
-}
-
-impl RefundSource {
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefundSource::Customer => "customer",
-            RefundSource::Operator => "operator",
-            RefundSource::Automatic => "automatic",
-        }
-    }
-}
-
-/// The emails an order can cause; each is sent at most once per order (see `db`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailKind {
-    /// The payment went through; the report is on its way.
-    PaymentConfirmation,
-    /// The report is ready: PDF attached, status link.
-    ReportReady,
-    /// We could not write the report; the money is on its way back.
-    ProcessingFailed,
-    /// The refund went through.
-    RefundProcessed,
-    /// The refund request waits for the operator.
-    RefundUnderReview,
-}
-
-impl EmailKind {
-    /// Every kind.
-    pub const ALL: [EmailKind; 5] = [
-        EmailKind::PaymentConfirmation,
-        EmailKind::ReportReady,
-        EmailKind::ProcessingFailed,
-        EmailKind::RefundProcessed,
-        EmailKind::RefundUnderReview,
-    ];
-
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EmailKind::PaymentConfirmation => "payment_confirmation",
-            EmailKind::ReportReady => "report_ready",
-            EmailKind::ProcessingFailed => "processing_failed",
-            EmailKind::RefundProcessed => "refund_processed",
-            EmailKind::RefundUnderReview => "refund_under_review",
-        }
-    }
-}
-
-impl FromStr for EmailKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EmailKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| format!("unknown email kind `{s}`"))
+named_enum! {
+    /// The emails an order can cause; each is sent at most once per order (see `db`).
+    pub enum EmailKind ("email kind") {
+        /// The payment went through; the report is on its way.
+        PaymentConfirmation = "payment_confirmation",
+        /// The report is ready: PDF attached, status link.
+        ReportReady = "report_ready",
+        /// We could not write the report; the money is on its way back.
+        ProcessingFailed = "processing_failed",
+        /// The refund went through.
+        RefundProcessed = "refund_processed",
+        /// The refund request waits for the operator.
+        RefundUnderReview = "refund_under_review",
     }
 }
 

