@@ -60,10 +60,11 @@ CREATE TABLE payments (
 CREATE INDEX payments_order ON payments (order_id);
 
 CREATE TABLE refunds (
-    id                TEXT PRIMARY KEY,       -- UUID v7; the Idempotency-Key derives from it
+    id                TEXT PRIMARY KEY,       -- UUID v7
     order_id          TEXT NOT NULL REFERENCES orders (id),
+    number            INTEGER NOT NULL CHECK (number > 0), -- 1, 2, ... within the order
     stripe_refund_id  TEXT UNIQUE,
-    idempotency_key   TEXT NOT NULL UNIQUE,
+    idempotency_key   TEXT NOT NULL UNIQUE,   -- compass-refund-{order_id}-{number}
     amount_cents      INTEGER NOT NULL CHECK (amount_cents > 0),
     currency          TEXT NOT NULL,
     source            TEXT NOT NULL CHECK (source IN ('customer', 'operator', 'automatic', 'stripe')),
@@ -71,10 +72,10 @@ CREATE TABLE refunds (
     reason            TEXT NOT NULL DEFAULT '',
     last_error        TEXT,
     created_at        INTEGER NOT NULL,
-    updated_at        INTEGER NOT NULL
+    updated_at        INTEGER NOT NULL,
+    UNIQUE (order_id, number)
 ) STRICT;
 
-CREATE INDEX refunds_order ON refunds (order_id);
 CREATE INDEX refunds_pending ON refunds (created_at) WHERE status = 'pending';
 
 CREATE TABLE stripe_events (

@@ -54,7 +54,9 @@ pub fn age(since: OffsetDateTime, now: OffsetDateTime) -> String {
 pub fn parse_since(text: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
     let text = text.trim();
     if let Some(age) = parse_age(text) {
-        return Ok(now - age);
+        return now
+            .checked_sub(age)
+            .with_context(|| format!("`{text}` reaches back before the year -9999"));
     }
     if let Ok(date) = Date::parse(text, format_description!("[year]-[month]-[day]")) {
         return Ok(date.midnight().assume_utc());
@@ -130,7 +132,11 @@ mod tests {
         for (text, at) in cases {
             assert_eq!(parse_since(text, NOW).expect(text), at, "{text}");
         }
-        for bad in ["", "3", "d", "3y", "-3d", "2026-13-01", "99999999999d"] {
+        let too_far = ["9999999d", "2147483647w"];
+        for bad in ["", "3", "d", "3y", "-3d", "2026-13-01", "99999999999d"]
+            .iter()
+            .chain(&too_far)
+        {
             assert!(parse_since(bad, NOW).is_err(), "{bad}");
         }
     }

@@ -218,7 +218,7 @@ impl Config {
 
 /// One line for a TOML error: where it is, which key, what is wrong.
 fn describe_toml_error(path: &Path, text: &str, err: &toml::de::Error) -> String {
-    let message = err.message().trim_end_matches('\n');
+    let message = redact_secrets(err.message().trim_end_matches('\n'));
     let Some(span) = err.span() else {
         return format!("{}: {message}", path.display());
     };
@@ -236,7 +236,10 @@ fn key_at(text: &str, line: usize) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let here = lines.get(line.checked_sub(1)?)?;
     let (key, _) = here.split_once('=')?;
-    let key = key.trim();
+    let key = match key.trim() {
+        key if looks_secret(key) => "[redacted]",
+        key => key,
+    };
     let table = lines[..line - 1]
         .iter()
         .rev()
@@ -247,6 +250,42 @@ fn key_at(text: &str, line: usize) -> Option<String> {
         Some(table) => format!("{table}.{key}"),
         None => key.to_owned(),
     })
+}
+
+/// A message with its quoted values and anything shaped like a key taken out: a secret pasted
+/// into the wrong line must not end up in a terminal or a log.
+fn redact_secrets(message: &str) -> String {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut unquoted = String::with_capacity(message.len());
+    for (i, part) in message.split('"').enumerate() {
+        unquoted.push_str(if i % 2 == 1 { "\"…\"" } else { part });
+    }
+    unquoted
+        .split_inclusive(|c: char| !is_word(c))
+        .map(|piece| {
+            let word = piece.trim_end_matches(|c: char| !is_word(c));
+            if looks_secret(word) {
+                piece.replacen(word, "[redacted]", 1)
+            } else {
+                piece.to_owned()
+            }
+        })
+        .collect()
+}
+
+/// Whether a word looks like an API key or password rather than a name: a known key prefix, or
+/// a long run of letters and digits.
+fn looks_secret(word: &str) -> bool {
+    const PREFIXES: [&str; 5] = ["sk_", "rk_", "whsec_", "sk-ant-", "sk-"];
+    if PREFIXES.iter().any(|p| word.starts_with(p)) {
+        return true;
+    }
+    word.len() >= 24
+        && word.chars().any(|c| c.is_ascii_digit())
+        && word.chars().any(|c| c.is_ascii_alphabetic())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 // ---- the file as written ------------------------------------------------------------------
@@ -436,7 +475,7 @@ impl Default for RawProcessing {
             max_attempts: 5,
             backoff_base_secs: 30,
             backoff_cap_secs: 3_600,
-            lease_secs: 600,
+            lease_secs: 900,
         }
     }
 }
@@ -528,6 +567,7 @@ impl RawConfig {
         };
 
         let c = self.claude;
+        let claude_timeout_secs = c.timeout_secs;
         check_url("claude.api_base", &c.api_base)?;
         non_empty("claude.model", &c.model)?;
         if c.max_tokens == 0 {
@@ -620,6 +660,15 @@ impl RawConfig {
                 bail!("{key} must be between 1 and 86400 seconds, got {secs}");
             }
         }
+        if p.lease_secs <= 2 * i64::from(claude_timeout_secs) {
+            bail!(
+                "processing.lease_secs ({}) must be more than twice claude.timeout_secs ({}): a \
+                 report may take a second, repairing call, and a run that outlives its lease \
+                 loses the report it wrote",
+                p.lease_secs,
+                claude_timeout_secs
+            );
+        }
         if p.backoff_cap_secs < p.backoff_base_secs {
             bail!("processing.backoff_cap_secs must not be below processing.backoff_base_secs");
         }
@@ -671,6 +720,12 @@ fn secret(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<SecretSlot> {
     let from_file = |path: PathBuf, named_by: &str| -> anyhow::Result<Option<Secret>> {
+        if looks_secret(&path.to_string_lossy()) {
+            bail!(
+                "{named_by} should name a file that holds the {what}, but its value looks like \
+                 the secret itself: set {var} instead"
+            );
+        }
         let path = dir.join(path);
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!(

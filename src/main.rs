@@ -8,8 +8,9 @@ fn main() -> ExitCode {
     cli::init_logging();
     let env = |name: &str| std::env::var(name).ok();
     let result = compass::clock::now(env).and_then(|now| {
-        let mut out = std::io::stdout().lock();
-        cli::run(cli, now, &env, &mut out)
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        cli::run(cli, now, &env, &mut out)?;
+        Ok(std::io::Write::flush(&mut out)?)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -181,8 +181,10 @@ pub struct Order {
     pub completed_at: Option<OffsetDateTime>,
     /// Money already back with the customer.
     pub refunded_cents: i64,
-    /// Money in refunds approved but not yet confirmed by Stripe.
-    pub refund_pending_cents: i64,
+    /// Refunds issued but not yet settled by Stripe.
+    pub pending_refunds: Vec<PendingRefund>,
+    /// Refunds ever issued for this order: the next one is number `refunds_issued + 1`.
+    pub refunds_issued: u32,
     /// How often the customer downloaded the report.
     pub downloads: u32,
     /// The status a dispute interrupted, to return to if we win it.
@@ -204,11 +206,17 @@ impl Order {
             paid_at: None,
             completed_at: None,
             refunded_cents: 0,
-            refund_pending_cents: 0,
+            pending_refunds: Vec::new(),
+            refunds_issued: 0,
             downloads: 0,
             disputed_from: None,
             last_error: None,
         }
+    }
+
+    /// Money in refunds issued but not yet settled.
+    pub fn refund_pending_cents(&self) -> i64 {
+        self.pending_refunds.iter().map(|r| r.amount_cents).sum()
     }
 
     /// What could still be refunded: paid, less refunded, less refunds under way.
@@ -216,8 +224,18 @@ impl Order {
         if !self.status.is_paid() {
             return 0;
         }
-        (self.amount_cents - self.refunded_cents - self.refund_pending_cents).max(0)
+        (self.amount_cents - self.refunded_cents - self.refund_pending_cents()).max(0)
     }
+}
+
+/// A refund issued and not yet settled. Its number is unique within the order, and the
+/// refund's Idempotency-Key derives from the order id and this number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRefund {
+    /// 1 for the order's first refund, 2 for its second...
+    pub number: u32,
+    /// How much it gives back.
+    pub amount_cents: i64,
 }
 
 /// Something that happened to an order. Serialized (its fields only) into the timeline.
@@ -263,10 +281,14 @@ pub enum Event {
     },
     /// The operator turns down a refund request.
     RefundDeclined { reason: String },
-    /// Stripe reports money refunded; `refunded_total_cents` is the total for the charge.
-    RefundSucceeded { refunded_total_cents: i64 },
+    /// Stripe reports money refunded: `refund` is our refund's number if it was ours (`None` for
+    /// one made in the Stripe dashboard); `refunded_total_cents` is the total for the charge.
+    RefundSucceeded {
+        refund: Option<u32>,
+        refunded_total_cents: i64,
+    },
     /// A refund we issued failed at Stripe.
-    RefundFailed { error: String },
+    RefundFailed { refund: u32, error: String },
     /// The customer's bank opened a dispute.
     DisputeOpened { dispute: String, reason: String },
     /// The dispute closed.
@@ -299,14 +321,39 @@ impl Event {
 pub enum Action {
     /// Queue this email for the order's customer.
     SendEmail(EmailKind),
-    /// Give money back through Stripe.
+    /// Give money back through Stripe, as this order's refund number `number`.
     IssueRefund {
+        number: u32,
         amount_cents: i64,
         source: RefundSource,
         reason: String,
     },
+    /// Record how an issued refund ended.
+    SettleRefund { number: u32, outcome: RefundOutcome },
     /// Something the operator must look at.
     AlertOperator(String),
+}
+
+/// How an issued refund ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The money went back.
+    Succeeded,
+    /// Stripe refused or failed it.
+    Failed(String),
+    /// No longer needed: the money went back another way.
+    Canceled,
+}
+
+impl RefundOutcome {
+    /// The refund row's status.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefundOutcome::Succeeded => "succeeded",
+            RefundOutcome::Failed(_) => "failed",
+            RefundOutcome::Canceled => "canceled",
+        }
+    }
 }
 
 /// The outcome of a legal event.
@@ -424,16 +471,6 @@ pub enum Rejection {
     /// The fact is already reflected: a redelivery or a replay.
     #[error("already applied")]
     AlreadyApplied,
-    /// The payment does not match the order.
-    #[error(
-        "paid {got_cents} {got_currency}, the order is for {expected_cents} {expected_currency}"
-    )]
-    AmountMismatch {
-        expected_cents: i64,
-        expected_currency: String,
-        got_cents: i64,
-        got_currency: String,
-    },
     /// Claimed before its next attempt is due.
     #[error("not due until {}", rfc3339(*.0))]
     NotDue(OffsetDateTime),
@@ -493,25 +530,46 @@ pub fn step(
         (S::Refunded, Event::RefundSucceeded { .. } | Event::PaymentConfirmed { .. }) => {
             return Err(reject(Rejection::AlreadyApplied));
         }
+        (
+            S::Refunded | S::PendingPayment | S::Expired,
+            Event::DisputeOpened { dispute, reason },
+        ) => {
+            // Nothing to stop, but a dispute nobody answers is lost by default.
+            actions.push(Action::AlertOperator(format!(
+                "dispute {dispute} ({reason}) opened on a {} order: answer it in the Stripe \
+                 dashboard, or the customer is paid twice",
+                order.status
+            )));
+        }
         (S::Refunded, _) => return Err(reject(Rejection::NotAllowed)),
 
         (
             S::PendingPayment | S::Expired,
             Event::PaymentConfirmed {
+                payment_intent,
                 amount_cents,
                 currency,
-                ..
             },
         ) => {
             if *amount_cents != order.amount_cents
                 || !currency.eq_ignore_ascii_case(&order.currency)
             {
-                return Err(reject(Rejection::AmountMismatch {
-                    expected_cents: order.amount_cents,
-                    expected_currency: order.currency.clone(),
-                    got_cents: *amount_cents,
-                    got_currency: currency.to_ascii_lowercase(),
-                }));
+                // Money came in that does not pay for this order: keep it unpaid, and make sure
+                // a person looks at the payment rather than dropping the event.
+                let error = format!(
+                    "payment {payment_intent} of {amount_cents} {} does not match the order's {} {}",
+                    currency.to_ascii_lowercase(),
+                    order.amount_cents,
+                    order.currency
+                );
+                next.last_error = Some(error.clone());
+                actions.push(Action::AlertOperator(format!(
+                    "{error}: the order stays unpaid; refund the payment in the Stripe dashboard"
+                )));
+                return Ok(Step {
+                    order: next,
+                    actions,
+                });
             }
             next.status = S::Paid;
             next.paid_at = Some(now);
@@ -626,12 +684,7 @@ pub fn step(
                         begin_refund(&mut next, &mut actions, amount, *source, reason);
                     } else {
                         // A partial refund is goodwill: the order carries on where it is.
-                        next.refund_pending_cents += amount;
-                        actions.push(Action::IssueRefund {
-                            amount_cents: amount,
-                            source: *source,
-                            reason: reason.clone(),
-                        });
+                        issue_refund(&mut next, &mut actions, amount, *source, reason);
                     }
                 }
             }
@@ -653,21 +706,35 @@ pub fn step(
             | S::Refunding
             | S::Disputed,
             Event::RefundSucceeded {
+                refund,
                 refunded_total_cents,
             },
         ) => {
             let total = (*refunded_total_cents).min(order.amount_cents);
-            if total <= order.refunded_cents {
+            let ours = refund.filter(|n| order.pending_refunds.iter().any(|r| r.number == *n));
+            if ours.is_none() && total <= order.refunded_cents {
                 return Err(reject(Rejection::AlreadyApplied));
             }
-            let newly = total - order.refunded_cents;
-            next.refunded_cents = total;
-            next.refund_pending_cents = (order.refund_pending_cents - newly).max(0);
-            if total == order.amount_cents {
-                next.status = S::Refunded;
-                next.lease = None;
-                next.next_attempt_at = None;
-                next.refund_pending_cents = 0;
+            let mut settled_cents = 0;
+            if let Some(number) = ours {
+                settled_cents = order
+                    .pending_refunds
+                    .iter()
+                    .filter(|r| r.number == number)
+                    .map(|r| r.amount_cents)
+                    .sum();
+                next.pending_refunds.retain(|r| r.number != number);
+                actions.push(Action::SettleRefund {
+                    number,
+                    outcome: RefundOutcome::Succeeded,
+                });
+            }
+            // A stale total from Stripe never undercounts a refund we know went through.
+            next.refunded_cents = total
+                .max(order.refunded_cents + settled_cents)
+                .min(order.amount_cents);
+            if next.refunded_cents == order.amount_cents {
+                finish_refunded(&mut next, &mut actions);
                 actions.push(Action::SendEmail(EmailKind::RefundProcessed));
             }
         }
@@ -681,14 +748,18 @@ pub fn step(
             | S::RefundRequested
             | S::Refunding
             | S::Disputed,
-            Event::RefundFailed { error },
+            Event::RefundFailed { refund, error },
         ) => {
-            if order.refund_pending_cents == 0 {
+            if !order.pending_refunds.iter().any(|r| r.number == *refund) {
                 return Err(reject(Rejection::AlreadyApplied));
             }
-            // The refund row that failed is no longer pending: the operator can issue it again.
-            next.refund_pending_cents = 0;
+            // That refund is settled as failed: the operator can issue the money again.
+            next.pending_refunds.retain(|r| r.number != *refund);
             next.last_error = Some(error.clone());
+            actions.push(Action::SettleRefund {
+                number: *refund,
+                outcome: RefundOutcome::Failed(error.clone()),
+            });
             actions.push(Action::AlertOperator(format!(
                 "refund failed at Stripe: {error}; retry with `compass refund`"
             )));
@@ -709,14 +780,11 @@ pub fn step(
         (S::Disputed, Event::DisputeOpened { .. }) => {
             return Err(reject(Rejection::AlreadyApplied));
         }
-        (_, Event::DisputeOpened { .. }) => return Err(reject(Rejection::NotAllowed)),
 
         (S::Disputed, Event::DisputeClosed { won: false, .. }) => {
             // The bank took the money back: the customer has it, as after a refund.
-            next.status = S::Refunded;
             next.disputed_from = None;
-            next.next_attempt_at = None;
-            next.refund_pending_cents = 0;
+            finish_refunded(&mut next, &mut actions);
         }
         (S::Disputed, Event::DisputeClosed { won: true, .. }) => {
             next.disputed_from = None;
@@ -727,16 +795,13 @@ pub fn step(
                     next.status = from;
                     let refundable = order.refundable_cents();
                     if refundable > 0 {
-                        next.refund_pending_cents += refundable;
-                        actions.push(Action::IssueRefund {
-                            amount_cents: refundable,
-                            source: if from == S::Failed {
-                                RefundSource::Automatic
-                            } else {
-                                RefundSource::Operator
-                            },
-                            reason: "dispute won; completing the refund it interrupted".into(),
-                        });
+                        let source = if from == S::Failed {
+                            RefundSource::Automatic
+                        } else {
+                            RefundSource::Operator
+                        };
+                        let reason = "dispute won; completing the refund it interrupted";
+                        issue_refund(&mut next, &mut actions, refundable, source, reason);
                     }
                 }
                 _ => resume(&mut next, now),
@@ -783,12 +848,8 @@ fn retry_or_fail(
     next.next_attempt_at = None;
     let refundable = next.refundable_cents();
     if refundable > 0 {
-        next.refund_pending_cents += refundable;
-        actions.push(Action::IssueRefund {
-            amount_cents: refundable,
-            source: RefundSource::Automatic,
-            reason: format!("report could not be written: {error}"),
-        });
+        let reason = format!("report could not be written: {error}");
+        issue_refund(next, actions, refundable, RefundSource::Automatic, &reason);
     }
     actions.push(Action::SendEmail(EmailKind::ProcessingFailed));
     actions.push(Action::AlertOperator(format!(
@@ -807,12 +868,42 @@ fn begin_refund(
     next.status = Status::Refunding;
     next.lease = None;
     next.next_attempt_at = None;
-    next.refund_pending_cents += amount_cents;
+    issue_refund(next, actions, amount_cents, source, reason);
+}
+
+/// Issues the order's next refund: numbered, pending until Stripe settles it.
+fn issue_refund(
+    next: &mut Order,
+    actions: &mut Vec<Action>,
+    amount_cents: i64,
+    source: RefundSource,
+    reason: &str,
+) {
+    next.refunds_issued += 1;
+    let number = next.refunds_issued;
+    next.pending_refunds.push(PendingRefund {
+        number,
+        amount_cents,
+    });
     actions.push(Action::IssueRefund {
+        number,
         amount_cents,
         source,
         reason: reason.to_owned(),
     });
+}
+
+/// All the money is back: the order ends, and refunds still pending are no longer needed.
+fn finish_refunded(next: &mut Order, actions: &mut Vec<Action>) {
+    next.status = Status::Refunded;
+    next.lease = None;
+    next.next_attempt_at = None;
+    for refund in next.pending_refunds.drain(..) {
+        actions.push(Action::SettleRefund {
+            number: refund.number,
+            outcome: RefundOutcome::Canceled,
+        });
+    }
 }
 
 /// Back to where a paused order was: delivered if it was, otherwise due for `process` now.

@@ -47,7 +47,7 @@ fn an_empty_file_takes_every_default() {
     assert_eq!(config.public_url, "http://127.0.0.1:8080");
     assert_eq!(config.prices.currency, "usd");
     assert_eq!(config.policy, Policy::default());
-    assert_eq!(config.lease, Duration::minutes(10));
+    assert_eq!(config.lease, Duration::minutes(15));
     assert!(!config.stripe.secret_key.is_set());
 }
 
@@ -91,7 +91,7 @@ fn bad_prices_are_refused_with_the_key() {
     );
     let message = error("[tiers]\nstandard = \"149\"\n");
     assert!(
-        message.contains("tiers.standard: invalid type: string \"149\""),
+        message.contains("tiers.standard: invalid type: string \"…\", expected i64"),
         "{message}"
     );
     assert_eq!(
@@ -217,4 +217,45 @@ fn secrets_in_the_file_are_refused_without_echoing_them() {
          set COMPASS_STRIPE_SECRET_KEY in the environment, or stripe.secret_key_file to a file \
          that holds it"
     );
+}
+
+#[test]
+fn errors_never_echo_what_looks_like_a_secret() {
+    let pasted = "[stripe]\nsk_live_51HxYzAbCdEf0123456789=\n";
+    let message = error(pasted);
+    assert!(!message.contains("sk_live"), "{message}");
+    assert!(message.contains("stripe.[redacted]"), "{message}");
+
+    let misplaced = "[mail]\nsmtp_port = \"hunter2-password\"\n";
+    let message = error(misplaced);
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(
+        message.contains("mail.smtp_port: invalid type: string"),
+        "{message}"
+    );
+
+    let vars = HashMap::from([(
+        "COMPASS_STRIPE_SECRET_KEY_FILE",
+        "sk_live_51HxYzAbCdEf0123456789".to_owned(),
+    )]);
+    let env = |name: &str| vars.get(name).cloned();
+    let err = Config::parse("", Path::new("compass.toml"), &env).expect_err("refused");
+    let message = format!("{err:#}");
+    assert!(!message.contains("sk_live"), "{message}");
+    assert!(
+        message.contains("looks like the secret itself"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_lease_outlasts_a_report_with_a_repair_round() {
+    let message = error("[claude]\ntimeout_secs = 300\n[processing]\nlease_secs = 600\n");
+    assert!(
+        message.contains(
+            "processing.lease_secs (600) must be more than twice claude.timeout_secs (300)"
+        ),
+        "{message}"
+    );
+    parse("[claude]\ntimeout_secs = 60\n[processing]\nlease_secs = 121\n").expect("valid");
 }

