@@ -16,3 +16,5 @@ pub mod db;
 pub mod money;
 /// The order lifecycle as a pure state machine: `step(order, event, policy, now)`.
 pub mod order;
+/// Stripe: webhook signatures and a small blocking API client.
+pub mod stripe;

@@ -5,6 +5,8 @@
 
 mod bad_input;
 mod cli;
+mod fake_http;
 mod seed;
 mod services;
+mod stripe_client;
 mod support;

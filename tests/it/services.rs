@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-fn service(var: &str) -> String {
+/// The address of a running fake, from the variables `scripts/test` exports.
+pub fn service(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!(
             "{var} is not set: run the tests with `scripts/test` (or `eval \"$(scripts/test-services env)\"` \

@@ -1,0 +1,391 @@
+//! Stripe: webhook signatures (pure, [`webhook`]) and a small blocking API client.
+//!
+//! compass needs four calls (create and read a PaymentIntent, create a Refund, list
+//! PaymentIntents and Events), so the client is ureq plus serde structs rather than a Stripe
+//! crate; ARCHITECTURE.md says why. Requests are form-encoded, pinned to the configured API
+//! version, and every POST carries an Idempotency-Key derived from our own ids. Retries follow
+//! the official libraries: `Stripe-Should-Retry` decides when present; otherwise connection
+//! errors, 409, 429 `lock_timeout` and 5xx are retried with exponential backoff and jitter,
+//! honouring `Retry-After`.
+
+pub mod types;
+pub mod webhook;
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::{Secret, StripeConfig};
+pub use types::{ApiErrorBody, Charge, Dispute, Event, List, PaymentIntent, Refund};
+
+/// How a failed request is retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The first wait; it doubles with each retry.
+    pub initial_delay: Duration,
+    /// The longest computed wait.
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is not waited for.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            initial_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1-based): `initial * 2^(retry-1)`, capped, with
+    /// jitter between 50% and 100%, and never shorter than a `Retry-After` we honour.
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+        let doubled = self
+            .initial_delay
+            .saturating_mul(1_u32 << retry.saturating_sub(1).min(16));
+        let capped = doubled.min(self.max_delay);
+        let jittered = capped.mul_f64(0.5 * (1.0 + jitter.clamp(0.0, 1.0)));
+        match retry_after {
+            Some(after) if after <= self.max_retry_after => jittered.max(after),
+            _ => jittered,
+        }
+    }
+}
+
+/// A request that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum StripeError {
+    /// Stripe could not be reached, or the connection broke.
+    #[error("cannot reach Stripe: {0}")]
+    Network(String),
+    /// Stripe answered with an error.
+    #[error("Stripe answered {status}: {}", .body.message.as_deref().unwrap_or("no message"))]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// Stripe's error object.
+        body: ApiErrorBody,
+        /// `Request-Id`, for Stripe's support.
+        request_id: Option<String>,
+    },
+    /// Stripe answered 2xx with something that is not the object we asked for.
+    #[error("Stripe's answer could not be read: {0}")]
+    Decode(String),
+}
+
+impl StripeError {
+    /// Worth trying again later (the request never took effect, or taking it again is safe).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StripeError::Network(_) => true,
+            StripeError::Api { status, .. } => *status == 409 || *status == 429 || *status >= 500,
+            StripeError::Decode(_) => false,
+        }
+    }
+
+    /// Stripe's error code (`card_declined`, `resource_missing`, ...), if any.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            StripeError::Api { body, .. } => body.code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// What a PaymentIntent for an order is created with.
+#[derive(Clone, Debug)]
+pub struct NewPaymentIntent<'a> {
+    pub amount: i64,
+    pub currency: &'a str,
+    pub order_id: &'a str,
+}
+
+/// A blocking Stripe API client.
+pub struct StripeClient {
+    agent: ureq::Agent,
+    base: String,
+    key: Secret,
+    version: String,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for StripeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeClient")
+            .field("base", &self.base)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeClient {
+    /// A client for the configured account; fails if the secret key is not set.
+    pub fn new(config: &StripeConfig) -> anyhow::Result<StripeClient> {
+        Ok(StripeClient::with(
+            &config.api_base,
+            config.secret_key.get()?.clone(),
+            &config.api_version,
+            RetryPolicy::default(),
+        ))
+    }
+
+    /// A client for `base` with `key`.
+    pub fn with(base: &str, key: Secret, version: &str, retry: RetryPolicy) -> StripeClient {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(40)))
+            .user_agent(concat!("compass/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        StripeClient {
+            agent,
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+            version: version.to_owned(),
+            retry,
+        }
+    }
+
+    /// Creates the PaymentIntent for an order; `metadata[order_id]` ties it back.
+    pub fn create_payment_intent(
+        &self,
+        new: &NewPaymentIntent<'_>,
+        idempotency_key: &str,
+    ) -> Result<PaymentIntent, StripeError> {
+        // Payment methods come from the Dashboard's settings (automatic since API 2023-08-16);
+        // receipts are compass's own emails, so Stripe sends none.
+        let form = [
+            ("amount", new.amount.to_string()),
+            ("currency", new.currency.to_owned()),
+            ("metadata[order_id]", new.order_id.to_owned()),
+        ];
+        self.post("/v1/payment_intents", &form, idempotency_key)
+    }
+
+    /// Reads a PaymentIntent as Stripe has it now.
+    pub fn payment_intent(&self, id: &str) -> Result<PaymentIntent, StripeError> {
+        self.get(&format!("/v1/payment_intents/{}", path_segment(id)?), &[])
+    }
+
+    /// Refunds `amount` of a PaymentIntent; `metadata` ties the refund back to our row.
+    pub fn create_refund(
+        &self,
+        payment_intent: &str,
+        amount: i64,
+        metadata: &[(&str, &str)],
+        idempotency_key: &str,
+    ) -> Result<Refund, StripeError> {
+        let mut form = vec![
+            ("payment_intent", payment_intent.to_owned()),
+            ("amount", amount.to_string()),
+        ];
+        let keys: Vec<String> = metadata
+            .iter()
+            .map(|(k, _)| format!("metadata[{k}]"))
+            .collect();
+        for ((_, value), key) in metadata.iter().zip(&keys) {
+            form.push((key.as_str(), (*value).to_owned()));
+        }
+        self.post("/v1/refunds", &form, idempotency_key)
+    }
+
+    /// PaymentIntents created at or after `created_gte` (Unix seconds), newest first, one page.
+    pub fn list_payment_intents(
+        &self,
+        created_gte: i64,
+        starting_after: Option<&str>,
+    ) -> Result<List<PaymentIntent>, StripeError> {
+        let mut query = vec![
+            ("limit", "100".to_owned()),
+            ("created[gte]", created_gte.to_string()),
+        ];
+        if let Some(after) = starting_after {
+            query.push(("starting_after", after.to_owned()));
+        }
+        self.get("/v1/payment_intents", &query)
+    }
+
+    /// Events created at or after `created_gte`, newest first, one page.
+    pub fn list_events(
+        &self,
+        created_gte: i64,
+        starting_after: Option<&str>,
+    ) -> Result<List<Event>, StripeError> {
+        let mut query = vec![
+            ("limit", "100".to_owned()),
+            ("created[gte]", created_gte.to_string()),
+        ];
+        if let Some(after) = starting_after {
+            query.push(("starting_after", after.to_owned()));
+        }
+        self.get("/v1/events", &query)
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, StripeError> {
+        self.with_retries(|| {
+            let mut request = self
+                .agent
+                .get(&format!("{}{path}", self.base))
+                .header("Authorization", &format!("Bearer {}", self.key.expose()))
+                .header("Stripe-Version", &self.version);
+            for (key, value) in query {
+                request = request.query(*key, value);
+            }
+            request.call()
+        })
+    }
+
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &[(&str, String)],
+        idempotency_key: &str,
+    ) -> Result<T, StripeError> {
+        self.with_retries(|| {
+            self.agent
+                .post(&format!("{}{path}", self.base))
+                .header("Authorization", &format!("Bearer {}", self.key.expose()))
+                .header("Stripe-Version", &self.version)
+                .header("Idempotency-Key", idempotency_key)
+                .send_form(form.iter().map(|(k, v)| (*k, v.as_str())))
+        })
+    }
+
+    fn with_retries<T: DeserializeOwned>(
+        &self,
+        send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, StripeError> {
+        let mut retry = 0;
+        loop {
+            let (outcome, should_retry, retry_after) = match send() {
+                Err(err) => (Err(StripeError::Network(err.to_string())), true, None),
+                Ok(response) => read(response),
+            };
+            if !should_retry || retry >= self.retry.max_retries {
+                return outcome;
+            }
+            retry += 1;
+            let delay = self.retry.delay(retry, retry_after, jitter());
+            if let Err(err) = &outcome {
+                tracing::info!(retry, ?delay, "retrying a Stripe request: {err}");
+            }
+            std::thread::sleep(delay);
+        }
+    }
+}
+
+type Read<T> = (Result<T, StripeError>, bool, Option<Duration>);
+
+/// Reads an answer: the object or the error, whether to retry, and `Retry-After`.
+fn read<T: DeserializeOwned>(mut response: ureq::http::Response<ureq::Body>) -> Read<T> {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let should_retry_header = header("stripe-should-retry");
+    let retry_after = header("retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let request_id = header("request-id");
+    let body = match response.body_mut().read_to_string() {
+        Ok(body) => body,
+        Err(err) => return (Err(StripeError::Network(err.to_string())), true, None),
+    };
+    if (200..300).contains(&status) {
+        let parsed =
+            serde_json::from_str(&body).map_err(|err| StripeError::Decode(err.to_string()));
+        return (parsed, false, None);
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Envelope {
+        #[serde(default)]
+        error: ApiErrorBody,
+    }
+    let envelope: Envelope = serde_json::from_str(&body).unwrap_or_default();
+    let error = StripeError::Api {
+        status,
+        body: envelope.error,
+        request_id,
+    };
+    let should_retry = match should_retry_header.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => {
+            status == 409
+                || status >= 500
+                || (status == 429 && error.code() == Some("lock_timeout"))
+        }
+    };
+    (Err(error), should_retry, retry_after)
+}
+
+/// A uniform number in [0, 1) for backoff jitter.
+fn jitter() -> f64 {
+    let mut bytes = [0_u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// An id as one URL path segment: Stripe ids are `[A-Za-z0-9_]`, anything else is refused
+/// before it can change the path.
+fn path_segment(id: &str) -> Result<&str, StripeError> {
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(id)
+    } else {
+        Err(StripeError::Decode(format!("`{id}` is not a Stripe id")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_jitters_and_honours_retry_after() {
+        let policy = RetryPolicy::default();
+        let ms = |d: Duration| d.as_millis();
+        assert_eq!(ms(policy.delay(1, None, 1.0)), 500);
+        assert_eq!(ms(policy.delay(1, None, 0.0)), 250);
+        assert_eq!(ms(policy.delay(2, None, 1.0)), 1_000);
+        assert_eq!(ms(policy.delay(3, None, 1.0)), 2_000);
+        assert_eq!(ms(policy.delay(10, None, 1.0)), 5_000);
+        assert_eq!(
+            ms(policy.delay(1, Some(Duration::from_secs(7)), 0.0)),
+            7_000
+        );
+        assert_eq!(
+            ms(policy.delay(1, Some(Duration::from_secs(600)), 1.0)),
+            500,
+            "a Retry-After past the maximum is not waited for"
+        );
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+
+    #[test]
+    fn ids_cannot_change_the_path() {
+        assert!(path_segment("pi_3Mtw").is_ok());
+        for bad in ["", "../v1/charges", "pi_1?expand=x", "pi 1"] {
+            assert!(path_segment(bad).is_err(), "{bad}");
+        }
+    }
+}
