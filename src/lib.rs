@@ -16,5 +16,7 @@ pub mod db;
 pub mod money;
 /// The order lifecycle as a pure state machine: `step(order, event, policy, now)`.
 pub mod order;
+/// The intake questionnaire: questions as data, validation, deterministic scores.
+pub mod questionnaire;
 /// Stripe: webhook signatures and a small blocking API client.
 pub mod stripe;
