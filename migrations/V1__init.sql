@@ -58,6 +58,7 @@ CREATE TABLE payments (
 ) STRICT;
 
 CREATE INDEX payments_order ON payments (order_id);
+CREATE INDEX payments_charge ON payments (charge_id) WHERE charge_id IS NOT NULL;
 
 CREATE TABLE refunds (
     id                TEXT PRIMARY KEY,       -- UUID v7

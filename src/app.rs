@@ -1,4 +1,5 @@
-//! The application's parts, built once per command from the configuration: no globals.
+//! The application's parts, built once per command (once per `serve` worker) from the
+//! configuration: no globals.
 
 use std::path::Path;
 
@@ -6,6 +7,9 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::pages::Pages;
+use crate::questionnaire::Questionnaire;
+use crate::stripe::StripeClient;
 
 /// What a command works with.
 #[derive(Debug)]
@@ -14,6 +18,12 @@ pub struct App {
     pub config: Config,
     /// The open, current database.
     pub db: Db,
+    /// The Stripe API, when its secret key is set.
+    stripe: Option<StripeClient>,
+    /// The customer-facing pages.
+    pub pages: Pages,
+    /// The intake questions.
+    pub questionnaire: Questionnaire,
 }
 
 impl App {
@@ -21,7 +31,48 @@ impl App {
     pub fn open(config_path: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<App> {
         let config = load_config(config_path, env)?;
         let db = Db::open(&config.database)?;
-        Ok(App { config, db })
+        let stripe = if config.stripe.secret_key.is_set() {
+            Some(StripeClient::new(&config.stripe)?)
+        } else {
+            None
+        };
+        Ok(App {
+            config,
+            db,
+            stripe,
+            pages: Pages::new()?,
+            questionnaire: Questionnaire::builtin(),
+        })
+    }
+
+    /// The Stripe API client, or the error that says which variable to set.
+    pub fn stripe(&self) -> anyhow::Result<&StripeClient> {
+        match &self.stripe {
+            Some(stripe) => Ok(stripe),
+            None => {
+                self.config.stripe.secret_key.get()?;
+                anyhow::bail!("the Stripe client was not built")
+            }
+        }
+    }
+
+    /// The webhook signing secrets, several while rolling them.
+    pub fn webhook_secrets(&self) -> anyhow::Result<Vec<String>> {
+        let secrets: Vec<String> = self
+            .config
+            .stripe
+            .webhook_secrets
+            .get()?
+            .expose()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        anyhow::ensure!(
+            !secrets.is_empty(),
+            "the Stripe webhook signing secret is empty"
+        );
+        Ok(secrets)
     }
 }
 

@@ -12,10 +12,16 @@ pub mod clock;
 pub mod config;
 /// The SQLite store: schema, migrations, and the only SQL.
 pub mod db;
+/// The web server (tiny_http) and its routes.
+pub mod http;
 /// Amounts of money as people read them.
 pub mod money;
 /// The order lifecycle as a pure state machine: `step(order, event, policy, now)`.
 pub mod order;
+/// Customer-facing pages: embedded handlebars templates, escaped.
+pub mod pages;
+/// Orders and their payments: PaymentIntents, the webhook event store, event handling.
+pub mod payments;
 /// The intake questionnaire: questions as data, validation, deterministic scores.
 pub mod questionnaire;
 /// Stripe: webhook signatures and a small blocking API client.

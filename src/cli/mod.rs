@@ -4,6 +4,7 @@
 mod init;
 mod migrate;
 mod orders;
+mod serve;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,19 +45,21 @@ enum Command {
     Init(init::Args),
     Migrate(migrate::Args),
     Orders(orders::Args),
+    Serve(serve::Args),
 }
 
 /// Runs the command line at `now`, reading secrets through `env` and printing to `out`.
 pub fn run(
     cli: Cli,
     now: OffsetDateTime,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => init::run(args, &cli.config, env, out),
         Command::Migrate(args) => migrate::run(args, &cli.config, env, out),
         Command::Orders(args) => orders::run(args, &cli.config, now, env, out),
+        Command::Serve(args) => serve::run(args, &cli.config, env, out),
     }
 }
 

@@ -7,6 +7,7 @@
 //! at all.
 
 mod orders;
+mod stripe;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ pub use orders::{
     EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow, RefundRow,
     StoredOrder, normalize_email,
 };
+pub use stripe::{PaymentRecord, StoredEvent};
 
 mod embedded {
     refinery::embed_migrations!("migrations");

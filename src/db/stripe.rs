@@ -1,0 +1,297 @@
+//! Stripe's side of the store: received webhook events and the payments they confirm.
+
+use anyhow::Context;
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Db, from_db, from_db_opt, to_db};
+
+/// A webhook event as received, waiting to be handled or handled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip)]
+    pub payload: String,
+    pub object_id: Option<String>,
+    pub order_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub handled_at: Option<OffsetDateTime>,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+/// A PaymentIntent as last read from Stripe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRecord<'a> {
+    pub order_id: &'a str,
+    pub payment_intent_id: &'a str,
+    pub status: &'a str,
+    pub amount_cents: i64,
+    pub currency: &'a str,
+    pub charge_id: Option<&'a str>,
+    pub last_error: Option<&'a str>,
+}
+
+const EVENT_COLUMNS: &str = "id, type, payload, object_id, order_id, received_at, handled_at, \
+     attempts, next_attempt_at, last_error";
+
+fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        payload: row.get(2)?,
+        object_id: row.get(3)?,
+        order_id: row.get(4)?,
+        received_at: from_db(row.get(5)?)?,
+        handled_at: from_db_opt(row.get(6)?)?,
+        attempts: row.get(7)?,
+        next_attempt_at: from_db_opt(row.get(8)?)?,
+        last_error: row.get(9)?,
+    })
+}
+
+impl Db {
+    /// Stores a verified event once; false if its id was already stored (a redelivery).
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_stripe_event(
+        &mut self,
+        id: &str,
+        kind: &str,
+        payload: &str,
+        object_id: Option<&str>,
+        stripe_created: i64,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO stripe_events (id, type, payload, object_id, stripe_created, \
+                 received_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+                 ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![
+                id,
+                kind,
+                payload,
+                object_id,
+                stripe_created,
+                to_db(now)
+            ])
+            .with_context(|| format!("cannot store Stripe event {id}"))?;
+        Ok(inserted == 1)
+    }
+
+    /// One stored event.
+    pub fn stripe_event(&self, id: &str) -> anyhow::Result<Option<StoredEvent>> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = ?1"
+            ))?
+            .query_row([id], stored_event)
+            .optional()
+            .with_context(|| format!("cannot read Stripe event {id}"))
+    }
+
+    /// Unhandled events whose next attempt is due, oldest first.
+    pub fn due_stripe_events(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM stripe_events \
+             WHERE handled_at IS NULL AND next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at, received_at LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![to_db(now), limit], stored_event)?;
+        rows.collect::<Result<_, _>>()
+            .context("cannot read the due Stripe events")
+    }
+
+    /// Stored events, newest first; only those not handled (yet) with `unhandled`.
+    pub fn stripe_events(&self, unhandled: bool, limit: u32) -> anyhow::Result<Vec<StoredEvent>> {
+        let filter = if unhandled {
+            "WHERE handled_at IS NULL"
+        } else {
+            ""
+        };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM stripe_events {filter} \
+             ORDER BY received_at DESC, id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit], stored_event)?;
+        rows.collect::<Result<_, _>>()
+            .context("cannot read the Stripe events")
+    }
+
+    /// Marks an event handled, noting the order it concerned.
+    pub fn event_handled(
+        &mut self,
+        id: &str,
+        order_id: Option<&str>,
+        note: Option<&str>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE stripe_events SET handled_at = ?2, order_id = COALESCE(?3, order_id), \
+                 attempts = attempts + 1, next_attempt_at = NULL, last_error = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, to_db(now), order_id, note])
+            .with_context(|| format!("cannot mark Stripe event {id} handled"))?;
+        Ok(())
+    }
+
+    /// Records a failed attempt at handling an event, and when to try again.
+    pub fn event_failed(
+        &mut self,
+        id: &str,
+        error: &str,
+        retry_at: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE stripe_events SET attempts = attempts + 1, next_attempt_at = ?2, \
+                 last_error = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, to_db(retry_at), error])
+            .with_context(|| format!("cannot record the failure of Stripe event {id}"))?;
+        Ok(())
+    }
+
+    /// Makes an event due again now, handled or not: `compass events replay`.
+    pub fn event_requeue(&mut self, id: &str, now: OffsetDateTime) -> anyhow::Result<bool> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE stripe_events SET handled_at = NULL, next_attempt_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, to_db(now)])
+            .with_context(|| format!("cannot requeue Stripe event {id}"))?;
+        Ok(changed == 1)
+    }
+
+    /// Creates or updates the payment row of a PaymentIntent.
+    pub fn upsert_payment(
+        &mut self,
+        payment: &PaymentRecord<'_>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO payments (order_id, payment_intent_id, status, amount_cents, currency, \
+                 charge_id, last_error, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
+                 ON CONFLICT (payment_intent_id) DO UPDATE SET status = excluded.status, \
+                 amount_cents = excluded.amount_cents, currency = excluded.currency, \
+                 charge_id = COALESCE(excluded.charge_id, charge_id), \
+                 last_error = COALESCE(excluded.last_error, last_error), \
+                 updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                payment.order_id,
+                payment.payment_intent_id,
+                payment.status,
+                payment.amount_cents,
+                payment.currency,
+                payment.charge_id,
+                payment.last_error,
+                to_db(now)
+            ])
+            .with_context(|| {
+                format!("cannot store payment {} of order {}", payment.payment_intent_id, payment.order_id)
+            })?;
+        Ok(())
+    }
+
+    /// The order a PaymentIntent or a charge belongs to.
+    pub fn order_of_payment(
+        &self,
+        payment_intent: Option<&str>,
+        charge: Option<&str>,
+    ) -> anyhow::Result<Option<String>> {
+        self.conn
+            .prepare_cached(
+                "SELECT order_id FROM payments \
+                 WHERE payment_intent_id = ?1 OR (?2 IS NOT NULL AND charge_id = ?2) LIMIT 1",
+            )?
+            .query_row(params![payment_intent, charge], |row| row.get(0))
+            .optional()
+            .context("cannot look up a payment")
+    }
+
+    /// PaymentIntents of an order that succeeded, other than `except`: a second payment.
+    pub fn other_succeeded_payments(
+        &self,
+        order_id: &str,
+        except: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT payment_intent_id FROM payments \
+             WHERE order_id = ?1 AND status = 'succeeded' AND payment_intent_id <> ?2",
+        )?;
+        let rows = stmt.query_map(params![order_id, except], |row| row.get(0))?;
+        rows.collect::<Result<_, _>>()
+            .context("cannot read the payments of an order")
+    }
+
+    /// The PaymentIntent created for an order, if any.
+    pub fn payment_intent_of(&self, order_id: &str) -> anyhow::Result<Option<String>> {
+        self.conn
+            .prepare_cached(
+                "SELECT payment_intent_id FROM payments WHERE order_id = ?1 ORDER BY id LIMIT 1",
+            )?
+            .query_row([order_id], |row| row.get(0))
+            .optional()
+            .context("cannot read the payment of an order")
+    }
+
+    /// An order's id by its status token.
+    pub fn order_by_token(&self, token: &str) -> anyhow::Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT id FROM orders WHERE status_token = ?1")?
+            .query_row([token], |row| row.get(0))
+            .optional()
+            .context("cannot look up a status token")
+    }
+
+    /// Writes an audit row: who did what to which order.
+    pub fn audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        order_id: Option<&str>,
+        detail: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_log (at, actor, action, order_id, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                to_db(now),
+                actor,
+                action,
+                order_id,
+                detail.to_string()
+            ])
+            .context("cannot write the audit log")?;
+        Ok(())
+    }
+
+    /// Whether the database answers: for `/healthz`.
+    pub fn ping(&self) -> anyhow::Result<()> {
+        self.conn
+            .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+            .context("the database does not answer")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! The web server: the only module that knows tiny_http.
+//!
+//! `serve` takes an already-bound listener (tests bind port 0) and runs a fixed pool of worker
+//! threads, each with its own database connection. A request becomes a plain [`Request`] with
+//! its body read under a per-route cap (413 beyond it), [`routes::handle`] turns it into a
+//! [`Response`], and only then is anything written back. On SIGTERM or SIGINT the workers
+//! finish the requests they hold and those already queued, then stop. If the listener fails
+//! (tiny_http then stops accepting for good), `serve` returns an error so the process exits
+//! non-zero and systemd restarts it.
+
+mod routes;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::clock;
+
+pub use routes::handle;
+
+/// Form and JSON bodies larger than this answer 413.
+pub const MAX_FORM_BODY: usize = 64 * 1024;
+/// Webhook bodies larger than this answer 413; Stripe's events are far smaller.
+pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+/// A request, read whole.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first header called `name`, ignoring case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response, built whole before it is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// An HTML page.
+    pub fn html(status: u16, body: String) -> Response {
+        Response::with(status, "text/html; charset=utf-8", body.into_bytes())
+    }
+
+    /// A JSON document.
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        Response::with(status, "application/json", value.to_string().into_bytes())
+    }
+
+    /// Plain text.
+    pub fn text(status: u16, body: &str) -> Response {
+        Response::with(
+            status,
+            "text/plain; charset=utf-8",
+            body.as_bytes().to_vec(),
+        )
+    }
+
+    /// `303 See Other` to `location`.
+    pub fn redirect(location: &str) -> Response {
+        let mut response = Response::text(303, "See Other");
+        response.headers.push(("Location", location.to_owned()));
+        response
+    }
+
+    /// The one shape of every JSON error: `{"error": {"code", "message"}}`.
+    pub fn json_error(status: u16, code: &str, message: &str) -> Response {
+        Response::json(
+            status,
+            &serde_json::json!({ "error": { "code": code, "message": message } }),
+        )
+    }
+
+    fn with(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body,
+        }
+    }
+}
+
+/// What the server needs besides the listener.
+pub struct Serve<'a> {
+    /// compass.toml: each worker opens its own `App` from it.
+    pub config: &'a Path,
+    /// The environment, for secrets and `COMPASS_NOW`.
+    pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// Worker threads: requests handled at once.
+    pub workers: usize,
+    /// Set to stop: by a signal, or by a test.
+    pub shutdown: Arc<AtomicBool>,
+}
+
+/// Serves on `listener` until `shutdown` is set (Ok) or the listener fails (Err).
+pub fn serve(listener: TcpListener, options: &Serve<'_>) -> anyhow::Result<()> {
+    serve_with(listener, options, || Ok(()))
+}
+
+/// `serve`, calling `ready` once every worker is set up and before the first request.
+pub fn serve_with(
+    listener: TcpListener,
+    options: &Serve<'_>,
+    ready: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let address = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    // Every worker opens its App before the first request, so a bad setup fails at start.
+    let apps = (0..options.workers.max(1))
+        .map(|_| App::open(options.config, options.env))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    apps[0].webhook_secrets()?;
+    apps[0].stripe()?;
+    let server = tiny_http::Server::from_listener(listener, None)
+        .map_err(|err| anyhow::anyhow!("cannot serve on {address}: {err}"))?;
+    tracing::info!(%address, workers = apps.len(), "serving");
+    ready()?;
+    let failed = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        let handles: Vec<_> = apps
+            .into_iter()
+            .enumerate()
+            .map(|(n, mut app)| {
+                let server = &server;
+                let failed = &failed;
+                scope.spawn(move || work(n, &mut app, server, options, failed))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
+            })
+            .collect::<anyhow::Result<Vec<()>>>()
+    });
+    result.map(|_| tracing::info!("stopped"))
+}
+
+fn work(
+    n: usize,
+    app: &mut App,
+    server: &tiny_http::Server,
+    options: &Serve<'_>,
+    failed: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut last_drain = std::time::Instant::now();
+    loop {
+        let stopping = options.shutdown.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
+        let next = if stopping {
+            // Finish what is already queued, then stop.
+            server.try_recv()
+        } else {
+            server.recv_timeout(Duration::from_millis(200))
+        };
+        match next {
+            Ok(Some(request)) => respond(app, request, options.env),
+            Ok(None) if stopping => return Ok(()),
+            Ok(None) => {}
+            Err(err) => {
+                failed.store(true, Ordering::Relaxed);
+                return Err(err).context("the listener failed; no more connections are accepted");
+            }
+        }
+        // Worker 0 retries events whose handling failed earlier (Stripe down, order missing).
+        if n == 0 && last_drain.elapsed() >= Duration::from_secs(10) {
+            last_drain = std::time::Instant::now();
+            if let Ok(now) = clock::now(options.env) {
+                drain(app, now);
+            }
+        }
+    }
+}
+
+fn drain(app: &mut App, now: OffsetDateTime) {
+    if let Err(err) = crate::payments::drain_events(app, now, 100) {
+        tracing::error!("cannot handle stored Stripe events: {err:#}");
+    }
+}
+
+fn respond(
+    app: &mut App,
+    mut request: tiny_http::Request,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) {
+    let started = std::time::Instant::now();
+    let (response, after) = match (read(&mut request), clock::now(env)) {
+        (Ok(req), Ok(now)) => {
+            let handled = handle(app, &req, now);
+            (handled.response, handled.after.map(|after| (after, now)))
+        }
+        (Err(response), _) => (response, None),
+        (_, Err(err)) => {
+            tracing::error!("no clock: {err:#}");
+            (Response::text(500, "Internal Server Error"), None)
+        }
+    };
+    let status = response.status;
+    let method = request.method().to_string();
+    let path = request
+        .url()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut reply = tiny_http::Response::from_data(response.body).with_status_code(status);
+    for (name, value) in response.headers {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            reply.add_header(header);
+        }
+    }
+    if let Err(err) = request.respond(reply) {
+        tracing::debug!("client went away: {err}");
+    }
+    tracing::info!(%method, %path, status, micros = started.elapsed().as_micros() as u64, "request");
+    // Work that must not delay the answer: handling the webhook event just stored.
+    if let Some((routes::After::DrainEvents, now)) = after {
+        drain(app, now);
+    }
+}
+
+/// Reads a request whole, refusing a body over the route's cap with 413.
+fn read(request: &mut tiny_http::Request) -> Result<Request, Response> {
+    let url = request.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let cap = if path == "/webhooks/stripe" {
+        MAX_WEBHOOK_BODY
+    } else {
+        MAX_FORM_BODY
+    };
+    let too_large = || Response::text(413, "Payload Too Large");
+    if request.body_length().is_some_and(|length| length > cap) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(cap as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| Response::text(400, "Bad Request"))?;
+    if body.len() > cap {
+        return Err(too_large());
+    }
+    Ok(Request {
+        method: request.method().to_string(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers: request
+            .headers()
+            .iter()
+            .map(|h| (h.field.to_string(), h.value.to_string()))
+            .collect(),
+        body,
+    })
+}
+
+/// Binds `address`, with a clear error when it is taken.
+pub fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    let socket: SocketAddr = address
+        .parse()
+        .with_context(|| format!("`{address}` is not an address like 127.0.0.1:8080"))?;
+    TcpListener::bind(socket).with_context(|| format!("cannot listen on {address}"))
+}

@@ -1,0 +1,437 @@
+//! Routing: a plain `Request` in, a plain `Response` out. No tiny_http here, so every route is
+//! tested without a socket.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{Request, Response};
+use crate::app::App;
+use crate::db::StoredOrder;
+use crate::money;
+use crate::order::{Status, Tier};
+use crate::pages;
+use crate::payments::{self, Received, WebhookRejection};
+use crate::questionnaire::{FieldError, Intake};
+
+/// A response, and work to do once it is sent.
+#[derive(Debug)]
+pub struct Handled {
+    pub response: Response,
+    pub after: Option<After>,
+}
+
+/// Work after the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Handle the Stripe events that are due, starting with the one just stored.
+    DrainEvents,
+}
+
+impl From<Response> for Handled {
+    fn from(response: Response) -> Handled {
+        Handled {
+            response,
+            after: None,
+        }
+    }
+}
+
+/// Answers one request at `now`.
+pub fn handle(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
+    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let result = match (req.method.as_str(), segments.as_slice()) {
+        ("GET", ["healthz"]) => Ok(healthz(app)),
+        ("GET", [""]) => intake_page(app, &BTreeMap::new(), &[], 200),
+        ("GET", ["assets", "site.css"]) => Ok(asset("text/css", pages::SITE_CSS)),
+        ("GET", ["assets", "pay.js"]) => Ok(asset("text/javascript", pages::PAY_JS)),
+        ("POST", ["orders"]) => post_order(app, req, now),
+        ("GET", ["pay", token]) => payment_page(app, token, now),
+        ("GET", ["status", token]) => status_page(app, token),
+        ("POST", ["webhooks", "stripe"]) => return webhook(app, req, now),
+        (_, ["healthz" | "orders" | "webhooks" | "pay" | "status", ..]) => {
+            Ok(Response::text(405, "Method Not Allowed"))
+        }
+        _ => Ok(not_found(app)),
+    };
+    result
+        .unwrap_or_else(|err| {
+            tracing::error!(path = %req.path, "request failed: {err:#}");
+            message(
+                app,
+                500,
+                "Something went wrong",
+                "Please try again in a minute.",
+            )
+        })
+        .into()
+}
+
+fn healthz(app: &App) -> Response {
+    match app.db.ping() {
+        Ok(()) => Response::text(200, "ok\n"),
+        Err(err) => {
+            tracing::error!("health check failed: {err:#}");
+            Response::text(503, "database unavailable\n")
+        }
+    }
+}
+
+fn asset(content_type: &str, text: &str) -> Response {
+    let mut response = Response::text(200, text);
+    response.headers = vec![
+        ("Content-Type", format!("{content_type}; charset=utf-8")),
+        ("Cache-Control", "public, max-age=3600".to_owned()),
+    ];
+    response
+}
+
+/// The page every page is built from.
+fn base(app: &App, title: &str) -> serde_json::Value {
+    json!({
+        "title": title,
+        "business": app.config.business_name,
+        "support_email": app.config.support_email,
+    })
+}
+
+fn render(app: &App, status: u16, page: &str, data: serde_json::Value) -> anyhow::Result<Response> {
+    Ok(Response::html(status, app.pages.render(page, &data)?))
+}
+
+fn message(app: &App, status: u16, heading: &str, text: &str) -> Response {
+    let mut data = base(app, heading);
+    data["heading"] = json!(heading);
+    data["message"] = json!(text);
+    render(app, status, "message", data).unwrap_or_else(|_| Response::text(status, text))
+}
+
+fn not_found(app: &App) -> Response {
+    message(
+        app,
+        404,
+        "Not found",
+        "There is nothing at this address. If you followed a link from an email, check that \
+         it was copied whole.",
+    )
+}
+
+const TIER_DESCRIPTIONS: [&str; 3] = [
+    "Overall score, six pillar scores with findings, five quick wins.",
+    "Starter, plus recommendations per pillar, risks and a 90-day roadmap.",
+    "Standard, plus a use-case portfolio with effort and impact, a 12-month roadmap and budget ranges.",
+];
+
+fn intake_page(
+    app: &App,
+    values: &BTreeMap<String, String>,
+    errors: &[FieldError],
+    status: u16,
+) -> anyhow::Result<Response> {
+    let q = &app.questionnaire;
+    let error_of = |field: &str| {
+        errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.clone())
+    };
+    let value = |field: &str| values.get(field).cloned().unwrap_or_default();
+    let choices = |list: &[String], field: &str| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|name| json!({ "name": name, "selected": value(field) == *name }))
+            .collect()
+    };
+    let mut industries = choices(&q.industries, "industry");
+    industries.push(json!({ "name": "Other", "selected": value("industry") == "Other" }));
+    let pillars: Vec<_> = q
+        .pillars
+        .iter()
+        .map(|pillar| {
+            let questions: Vec<_> = pillar
+                .questions
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let field = format!("{}_{}", pillar.id, i + 1);
+                    let options: Vec<_> = (1..=5)
+                        .map(|v| json!({ "value": v, "checked": value(&field) == v.to_string() }))
+                        .collect();
+                    json!({ "text": text, "field": field, "options": options, "error": error_of(&field) })
+                })
+                .collect();
+            let note_field = format!("{}_note", pillar.id);
+            json!({
+                "title": pillar.title,
+                "questions": questions,
+                "note_field": note_field,
+                "note": value(&note_field),
+                "note_error": error_of(&note_field),
+            })
+        })
+        .collect();
+    let tiers: Vec<_> = Tier::ALL
+        .iter()
+        .zip(TIER_DESCRIPTIONS)
+        .map(|(tier, description)| {
+            json!({
+                "id": tier.as_str(),
+                "title": tier.title(),
+                "price": money::format(app.config.prices.of(*tier), &app.config.prices.currency),
+                "description": description,
+                "checked": value("tier") == tier.as_str(),
+            })
+        })
+        .collect();
+    let error_map: BTreeMap<&str, &str> = errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .collect();
+    let known = [
+        "company",
+        "website",
+        "industry_other",
+        "country",
+        "name",
+        "email",
+        "process",
+        "anything_else",
+    ];
+    let shown_values: BTreeMap<&str, String> = known.iter().map(|f| (*f, value(f))).collect();
+    let shown_errors: BTreeMap<&str, Option<&str>> = known
+        .iter()
+        .chain(&["industry", "employees", "tier"])
+        .map(|f| (*f, error_map.get(f).copied()))
+        .collect();
+    let mut data = base(app, "AI readiness assessment");
+    data["values"] = json!(shown_values);
+    data["errors"] = if errors.is_empty() {
+        json!(null)
+    } else {
+        json!(shown_errors)
+    };
+    data["industries"] = json!(industries);
+    data["employees"] = json!(choices(&q.employees, "employees"));
+    data["pillars"] = json!(pillars);
+    data["free_text"] = json!(q.free_text);
+    data["tiers"] = json!(tiers);
+    render(app, status, "intake", data)
+}
+
+/// The submitted fields: a form, or a JSON object of strings and numbers.
+fn submitted_fields(req: &Request) -> Result<BTreeMap<String, String>, Response> {
+    let content_type = req
+        .header("content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        let value: serde_json::Value = serde_json::from_slice(&req.body).map_err(|err| {
+            Response::json_error(
+                400,
+                "malformed_json",
+                &format!("the body is not JSON: {err}"),
+            )
+        })?;
+        let serde_json::Value::Object(object) = value else {
+            return Err(Response::json_error(
+                400,
+                "malformed_json",
+                "the body must be a JSON object",
+            ));
+        };
+        let mut fields = BTreeMap::new();
+        for (key, value) in object {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Null => continue,
+                _ => {
+                    return Err(Response::json(
+                        422,
+                        &json!({ "error": {
+                            "code": "invalid_fields",
+                            "message": "the submission has invalid fields",
+                            "fields": [{ "field": key, "message": "must be a string or a number" }],
+                        }}),
+                    ));
+                }
+            };
+            fields.insert(key, text);
+        }
+        Ok(fields)
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&req.body)
+            .map_err(|_| Response::text(400, "The form could not be read."))?;
+        Ok(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+    } else {
+        Err(Response::text(
+            415,
+            "Send the questionnaire as a form or as application/json.",
+        ))
+    }
+}
+
+fn wants_json(req: &Request) -> bool {
+    req.header("content-type")
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"))
+}
+
+fn post_order(app: &mut App, req: &Request, now: OffsetDateTime) -> anyhow::Result<Response> {
+    let json = wants_json(req);
+    let fields = match submitted_fields(req) {
+        Ok(fields) => fields,
+        Err(response) => return Ok(response),
+    };
+    let intake: Intake = match app.questionnaire.validate(&fields) {
+        Ok(intake) => intake,
+        Err(errors) if json => {
+            return Ok(Response::json(
+                422,
+                &json!({ "error": {
+                    "code": "invalid_fields",
+                    "message": "the submission has invalid fields",
+                    "fields": errors,
+                }}),
+            ));
+        }
+        Err(errors) => return intake_page(app, &fields, &errors, 422),
+    };
+    let (order, intent) = payments::place_order(app, &intake, now)?;
+    let pay_url = format!("{}/pay/{}", app.config.public_url, order.status_token);
+    let status_url = status_url(app, &order);
+    if !json {
+        // Post/Redirect/Get: reloading the payment page never places a second order.
+        return Ok(Response::redirect(&pay_url));
+    }
+    match intent {
+        Ok(intent) => Ok(Response::json(
+            201,
+            &json!({
+                "order_id": order.id,
+                "client_secret": intent.client_secret,
+                "status_url": status_url,
+                "amount_cents": order.order.amount_cents,
+                "currency": order.order.currency,
+            }),
+        )),
+        Err(err) => {
+            tracing::error!(order = %order.id, "cannot create the PaymentIntent: {err}");
+            Ok(Response::json(
+                503,
+                &json!({ "error": {
+                    "code": "payment_provider_unavailable",
+                    "message": "the order is saved but the payment could not be prepared; retry at pay_url",
+                    "order_id": order.id,
+                    "pay_url": pay_url,
+                }}),
+            ))
+        }
+    }
+}
+
+fn status_url(app: &App, order: &StoredOrder) -> String {
+    format!("{}/status/{}", app.config.public_url, order.status_token)
+}
+
+/// Status tokens are 43 URL-safe base64 characters; anything else is not looked up.
+fn order_by_token(app: &App, token: &str) -> anyhow::Result<Option<StoredOrder>> {
+    let plausible = token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plausible {
+        return Ok(None);
+    }
+    match app.db.order_by_token(token)? {
+        Some(id) => app.db.order(&id),
+        None => Ok(None),
+    }
+}
+
+fn payment_page(app: &mut App, token: &str, now: OffsetDateTime) -> anyhow::Result<Response> {
+    let Some(order) = order_by_token(app, token)? else {
+        return Ok(not_found(app));
+    };
+    if order.order.status != Status::PendingPayment {
+        return Ok(Response::redirect(&status_url(app, &order)));
+    }
+    let intent = match payments::ensure_payment_intent(app, &order, now)? {
+        Ok(intent) if intent.status == "succeeded" => {
+            return Ok(Response::redirect(&status_url(app, &order)));
+        }
+        Ok(intent) => intent,
+        Err(err) => {
+            tracing::error!(order = %order.id, "cannot prepare the payment: {err}");
+            return Ok(message(
+                app,
+                503,
+                "Payment is not available right now",
+                "Your answers are saved. Reload this page in a minute to pay.",
+            ));
+        }
+    };
+    let detail = app.db.order_detail(&order.id)?;
+    let company = detail.map(|d| d.summary.company).unwrap_or_default();
+    let mut data = base(app, "Payment");
+    data["tier"] = json!(order.tier.title());
+    data["company"] = json!(company);
+    data["price"] = json!(money::format(
+        order.order.amount_cents,
+        &order.order.currency
+    ));
+    data["publishable_key"] = json!(app.config.stripe.publishable_key);
+    data["client_secret"] = json!(intent.client_secret.unwrap_or_default());
+    data["return_url"] = json!(status_url(app, &order));
+    let mut response = render(app, 200, "payment", data)?;
+    response
+        .headers
+        .push(("Cache-Control", "no-store".to_owned()));
+    Ok(response)
+}
+
+fn status_page(app: &mut App, token: &str) -> anyhow::Result<Response> {
+    let Some(order) = order_by_token(app, token)? else {
+        return Ok(not_found(app));
+    };
+    let text = match order.order.status {
+        Status::PendingPayment => "We are waiting for your payment to be confirmed.",
+        Status::Paid | Status::Generating => "Payment received. Your report is being written.",
+        Status::Completed => "Your report is ready.",
+        Status::Failed | Status::Refunding | Status::Refunded => {
+            "We could not complete your report; your payment is being refunded."
+        }
+        Status::RefundRequested => "Your refund request is being reviewed.",
+        Status::Expired => "This order was not paid and has expired.",
+        Status::Disputed => "This payment is disputed with your bank.",
+    };
+    let mut response = message(app, 200, &format!("Order {}", order.tier.title()), text);
+    response
+        .headers
+        .push(("Cache-Control", "no-store".to_owned()));
+    Ok(response)
+}
+
+fn webhook(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
+    let signature = req.header("stripe-signature");
+    match payments::receive_webhook(app, &req.body, signature, now) {
+        Ok(received) => Handled {
+            response: Response::json(
+                200,
+                &json!({ "received": true, "duplicate": received == Received::Duplicate }),
+            ),
+            after: (received == Received::Stored).then_some(After::DrainEvents),
+        },
+        Err(WebhookRejection::Signature(err)) => {
+            tracing::warn!("webhook refused: {err}");
+            Response::json_error(400, "bad_signature", &err.to_string()).into()
+        }
+        Err(WebhookRejection::Malformed(err)) => {
+            tracing::warn!("webhook refused: {err}");
+            Response::json_error(400, "malformed_event", "the body is not a Stripe event").into()
+        }
+        Err(WebhookRejection::Internal(err)) => {
+            tracing::error!("webhook not stored: {err:#}");
+            Response::json_error(500, "internal", "not stored; retry").into()
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The customer-facing pages: handlebars templates embedded in the binary, rendered with HTML
+//! escaping on (`{{x}}` escapes; nothing uses triple braces), in strict mode so a misspelt
+//! variable is an error, not an empty string.
+
+use anyhow::Context;
+use handlebars::Handlebars;
+use serde::Serialize;
+
+/// The pages and their shared layout.
+#[derive(Debug)]
+pub struct Pages {
+    registry: Handlebars<'static>,
+}
+
+const TEMPLATES: [(&str, &str); 4] = [
+    ("layout", include_str!("../templates/pages/layout.hbs")),
+    ("intake", include_str!("../templates/pages/intake.hbs")),
+    ("payment", include_str!("../templates/pages/payment.hbs")),
+    ("message", include_str!("../templates/pages/message.hbs")),
+];
+
+/// The stylesheet every page links.
+pub const SITE_CSS: &str = include_str!("../templates/assets/site.css");
+/// The payment page's script (Stripe Payment Element).
+pub const PAY_JS: &str = include_str!("../templates/assets/pay.js");
+
+impl Pages {
+    /// Compiles the embedded templates.
+    pub fn new() -> anyhow::Result<Pages> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.set_prevent_indent(true);
+        for (name, text) in TEMPLATES {
+            registry
+                .register_template_string(name, text)
+                .with_context(|| format!("template {name} does not compile"))?;
+        }
+        Ok(Pages { registry })
+    }
+
+    /// Renders page `name` with `data`.
+    pub fn render(&self, name: &str, data: &impl Serialize) -> anyhow::Result<String> {
+        self.registry
+            .render(name, data)
+            .with_context(|| format!("cannot render page {name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_in_pages() {
+        let pages = Pages::new().expect("templates compile");
+        let html = pages
+            .render(
+                "message",
+                &serde_json::json!({
+                    "title": "t", "business": "B&B <Ltd>", "support_email": "a@b.co",
+                    "heading": "<script>alert(1)</script>", "message": "\" onload=\"x",
+                }),
+            )
+            .expect("renders");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("B&amp;B &lt;Ltd&gt;"));
+        assert!(html.contains("&quot; onload=&quot;x"));
+        assert!(!html.contains("<script>alert"));
+    }
+
+    #[test]
+    fn a_missing_value_is_an_error_not_an_empty_string() {
+        let pages = Pages::new().expect("templates compile");
+        assert!(pages.render("message", &serde_json::json!({})).is_err());
+    }
+}

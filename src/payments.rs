@@ -1,0 +1,414 @@
+//! Payments: an order and its PaymentIntent, verified webhooks into the event store, and the
+//! handling of each event through `order::step`.
+//!
+//! A webhook is stored (verified, keyed by its event id) and answered before it is handled;
+//! handling is idempotent and retried with backoff until it succeeds, so an event for an order
+//! that is not there yet is kept, never dropped. `payment_intent.succeeded` is only a trigger:
+//! the PaymentIntent is read back from the Stripe API before any order is marked paid.
+
+use anyhow::Context;
+use time::{Duration, OffsetDateTime};
+
+use crate::app::App;
+use crate::db::{NewOrder, PaymentRecord, StoredEvent, StoredOrder};
+use crate::order::{Event as OrderEvent, Rejection};
+use crate::questionnaire::Intake;
+use crate::stripe::{self, Charge, Dispute, NewPaymentIntent, PaymentIntent, Refund, StripeError};
+
+/// The Idempotency-Key of an order's PaymentIntent: one order, one PaymentIntent, however
+/// often its creation is retried.
+pub fn payment_intent_key(order_id: &str) -> String {
+    format!("compass-pi-{order_id}")
+}
+
+/// Creates the order for a checked intake, then tries to create its PaymentIntent. The order
+/// is stored even if Stripe is down: the payment page creates the PaymentIntent later, with
+/// the same Idempotency-Key.
+pub fn place_order(
+    app: &mut App,
+    intake: &Intake,
+    now: OffsetDateTime,
+) -> anyhow::Result<(StoredOrder, Result<PaymentIntent, StripeError>)> {
+    let amount_cents = app.config.prices.of(intake.tier);
+    let order = app.db.create_order(
+        &NewOrder {
+            email: intake.email.clone(),
+            name: intake.name.clone(),
+            company: intake.company.clone(),
+            tier: intake.tier,
+            amount_cents,
+            currency: app.config.prices.currency.clone(),
+            questionnaire: serde_json::to_value(intake).context("cannot encode the answers")?,
+        },
+        now,
+    )?;
+    let intent = ensure_payment_intent(app, &order, now)?;
+    Ok((order, intent))
+}
+
+/// The order's PaymentIntent: read back if it exists, created (idempotently) if not.
+pub fn ensure_payment_intent(
+    app: &mut App,
+    order: &StoredOrder,
+    now: OffsetDateTime,
+) -> anyhow::Result<Result<PaymentIntent, StripeError>> {
+    let stripe = app.stripe()?;
+    let intent = match app.db.payment_intent_of(&order.id)? {
+        Some(id) => stripe.payment_intent(&id),
+        None => stripe.create_payment_intent(
+            &NewPaymentIntent {
+                amount: order.order.amount_cents,
+                currency: &order.order.currency,
+                order_id: &order.id,
+            },
+            &payment_intent_key(&order.id),
+        ),
+    };
+    if let Ok(intent) = &intent {
+        record_payment(app, &order.id, intent, now)?;
+    }
+    Ok(intent)
+}
+
+fn record_payment(
+    app: &mut App,
+    order_id: &str,
+    intent: &PaymentIntent,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let error = intent
+        .last_payment_error
+        .as_ref()
+        .and_then(|e| e.message.as_deref().or(e.code.as_deref()));
+    app.db.upsert_payment(
+        &PaymentRecord {
+            order_id,
+            payment_intent_id: &intent.id,
+            status: &intent.status,
+            amount_cents: intent.amount,
+            currency: &intent.currency,
+            charge_id: intent.latest_charge.as_deref(),
+            last_error: error,
+        },
+        now,
+    )
+}
+
+/// Why a webhook is turned away; nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookRejection {
+    /// The signature does not verify: 400.
+    #[error("bad signature: {0}")]
+    Signature(#[from] stripe::webhook::SignatureError),
+    /// Signed, but not an event: 400.
+    #[error("not a Stripe event: {0}")]
+    Malformed(String),
+    /// Our side failed (database): 500, and Stripe retries.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Whether a verified event was new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Stored for handling.
+    Stored,
+    /// Already stored: a redelivery.
+    Duplicate,
+}
+
+/// Verifies and stores a webhook. Answer 2xx only after this returns `Ok`.
+pub fn receive_webhook(
+    app: &mut App,
+    body: &[u8],
+    signature: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Received, WebhookRejection> {
+    let secrets = app.webhook_secrets()?;
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    stripe::webhook::verify(body, signature, &secrets, now, stripe::webhook::TOLERANCE)?;
+    let event: stripe::Event =
+        serde_json::from_slice(body).map_err(|err| WebhookRejection::Malformed(err.to_string()))?;
+    let payload =
+        std::str::from_utf8(body).map_err(|err| WebhookRejection::Malformed(err.to_string()))?;
+    let stored = app.db.insert_stripe_event(
+        &event.id,
+        &event.kind,
+        payload,
+        event.object_id(),
+        event.created,
+        now,
+    )?;
+    Ok(if stored {
+        Received::Stored
+    } else {
+        Received::Duplicate
+    })
+}
+
+/// What one pass over the due events did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Events handled for good.
+    pub handled: usize,
+    /// Events that failed and wait for a retry.
+    pub failed: usize,
+}
+
+/// Handles every due event (at most `limit`), recording each outcome.
+pub fn drain_events(app: &mut App, now: OffsetDateTime, limit: u32) -> anyhow::Result<Drained> {
+    let mut drained = Drained::default();
+    for event in app.db.due_stripe_events(now, limit)? {
+        if handle_stored(app, &event, now)? {
+            drained.handled += 1;
+        } else {
+            drained.failed += 1;
+        }
+    }
+    Ok(drained)
+}
+
+/// Handles one stored event and records the outcome; true if it is done with.
+pub fn handle_stored(
+    app: &mut App,
+    event: &StoredEvent,
+    now: OffsetDateTime,
+) -> anyhow::Result<bool> {
+    match handle(app, event, now) {
+        Ok(done) => {
+            app.db.event_handled(
+                &event.id,
+                done.order_id.as_deref(),
+                done.note.as_deref(),
+                now,
+            )?;
+            tracing::info!(event = %event.id, kind = %event.kind, order = ?done.order_id, "handled");
+            Ok(true)
+        }
+        Err(err) => {
+            let retry_at = now + event_backoff(event.attempts + 1);
+            let error = format!("{err:#}");
+            tracing::warn!(event = %event.id, kind = %event.kind, %retry_at, "not handled yet: {error}");
+            app.db.event_failed(&event.id, &error, retry_at)?;
+            Ok(false)
+        }
+    }
+}
+
+/// 30 s after the first failure, doubling, at most an hour apart; never given up.
+pub fn event_backoff(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(7);
+    (Duration::seconds(30) * (1_i32 << doublings)).min(Duration::hours(1))
+}
+
+/// The result of handling an event.
+#[derive(Debug, Default)]
+struct Done {
+    order_id: Option<String>,
+    note: Option<String>,
+}
+
+impl Done {
+    fn note(order_id: Option<String>, note: impl Into<String>) -> Done {
+        Done {
+            order_id,
+            note: Some(note.into()),
+        }
+    }
+}
+
+/// Handles one event; an `Err` means "try again later" (Stripe down, order not there yet).
+fn handle(app: &mut App, stored: &StoredEvent, now: OffsetDateTime) -> anyhow::Result<Done> {
+    let event: stripe::Event =
+        serde_json::from_str(&stored.payload).context("the stored payload is not an event")?;
+    match event.kind.as_str() {
+        "payment_intent.succeeded"
+        | "payment_intent.payment_failed"
+        | "payment_intent.processing"
+        | "payment_intent.canceled" => payment_intent_event(app, &event, now),
+        "charge.refunded" => {
+            let charge: Charge = event.object().context("charge.refunded without a charge")?;
+            let order_id = order_of(app, charge.payment_intent.as_deref(), Some(&charge.id))?;
+            let step = OrderEvent::RefundSucceeded {
+                refund: None,
+                refunded_total_cents: charge.amount_refunded,
+            };
+            apply(app, &order_id, &step, now)
+        }
+        "refund.created" | "refund.updated" | "refund.failed" => {
+            let refund: Refund = event.object().context("refund event without a refund")?;
+            refund_event(app, &refund, now)
+        }
+        "charge.dispute.created" | "charge.dispute.closed" => {
+            let dispute: Dispute = event.object().context("dispute event without a dispute")?;
+            let order_id = order_of(
+                app,
+                dispute.payment_intent.as_deref(),
+                dispute.charge.as_deref(),
+            )?;
+            let step = if event.kind == "charge.dispute.created" {
+                OrderEvent::DisputeOpened {
+                    dispute: dispute.id.clone(),
+                    reason: dispute.reason.clone().unwrap_or_else(|| "unknown".into()),
+                }
+            } else {
+                OrderEvent::DisputeClosed {
+                    dispute: dispute.id.clone(),
+                    won: dispute.status == "won",
+                }
+            };
+            apply(app, &order_id, &step, now)
+        }
+        other => Ok(Done::note(None, format!("{other} is not used by compass"))),
+    }
+}
+
+fn payment_intent_event(
+    app: &mut App,
+    event: &stripe::Event,
+    now: OffsetDateTime,
+) -> anyhow::Result<Done> {
+    let id = event.object_id().context("event without an object id")?;
+    // The payload is a trigger, not the truth: read the PaymentIntent back.
+    let intent = app
+        .stripe()?
+        .payment_intent(id)
+        .with_context(|| format!("cannot read PaymentIntent {id} back from Stripe"))?;
+    let Some(order_id) = intent.order_id().map(str::to_owned) else {
+        return Ok(Done::note(
+            None,
+            "not a compass PaymentIntent (no metadata[order_id])",
+        ));
+    };
+    if app.db.order(&order_id)?.is_none() {
+        anyhow::bail!("order {order_id} is not here yet");
+    }
+    record_payment(app, &order_id, &intent, now)?;
+    let step = match intent.status.as_str() {
+        "succeeded" => OrderEvent::PaymentConfirmed {
+            payment_intent: intent.id.clone(),
+            amount_cents: intent.amount,
+            currency: intent.currency.clone(),
+        },
+        _ if event.kind == "payment_intent.payment_failed" => OrderEvent::PaymentFailed {
+            payment_intent: intent.id.clone(),
+            reason: intent
+                .last_payment_error
+                .as_ref()
+                .and_then(|e| e.message.clone().or_else(|| e.code.clone()))
+                .unwrap_or_else(|| "the payment failed".into()),
+        },
+        status => {
+            return Ok(Done::note(
+                Some(order_id),
+                format!("PaymentIntent is {status}; nothing to do"),
+            ));
+        }
+    };
+    let done = apply(app, &order_id, &step, now)?;
+    if intent.status == "succeeded" {
+        let others = app.db.other_succeeded_payments(&order_id, &intent.id)?;
+        if !others.is_empty() {
+            let message = format!(
+                "order {order_id} was paid twice: {} and {}; refund {} in the Stripe dashboard",
+                others.join(", "),
+                intent.id,
+                intent.id
+            );
+            tracing::error!("{message}");
+            app.db.audit(
+                "stripe",
+                "alert",
+                Some(&order_id),
+                &serde_json::json!({ "message": message }),
+                now,
+            )?;
+        }
+    }
+    Ok(done)
+}
+
+fn refund_event(app: &mut App, refund: &Refund, now: OffsetDateTime) -> anyhow::Result<Done> {
+    let ours = refund.metadata.get("order_id").zip(
+        refund
+            .metadata
+            .get("refund_number")
+            .and_then(|n| n.parse::<u32>().ok()),
+    );
+    let Some((order_id, number)) = ours else {
+        return Ok(Done::note(
+            None,
+            "refund made outside compass; charge.refunded carries the total",
+        ));
+    };
+    let order_id = order_id.clone();
+    let step = match refund.status.as_deref() {
+        Some("succeeded") => OrderEvent::RefundSucceeded {
+            refund: Some(number),
+            refunded_total_cents: 0,
+        },
+        Some("failed" | "canceled") => OrderEvent::RefundFailed {
+            refund: number,
+            error: refund
+                .failure_reason
+                .clone()
+                .unwrap_or_else(|| "refund failed".into()),
+        },
+        status => {
+            return Ok(Done::note(
+                Some(order_id),
+                format!("refund is {}; waiting", status.unwrap_or("pending")),
+            ));
+        }
+    };
+    apply(app, &order_id, &step, now)
+}
+
+/// The order of a payment, or an error (retried) while the payment is not recorded yet.
+fn order_of(
+    app: &App,
+    payment_intent: Option<&str>,
+    charge: Option<&str>,
+) -> anyhow::Result<String> {
+    app.db
+        .order_of_payment(payment_intent, charge)?
+        .with_context(|| {
+            format!(
+                "no order has payment {} yet",
+                payment_intent.or(charge).unwrap_or("(none)")
+            )
+        })
+}
+
+/// Applies an order event; a rejected one is done with (it changes nothing), with a note.
+fn apply(
+    app: &mut App,
+    order_id: &str,
+    event: &OrderEvent,
+    now: OffsetDateTime,
+) -> anyhow::Result<Done> {
+    let policy = app.config.policy.clone();
+    match app.db.apply(order_id, event, &policy, "stripe", now)? {
+        Ok(step) => Ok(Done::note(
+            Some(order_id.to_owned()),
+            format!("{} -> {}", event.name(), step.order.status),
+        )),
+        Err(rejected) => {
+            if !matches!(rejected.why, Rejection::AlreadyApplied) {
+                tracing::warn!(order = %order_id, "{rejected}");
+            }
+            Ok(Done::note(Some(order_id.to_owned()), rejected.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_retries_back_off_to_an_hour() {
+        let waits: Vec<_> = (1..=9).map(|n| event_backoff(n).whole_seconds()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+    }
+}
