@@ -64,7 +64,7 @@ mod tests {
             .expect("renders");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("B&amp;B &lt;Ltd&gt;"));
-        assert!(html.contains("&quot; onload=&quot;x"));
+        assert!(html.contains("&quot; onload&#x3D;&quot;x"));
         assert!(!html.contains("<script>alert"));
     }
 
