@@ -95,6 +95,7 @@ CREATE TABLE stripe_events (
 
 CREATE INDEX stripe_events_unhandled ON stripe_events (next_attempt_at) WHERE handled_at IS NULL;
 CREATE INDEX stripe_events_order ON stripe_events (order_id);
+CREATE INDEX stripe_events_object ON stripe_events (object_id, type);
 
 CREATE TABLE emails (
     id               INTEGER PRIMARY KEY,

@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::app::App;
 use crate::db::{NewOrder, PaymentRecord, StoredEvent, StoredOrder};
-use crate::order::{Event as OrderEvent, Rejection};
+use crate::order::{Event as OrderEvent, Rejection, Status};
 use crate::questionnaire::Intake;
 use crate::stripe::{self, Charge, Dispute, NewPaymentIntent, PaymentIntent, Refund, StripeError};
 
@@ -246,18 +246,7 @@ fn handle(app: &mut App, stored: &StoredEvent, now: OffsetDateTime) -> anyhow::R
                 dispute.payment_intent.as_deref(),
                 dispute.charge.as_deref(),
             )?;
-            let step = if event.kind == "charge.dispute.created" {
-                OrderEvent::DisputeOpened {
-                    dispute: dispute.id.clone(),
-                    reason: dispute.reason.clone().unwrap_or_else(|| "unknown".into()),
-                }
-            } else {
-                OrderEvent::DisputeClosed {
-                    dispute: dispute.id.clone(),
-                    won: dispute.status == "won",
-                }
-            };
-            apply(app, &order_id, &step, now)
+            dispute_event(app, &event, &dispute, &order_id, now)
         }
         other => Ok(Done::note(None, format!("{other} is not used by compass"))),
     }
@@ -326,6 +315,45 @@ fn payment_intent_event(
         }
     }
     Ok(done)
+}
+
+/// Disputes arrive out of order too: a `closed` that overtakes its `created` opens and closes
+/// the dispute at once, and the late `created` then finds it closed and changes nothing.
+fn dispute_event(
+    app: &mut App,
+    event: &stripe::Event,
+    dispute: &Dispute,
+    order_id: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Done> {
+    let opened = OrderEvent::DisputeOpened {
+        dispute: dispute.id.clone(),
+        reason: dispute.reason.clone().unwrap_or_else(|| "unknown".into()),
+    };
+    if event.kind == "charge.dispute.created" {
+        if app
+            .db
+            .handled_event_exists(&dispute.id, "charge.dispute.closed")?
+        {
+            return Ok(Done::note(
+                Some(order_id.to_owned()),
+                "the dispute closed before this event arrived",
+            ));
+        }
+        return apply(app, order_id, &opened, now);
+    }
+    let disputed = app
+        .db
+        .order(order_id)?
+        .is_some_and(|o| o.order.status == Status::Disputed);
+    if !disputed {
+        apply(app, order_id, &opened, now)?;
+    }
+    let closed = OrderEvent::DisputeClosed {
+        dispute: dispute.id.clone(),
+        won: dispute.status == "won",
+    };
+    apply(app, order_id, &closed, now)
 }
 
 fn refund_event(app: &mut App, refund: &Refund, now: OffsetDateTime) -> anyhow::Result<Done> {

