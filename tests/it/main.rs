@@ -3,6 +3,7 @@
 //! Run them through the README's test command, which starts the fakes first; a test that needs
 //! one and cannot reach it fails, it never skips.
 
+mod attacks;
 mod bad_input;
 mod cli;
 mod fake_http;

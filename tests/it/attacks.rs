@@ -1,0 +1,222 @@
+//! Hostile input against a running `compass serve`: each gets its documented status and
+//! changes nothing.
+
+use compass::stripe::webhook::sign;
+use serde_json::json;
+
+use crate::services::service;
+use crate::support::{Install, Serving, WEBHOOK_SECRET};
+
+fn server() -> Serving {
+    Serving::start(Install::with_stripe(&service("COMPASS_TEST_STRIPE_URL")))
+}
+
+fn counts(server: &Serving) -> (usize, i64) {
+    let db = server.install.db();
+    let events = db.stripe_events(false, 10_000).expect("events").len();
+    let orders = db
+        .count_orders(&compass::db::OrderFilter::default())
+        .expect("orders");
+    (events, orders)
+}
+
+fn event_payload(id: &str) -> String {
+    json!({
+        "id": id, "object": "event", "type": "customer.created", "created": 1,
+        "data": {"object": {"id": "cus_1", "object": "customer"}},
+    })
+    .to_string()
+}
+
+fn post_webhook(server: &Serving, body: &[u8], signature: Option<&str>) -> u16 {
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(signature) = signature {
+        headers.push(("Stripe-Signature", signature));
+    }
+    server.post_with("/webhooks/stripe", &headers, body).0
+}
+
+#[test]
+fn forged_webhooks_are_refused_and_nothing_is_stored() {
+    let server = server();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let body = event_payload("evt_attack_1");
+    let good = sign(body.as_bytes(), WEBHOOK_SECRET, now);
+    let valid_v1 = good
+        .split_once(",v1=")
+        .map(|(_, v)| v.to_owned())
+        .expect("v1");
+    let cases: Vec<(&str, Vec<u8>, Option<String>, u16)> = vec![
+        ("missing header", body.clone().into_bytes(), None, 400),
+        (
+            "wrong secret",
+            body.clone().into_bytes(),
+            Some(sign(body.as_bytes(), "whsec_wrong", now)),
+            400,
+        ),
+        (
+            "tampered body",
+            body.replace("customer.created", "payment_intent.succeeded")
+                .into_bytes(),
+            Some(good.clone()),
+            400,
+        ),
+        (
+            "stale timestamp",
+            body.clone().into_bytes(),
+            Some(sign(body.as_bytes(), WEBHOOK_SECRET, now - 301)),
+            400,
+        ),
+        (
+            "garbage header",
+            body.clone().into_bytes(),
+            Some("t=now,v1=nope".into()),
+            400,
+        ),
+        (
+            "signed, but not JSON",
+            b"{not json".to_vec(),
+            Some(sign(b"{not json", WEBHOOK_SECRET, now)),
+            400,
+        ),
+        (
+            "signed JSON that is not an event",
+            b"{\"hello\":1}".to_vec(),
+            Some(sign(b"{\"hello\":1}", WEBHOOK_SECRET, now)),
+            400,
+        ),
+    ];
+    let before = counts(&server);
+    for (name, body, signature, expected) in cases {
+        assert_eq!(
+            post_webhook(&server, &body, signature.as_deref()),
+            expected,
+            "{name}"
+        );
+    }
+    let mut huge = vec![b' '; 10 * 1024 * 1024];
+    huge[..body.len()].copy_from_slice(body.as_bytes());
+    assert_eq!(post_webhook(&server, &huge, Some(&good)), 413, "10 MB body");
+    assert_eq!(counts(&server), before, "nothing stored");
+
+    // Accepted as Stripe's libraries accept them: a future timestamp, several v1 with one valid.
+    let future = sign(body.as_bytes(), WEBHOOK_SECRET, now + 3_600);
+    assert_eq!(post_webhook(&server, body.as_bytes(), Some(&future)), 200);
+    let body2 = event_payload("evt_attack_2");
+    let valid2 = sign(body2.as_bytes(), WEBHOOK_SECRET, now);
+    let v1 = valid2
+        .split_once(",v1=")
+        .map(|(_, v)| v.to_owned())
+        .expect("v1");
+    let several = format!("t={now},v1={valid_v1},v1={v1},v0=00");
+    assert_eq!(post_webhook(&server, body2.as_bytes(), Some(&several)), 200);
+    assert_eq!(counts(&server).0, before.0 + 2);
+}
+
+fn form(fields: &[(&str, &str)]) -> Vec<u8> {
+    serde_urlencoded::to_string(fields)
+        .expect("encode")
+        .into_bytes()
+}
+
+const VALID: [(&str, &str); 7] = [
+    ("company", "Acme"),
+    ("industry", "Manufacturing"),
+    ("employees", "11-50"),
+    ("country", "UK"),
+    ("name", "Ada"),
+    ("email", "ada@example.com"),
+    ("tier", "standard"),
+];
+
+#[test]
+fn bad_orders_are_refused_and_nothing_is_stored() {
+    let server = server();
+    let before = counts(&server);
+    let with = |field: &'static str, value: &'static str| -> Vec<(&'static str, &'static str)> {
+        VALID
+            .iter()
+            .map(|(k, v)| (*k, if *k == field { value } else { *v }))
+            .collect()
+    };
+
+    let (status, _, page) = server.post(
+        "/orders",
+        "application/x-www-form-urlencoded",
+        &form(&with("email", "ada@")),
+    );
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("Enter an email address like name@example.com"),
+        "field error shown"
+    );
+
+    let hostile = "<script>alert(1)</script>'; DROP TABLE orders; --";
+    let mut fields = with("email", "not-an-email");
+    fields.push(("process", hostile));
+    let (status, _, page) = server.post(
+        "/orders",
+        "application/x-www-form-urlencoded",
+        &form(&fields),
+    );
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&#x27;; DROP TABLE orders; --"),
+        "re-rendered escaped"
+    );
+    assert!(!page.contains("<script>alert(1)"));
+
+    let (status, _, _) = server.post(
+        "/orders",
+        "application/x-www-form-urlencoded",
+        &form(&with("tier", "platinum")),
+    );
+    assert_eq!(status, 422, "unknown tier");
+
+    let mut tampered: serde_json::Map<String, serde_json::Value> = VALID
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    tampered.insert("amount".into(), json!(1));
+    let (status, _, body) = server.post(
+        "/orders",
+        "application/json",
+        serde_json::Value::Object(tampered).to_string().as_bytes(),
+    );
+    assert_eq!(status, 422, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("JSON error");
+    assert_eq!(error["error"]["code"], "invalid_fields");
+    assert_eq!(error["error"]["fields"][0]["field"], "amount");
+
+    let (status, _, body) = server.post("/orders", "application/json", b"{\"company\": ");
+    assert_eq!(status, 400);
+    assert!(body.contains("malformed_json"), "{body}");
+    let (status, _, _) = server.post("/orders", "application/json", b"[1, 2]");
+    assert_eq!(status, 400);
+    let (status, _, _) = server.post("/orders", "text/plain", b"company=Acme");
+    assert_eq!(status, 415);
+    let (status, _, _) = server.post(
+        "/orders",
+        "application/x-www-form-urlencoded",
+        &vec![b'a'; 10 * 1024 * 1024],
+    );
+    assert_eq!(status, 413);
+
+    assert_eq!(counts(&server), before, "nothing stored");
+}
+
+#[test]
+fn unknown_tokens_and_paths_are_not_found() {
+    let server = server();
+    for path in [
+        "/pay/nope",
+        "/status/nope",
+        "/status/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/status/..%2F..%2Fetc%2Fpasswd",
+        "/nothing-here",
+    ] {
+        assert_eq!(server.get(path).0, 404, "{path}");
+    }
+    assert_eq!(server.get("/webhooks/stripe").0, 405);
+    assert_eq!(server.get("/healthz"), (200, "ok\n".to_owned()));
+}
