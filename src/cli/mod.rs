@@ -1,9 +1,11 @@
 //! The command line: one file per subcommand, each parsing its arguments, calling into the
 //! library and printing. Human output is for terminals; `--json` is the stable form for scripts.
 
+mod events;
 mod init;
 mod migrate;
 mod orders;
+mod reconcile;
 mod serve;
 
 use std::io::Write;
@@ -46,6 +48,8 @@ enum Command {
     Migrate(migrate::Args),
     Orders(orders::Args),
     Serve(serve::Args),
+    Reconcile(reconcile::Args),
+    Events(events::Args),
 }
 
 /// Runs the command line at `now`, reading secrets through `env` and printing to `out`.
@@ -60,6 +64,8 @@ pub fn run(
         Command::Migrate(args) => migrate::run(args, &cli.config, env, out),
         Command::Orders(args) => orders::run(args, &cli.config, now, env, out),
         Command::Serve(args) => serve::run(args, &cli.config, env, out),
+        Command::Reconcile(args) => reconcile::run(args, &cli.config, now, env, out),
+        Command::Events(args) => events::run(args, &cli.config, now, env, out),
     }
 }
 

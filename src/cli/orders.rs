@@ -319,7 +319,8 @@ pub fn write_detail(
     Ok(())
 }
 
-fn new_table() -> Table {
+/// The table style of every command.
+pub(super) fn new_table() -> Table {
     let mut table = Table::new();
     table
         .load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners())

@@ -486,3 +486,110 @@ fn an_event_for_an_order_not_here_yet_is_kept_and_retried() {
             .contains("no order has payment")
     );
 }
+
+#[test]
+fn reconcile_repairs_an_order_whose_webhook_never_came() {
+    // No webhook is registered for this server: the payment succeeds at Stripe unseen.
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    let (order_id, intent) = place_json_order(&server, "standard", "barbara@example.com");
+    assert_eq!(pay(&intent, "pm_card_visa"), 200);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(status_of(&server, &order_id), Status::PendingPayment);
+
+    let reconcile = |args: &[&str]| {
+        let mut command = server.install.command(args);
+        command
+            .env_remove("COMPASS_NOW")
+            .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
+        command.output().expect("run reconcile")
+    };
+    let dry = reconcile(&["reconcile", "--since", "1h", "--dry-run"]);
+    let printed = crate::support::stdout(&dry);
+    assert!(
+        printed.contains(&order_id) && printed.contains("would become paid"),
+        "{printed}"
+    );
+    assert!(printed.contains("dry run: nothing was changed"));
+    assert_eq!(
+        status_of(&server, &order_id),
+        Status::PendingPayment,
+        "a dry run changes nothing"
+    );
+
+    let out = reconcile(&["reconcile", "--since", "1h"]);
+    let printed = crate::support::stdout(&out);
+    assert!(printed.contains(intent.as_str()), "{printed}");
+    assert!(printed.contains("pending_payment -> paid"), "{printed}");
+    assert_eq!(status_of(&server, &order_id), Status::Paid);
+    let kinds = timeline(&server, &order_id);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "payment_confirmed").count(),
+        1
+    );
+
+    // Run again: nothing more to repair for this order.
+    let again = crate::support::stdout(&reconcile(&["reconcile", "--since", "1h", "--json"]));
+    let report: serde_json::Value = serde_json::from_str(&again).expect("JSON");
+    let repaired: Vec<_> = report["repairs"]
+        .as_array()
+        .expect("repairs")
+        .iter()
+        .filter(|r| r["order_id"] == order_id.as_str())
+        .collect();
+    assert!(repaired.is_empty(), "{again}");
+    assert_eq!(
+        timeline(&server, &order_id)
+            .iter()
+            .filter(|k| *k == "payment_confirmed")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn events_lists_and_replays_what_was_received() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    let (order_id, intent, charge) = paid_order(&server, 7);
+    let payload = charge_refunded(7, &intent, &charge);
+    server.deliver(&payload);
+    let id = format!("evt_charge_refunded_7_{}", std::process::id());
+    eventually(10, "the refund to be handled", || {
+        status_of(&server, &order_id) == Status::Refunded
+    });
+
+    let list = crate::support::stdout(&server.install.compass(&["events"]));
+    assert!(
+        list.contains(&id) && list.contains("charge.refunded"),
+        "{list}"
+    );
+    let failed = crate::support::stdout(&server.install.compass(&["events", "--failed"]));
+    assert_eq!(failed, "every event is handled\n");
+
+    let mut replay = server.install.command(&["events", "replay", &id]);
+    replay.env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
+    let printed = crate::support::stdout(&replay.output().expect("replay"));
+    assert!(
+        printed.contains("handled") && printed.contains("already applied"),
+        "{printed}"
+    );
+    let detail = server
+        .install
+        .db()
+        .order_detail(&order_id)
+        .expect("read")
+        .expect("order");
+    assert_eq!(
+        detail
+            .emails
+            .iter()
+            .filter(|e| e.kind == "refund_processed")
+            .count(),
+        1
+    );
+
+    let unknown = server.install.compass(&["events", "replay", "evt_nope"]);
+    assert_eq!(
+        crate::support::one_error_line(&unknown),
+        "error: no stored event evt_nope"
+    );
+}
