@@ -109,10 +109,10 @@ pub enum WebhookRejection {
 }
 
 /// Whether a verified event was new.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Received {
-    /// Stored for handling.
-    Stored,
+    /// Stored for handling, under this id.
+    Stored(String),
     /// Already stored: a redelivery.
     Duplicate,
 }
@@ -140,7 +140,7 @@ pub fn receive_webhook(
         now,
     )?;
     Ok(if stored {
-        Received::Stored
+        Received::Stored(event.id)
     } else {
         Received::Duplicate
     })
@@ -168,12 +168,27 @@ pub fn drain_events(app: &mut App, now: OffsetDateTime, limit: u32) -> anyhow::R
     Ok(drained)
 }
 
-/// Handles one stored event and records the outcome; true if it is done with.
+/// Handles the event `id` if it is due and no one else is handling it.
+pub fn handle_event(app: &mut App, id: &str, now: OffsetDateTime) -> anyhow::Result<()> {
+    if let Some(event) = app.db.stripe_event(id)? {
+        handle_stored(app, &event, now)?;
+    }
+    Ok(())
+}
+
+/// How long a handler holds an event before another may take it over.
+const EVENT_LEASE: Duration = Duration::minutes(2);
+
+/// Handles one stored event and records the outcome; true if it is done with. The event is
+/// claimed first, so two workers (or `serve` and `reconcile`) never handle it at once.
 pub fn handle_stored(
     app: &mut App,
     event: &StoredEvent,
     now: OffsetDateTime,
 ) -> anyhow::Result<bool> {
+    if !app.db.claim_event(&event.id, now, now + EVENT_LEASE)? {
+        return Ok(false);
+    }
     match handle(app, event, now) {
         Ok(done) => {
             app.db.event_handled(

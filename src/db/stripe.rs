@@ -131,6 +131,25 @@ impl Db {
             .context("cannot read the Stripe events")
     }
 
+    /// Takes an unhandled, due event for handling until `until`; false if it is not due or
+    /// someone else holds it.
+    pub fn claim_event(
+        &mut self,
+        id: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        let claimed = self
+            .conn
+            .prepare_cached(
+                "UPDATE stripe_events SET next_attempt_at = ?3 \
+                 WHERE id = ?1 AND handled_at IS NULL AND next_attempt_at <= ?2",
+            )?
+            .execute(params![id, to_db(now), to_db(until)])
+            .with_context(|| format!("cannot claim Stripe event {id}"))?;
+        Ok(claimed == 1)
+    }
+
     /// Marks an event handled, noting the order it concerned.
     pub fn event_handled(
         &mut self,

@@ -238,8 +238,10 @@ fn respond(
     }
     tracing::info!(%method, %path, status, micros = started.elapsed().as_micros() as u64, "request");
     // Work that must not delay the answer: handling the webhook event just stored.
-    if let Some((routes::After::DrainEvents, now)) = after {
-        drain(app, now);
+    if let Some((routes::After::HandleEvent(id), now)) = after
+        && let Err(err) = crate::payments::handle_event(app, &id, now)
+    {
+        tracing::error!(event = %id, "cannot handle the event: {err:#}");
     }
 }
 

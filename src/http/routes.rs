@@ -23,10 +23,10 @@ pub struct Handled {
 }
 
 /// Work after the answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum After {
-    /// Handle the Stripe events that are due, starting with the one just stored.
-    DrainEvents,
+    /// Handle the Stripe event just stored.
+    HandleEvent(String),
 }
 
 impl From<Response> for Handled {
@@ -419,7 +419,10 @@ fn webhook(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
                 200,
                 &json!({ "received": true, "duplicate": received == Received::Duplicate }),
             ),
-            after: (received == Received::Stored).then_some(After::DrainEvents),
+            after: match received {
+                Received::Stored(id) => Some(After::HandleEvent(id)),
+                Received::Duplicate => None,
+            },
         },
         Err(WebhookRejection::Signature(err)) => {
             tracing::warn!("webhook refused: {err}");
