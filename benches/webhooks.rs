@@ -36,7 +36,13 @@ fn main() -> anyhow::Result<()> {
     let config = dir.path().join("compass.toml");
 
     let mut server = Command::new(compass)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            &workers.to_string(),
+        ])
         .env("COMPASS_CONFIG", &config)
         .env("COMPASS_STRIPE_SECRET_KEY", "sk_test_bench")
         .env("COMPASS_STRIPE_WEBHOOK_SECRETS", SECRET)
@@ -94,13 +100,17 @@ fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(events);
     let mut errors = 0;
     for thread in threads {
-        let (mut l, e) = thread.join().map_err(|_| anyhow::anyhow!("a client panicked"))??;
+        let (mut l, e) = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client panicked"))??;
         latencies.append(&mut l);
         errors += e;
     }
     let elapsed = started.elapsed();
     let rss_after = rss_kib(server.id());
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
     let _ = server.wait();
 
     latencies.sort();
@@ -109,7 +119,9 @@ fn main() -> anyhow::Result<()> {
             .get(((latencies.len().saturating_sub(1)) as f64 * q).round() as usize)
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
-    println!("webhooks: {events} distinct signed events, {connections} connections, {workers} workers");
+    println!(
+        "webhooks: {events} distinct signed events, {connections} connections, {workers} workers"
+    );
     println!(
         "  {:.0} events/s over {:.2} s; {} errors",
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -124,7 +136,11 @@ fn main() -> anyhow::Result<()> {
         ms(1.0)
     );
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
-        println!("  serve RSS {} MiB idle, {} MiB after the load", before / 1024, after / 1024);
+        println!(
+            "  serve RSS {} MiB idle, {} MiB after the load",
+            before / 1024,
+            after / 1024
+        );
     }
     println!("  goal: >= 3000 events/s, p99 < 5 ms");
     Ok(())

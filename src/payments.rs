@@ -10,7 +10,7 @@ use anyhow::Context;
 use time::{Duration, OffsetDateTime};
 
 use crate::app::App;
-use crate::db::{NewOrder, PaymentRecord, StoredEvent, StoredOrder};
+use crate::db::{NewOrder, NewStripeEvent, PaymentRecord, StoredEvent, StoredOrder};
 use crate::order::{Event as OrderEvent, Rejection, Status};
 use crate::questionnaire::Intake;
 use crate::stripe::{self, Charge, Dispute, NewPaymentIntent, PaymentIntent, Refund, StripeError};
@@ -113,6 +113,8 @@ pub enum WebhookRejection {
 pub enum Received {
     /// Stored for handling, under this id.
     Stored(String),
+    /// Stored for the record; compass does not act on its type.
+    Recorded,
     /// Already stored: a redelivery.
     Duplicate,
 }
@@ -131,19 +133,40 @@ pub fn receive_webhook(
         serde_json::from_slice(body).map_err(|err| WebhookRejection::Malformed(err.to_string()))?;
     let payload =
         std::str::from_utf8(body).map_err(|err| WebhookRejection::Malformed(err.to_string()))?;
+    let unused = (!handles(&event.kind)).then(|| format!("{} is not used by compass", event.kind));
     let stored = app.db.insert_stripe_event(
-        &event.id,
-        &event.kind,
-        payload,
-        event.object_id(),
-        event.created,
+        &NewStripeEvent {
+            id: &event.id,
+            kind: &event.kind,
+            payload,
+            object_id: event.object_id(),
+            stripe_created: event.created,
+            done: unused.as_deref(),
+        },
         now,
     )?;
-    Ok(if stored {
-        Received::Stored(event.id)
-    } else {
-        Received::Duplicate
+    Ok(match (stored, unused) {
+        (false, _) => Received::Duplicate,
+        (true, Some(_)) => Received::Recorded,
+        (true, None) => Received::Stored(event.id),
     })
+}
+
+/// Whether compass acts on events of this type.
+fn handles(kind: &str) -> bool {
+    matches!(
+        kind,
+        "payment_intent.succeeded"
+            | "payment_intent.payment_failed"
+            | "payment_intent.processing"
+            | "payment_intent.canceled"
+            | "charge.refunded"
+            | "refund.created"
+            | "refund.updated"
+            | "refund.failed"
+            | "charge.dispute.created"
+            | "charge.dispute.closed"
+    )
 }
 
 /// What one pass over the due events did.
@@ -534,12 +557,17 @@ pub fn reconcile(
             }
             report.missed_events += 1;
             if !dry_run {
+                let unused = (!handles(&event.kind))
+                    .then(|| format!("{} is not used by compass", event.kind));
                 app.db.insert_stripe_event(
-                    &event.id,
-                    &event.kind,
-                    &raw.to_string(),
-                    event.object_id(),
-                    event.created,
+                    &NewStripeEvent {
+                        id: &event.id,
+                        kind: &event.kind,
+                        payload: &raw.to_string(),
+                        object_id: event.object_id(),
+                        stripe_created: event.created,
+                        done: unused.as_deref(),
+                    },
                     now,
                 )?;
             }

@@ -10,16 +10,17 @@ mod orders;
 mod stripe;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, bail};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
 pub use orders::{
     EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow, RefundRow,
     StoredOrder, normalize_email,
 };
-pub use stripe::{PaymentRecord, StoredEvent};
+pub use stripe::{NewStripeEvent, PaymentRecord, StoredEvent};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -63,6 +64,9 @@ fn latest_version() -> i32 {
 pub struct Db {
     conn: Connection,
     path: Option<PathBuf>,
+    /// Shared by the connections of one process (`serve`'s workers), so that they queue for
+    /// writes in memory instead of in SQLite's sleeping busy handler.
+    write_lock: Option<Arc<Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -139,7 +143,11 @@ impl Db {
             .context("cannot set the busy timeout")?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .context("cannot enable foreign keys")?;
-        Ok(Db { conn, path })
+        Ok(Db {
+            conn,
+            path,
+            write_lock: None,
+        })
     }
 
     /// WAL lets `serve` read while `process` writes. It is set only once the file is known to be
@@ -256,6 +264,41 @@ impl Db {
         self.conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
             .context("cannot read the schema")
+    }
+
+    /// Makes this connection take `lock` around every write, with the process's others.
+    pub fn share_write_lock(&mut self, lock: Arc<Mutex<()>>) {
+        self.write_lock = Some(lock);
+    }
+
+    /// Runs `f` in a transaction that holds the write lock from its first statement (so what
+    /// it reads cannot change before it writes), and commits if `f` succeeds.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let lock = self.write_lock.clone();
+        let _guard = lock
+            .as_deref()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
+        let name = self.name();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .with_context(|| format!("cannot start a write to database {name}"))?;
+        let out = f(&tx)?;
+        tx.commit()
+            .with_context(|| format!("cannot commit a write to database {name}"))?;
+        Ok(out)
+    }
+
+    /// Runs one writing statement under the write lock.
+    fn execute(&mut self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        let lock = self.write_lock.clone();
+        let _guard = lock
+            .as_deref()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
+        self.conn.prepare_cached(sql)?.execute(params)
     }
 
     /// The file's path, or `:memory:`.

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use rusqlite::{OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Row, ToSql, Transaction, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -238,7 +238,7 @@ impl Db {
         let token = new_token()?;
         let email = normalize_email(&new.email);
         let at = to_db(now);
-        let tx = self.write()?;
+        self.write(|tx| {
         let customer_id: i64 = tx
             .prepare_cached(
                 "INSERT INTO customers (email, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
@@ -251,7 +251,7 @@ impl Db {
             )
             .context("cannot store the customer")?;
         exec(
-            &tx,
+            tx,
             "INSERT INTO orders (id, customer_id, company, tier, amount_cents, currency, status, \
              questionnaire, status_token, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
@@ -270,7 +270,7 @@ impl Db {
         )
         .context("cannot store the order")?;
         insert_event(
-            &tx,
+            tx,
             &id,
             now,
             "created",
@@ -279,9 +279,8 @@ impl Db {
             "web",
             &serde_json::json!({ "tier": new.tier, "amount_cents": new.amount_cents }),
         )?;
-        let stored = load(&tx, &id)?.context("the order just stored is missing")?;
-        tx.commit().context("cannot commit the new order")?;
-        Ok(stored)
+        load(tx, &id)?.context("the order just stored is missing")
+        })
     }
 
     /// The order with this id, if there is one.
@@ -319,19 +318,19 @@ impl Db {
         actor: &str,
         now: OffsetDateTime,
     ) -> anyhow::Result<Result<Step, InvalidTransition>> {
-        let tx = self.write()?;
-        let Some(stored) = load(&tx, id)? else {
-            bail!("no order with id {id}");
-        };
-        let step = match order::step(&stored.order, event, policy, now) {
-            Ok(step) => step,
-            Err(rejected) => return Ok(Err(rejected)),
-        };
-        record_step(&tx, &stored, event, &step, actor, now)
-            .with_context(|| format!("cannot store {} for order {id}", event.name()))?;
-        tx.commit()
-            .with_context(|| format!("cannot commit {} for order {id}", event.name()))?;
-        Ok(Ok(step))
+        self.write(|tx| {
+            let Some(stored) = load(tx, id)? else {
+                bail!("no order with id {id}");
+            };
+            let step = match order::step(&stored.order, event, policy, now) {
+                Ok(step) => step,
+                // Nothing was written: committing the empty transaction changes nothing.
+                Err(rejected) => return Ok(Err(rejected)),
+            };
+            record_step(tx, &stored, event, &step, actor, now)
+                .with_context(|| format!("cannot store {} for order {id}", event.name()))?;
+            Ok(Ok(step))
+        })
     }
 
     /// Orders matching `filter`, newest first.
@@ -472,15 +471,6 @@ impl Db {
             },
         )?;
         Ok(Some(detail))
-    }
-
-    /// Starts a write transaction that holds the write lock from its first statement, so that
-    /// what it reads cannot change before it writes.
-    fn write(&mut self) -> anyhow::Result<Transaction<'_>> {
-        let name = self.name();
-        self.conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .with_context(|| format!("cannot start a write to database {name}"))
     }
 }
 

@@ -27,6 +27,19 @@ pub struct StoredEvent {
     pub last_error: Option<String>,
 }
 
+/// A verified event, as it is stored.
+#[derive(Clone, Debug)]
+pub struct NewStripeEvent<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    /// The raw body, as signed (or as Stripe's API listed it).
+    pub payload: &'a str,
+    pub object_id: Option<&'a str>,
+    pub stripe_created: i64,
+    /// Set for an event there is nothing to handle for: stored as handled, with this note.
+    pub done: Option<&'a str>,
+}
+
 /// A PaymentIntent as last read from Stripe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaymentRecord<'a> {
@@ -59,32 +72,36 @@ fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
 
 impl Db {
     /// Stores a verified event once; false if its id was already stored (a redelivery).
-    #[allow(clippy::too_many_arguments)]
     pub fn insert_stripe_event(
         &mut self,
-        id: &str,
-        kind: &str,
-        payload: &str,
-        object_id: Option<&str>,
-        stripe_created: i64,
+        event: &NewStripeEvent<'_>,
         now: OffsetDateTime,
     ) -> anyhow::Result<bool> {
+        let at = to_db(now);
+        // An event with nothing to handle is stored as handled, in the same statement.
+        let (next_attempt_at, handled_at, attempts) = match event.done {
+            Some(_) => (None, Some(at), 1),
+            None => (Some(at), None, 0),
+        };
         let inserted = self
-            .conn
-            .prepare_cached(
+            .execute(
                 "INSERT INTO stripe_events (id, type, payload, object_id, stripe_created, \
-                 received_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
-                 ON CONFLICT (id) DO NOTHING",
-            )?
-            .execute(params![
-                id,
-                kind,
-                payload,
-                object_id,
-                stripe_created,
-                to_db(now)
-            ])
-            .with_context(|| format!("cannot store Stripe event {id}"))?;
+                 received_at, next_attempt_at, handled_at, attempts, last_error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
+                params![
+                    event.id,
+                    event.kind,
+                    event.payload,
+                    event.object_id,
+                    event.stripe_created,
+                    at,
+                    next_attempt_at,
+                    handled_at,
+                    attempts,
+                    event.done
+                ],
+            )
+            .with_context(|| format!("cannot store Stripe event {}", event.id))?;
         Ok(inserted == 1)
     }
 
@@ -140,12 +157,11 @@ impl Db {
         until: OffsetDateTime,
     ) -> anyhow::Result<bool> {
         let claimed = self
-            .conn
-            .prepare_cached(
+            .execute(
                 "UPDATE stripe_events SET next_attempt_at = ?3 \
                  WHERE id = ?1 AND handled_at IS NULL AND next_attempt_at <= ?2",
-            )?
-            .execute(params![id, to_db(now), to_db(until)])
+                params![id, to_db(now), to_db(until)],
+            )
             .with_context(|| format!("cannot claim Stripe event {id}"))?;
         Ok(claimed == 1)
     }
@@ -158,13 +174,12 @@ impl Db {
         note: Option<&str>,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE stripe_events SET handled_at = ?2, order_id = COALESCE(?3, order_id), \
+        self.execute(
+            "UPDATE stripe_events SET handled_at = ?2, order_id = COALESCE(?3, order_id), \
                  attempts = attempts + 1, next_attempt_at = NULL, last_error = ?4 WHERE id = ?1",
-            )?
-            .execute(params![id, to_db(now), order_id, note])
-            .with_context(|| format!("cannot mark Stripe event {id} handled"))?;
+            params![id, to_db(now), order_id, note],
+        )
+        .with_context(|| format!("cannot mark Stripe event {id} handled"))?;
         Ok(())
     }
 
@@ -175,24 +190,22 @@ impl Db {
         error: &str,
         retry_at: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE stripe_events SET attempts = attempts + 1, next_attempt_at = ?2, \
+        self.execute(
+            "UPDATE stripe_events SET attempts = attempts + 1, next_attempt_at = ?2, \
                  last_error = ?3 WHERE id = ?1",
-            )?
-            .execute(params![id, to_db(retry_at), error])
-            .with_context(|| format!("cannot record the failure of Stripe event {id}"))?;
+            params![id, to_db(retry_at), error],
+        )
+        .with_context(|| format!("cannot record the failure of Stripe event {id}"))?;
         Ok(())
     }
 
     /// Makes an event due again now, handled or not: `compass events replay`.
     pub fn event_requeue(&mut self, id: &str, now: OffsetDateTime) -> anyhow::Result<bool> {
         let changed = self
-            .conn
-            .prepare_cached(
+            .execute(
                 "UPDATE stripe_events SET handled_at = NULL, next_attempt_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![id, to_db(now)])
+                params![id, to_db(now)],
+            )
             .with_context(|| format!("cannot requeue Stripe event {id}"))?;
         Ok(changed == 1)
     }
@@ -214,9 +227,8 @@ impl Db {
         payment: &PaymentRecord<'_>,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO payments (order_id, payment_intent_id, status, amount_cents, currency, \
+        self.execute(
+            "INSERT INTO payments (order_id, payment_intent_id, status, amount_cents, currency, \
                  charge_id, last_error, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
                  ON CONFLICT (payment_intent_id) DO UPDATE SET status = excluded.status, \
@@ -224,8 +236,7 @@ impl Db {
                  charge_id = COALESCE(excluded.charge_id, charge_id), \
                  last_error = COALESCE(excluded.last_error, last_error), \
                  updated_at = excluded.updated_at",
-            )?
-            .execute(params![
+            params![
                 payment.order_id,
                 payment.payment_intent_id,
                 payment.status,
@@ -234,10 +245,14 @@ impl Db {
                 payment.charge_id,
                 payment.last_error,
                 to_db(now)
-            ])
-            .with_context(|| {
-                format!("cannot store payment {} of order {}", payment.payment_intent_id, payment.order_id)
-            })?;
+            ],
+        )
+        .with_context(|| {
+            format!(
+                "cannot store payment {} of order {}",
+                payment.payment_intent_id, payment.order_id
+            )
+        })?;
         Ok(())
     }
 
@@ -301,19 +316,12 @@ impl Db {
         detail: &serde_json::Value,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO audit_log (at, actor, action, order_id, detail) \
+        self.execute(
+            "INSERT INTO audit_log (at, actor, action, order_id, detail) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                to_db(now),
-                actor,
-                action,
-                order_id,
-                detail.to_string()
-            ])
-            .context("cannot write the audit log")?;
+            params![to_db(now), actor, action, order_id, detail.to_string()],
+        )
+        .context("cannot write the audit log")?;
         Ok(())
     }
 

@@ -130,8 +130,13 @@ pub fn serve_with(
         .local_addr()
         .context("the listener has no address")?;
     // Every worker opens its App before the first request, so a bad setup fails at start.
+    let write_lock = Arc::new(std::sync::Mutex::new(()));
     let apps = (0..options.workers.max(1))
-        .map(|_| App::open(options.config, options.env))
+        .map(|_| {
+            let mut app = App::open(options.config, options.env)?;
+            app.db.share_write_lock(Arc::clone(&write_lock));
+            Ok(app)
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     apps[0].webhook_secrets()?;
     apps[0].stripe()?;

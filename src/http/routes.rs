@@ -421,7 +421,7 @@ fn webhook(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
             ),
             after: match received {
                 Received::Stored(id) => Some(After::HandleEvent(id)),
-                Received::Duplicate => None,
+                Received::Recorded | Received::Duplicate => None,
             },
         },
         Err(WebhookRejection::Signature(err)) => {
