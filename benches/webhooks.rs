@@ -25,7 +25,7 @@ fn env_number(name: &str, default: usize) -> usize {
 fn main() -> anyhow::Result<()> {
     let events = env_number("EVENTS", 20_000);
     let connections = env_number("CONNECTIONS", 50).max(1);
-    let workers = env_number("WORKERS", 8);
+    let workers = env_number("WORKERS", 4);
     let dir = tempfile::tempdir()?;
     let compass = env!("CARGO_BIN_EXE_compass");
     let init = Command::new(compass)

@@ -22,7 +22,7 @@ pub struct Args {
     listen: String,
 
     /// Requests handled at once, each with its own database connection
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
 }
 

@@ -220,3 +220,51 @@ fn unknown_tokens_and_paths_are_not_found() {
     assert_eq!(server.get("/webhooks/stripe").0, 405);
     assert_eq!(server.get("/healthz"), (200, "ok\n".to_owned()));
 }
+
+#[test]
+fn sigterm_stops_serve_cleanly_and_a_bad_setup_fails_at_start() {
+    let install = Install::with_stripe(&service("COMPASS_TEST_STRIPE_URL"));
+    let mut command = install.command(&["serve", "--listen", "127.0.0.1:0"]);
+    command
+        .env_remove("COMPASS_NOW")
+        .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
+        .env("COMPASS_STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET)
+        .stdout(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("listening line");
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let started = std::time::Instant::now();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "stopped promptly"
+    );
+
+    // Without the webhook secret serve refuses to start, naming the variable.
+    let mut command = install.command(&["serve", "--listen", "127.0.0.1:0"]);
+    command.env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY);
+    let out = command.output().expect("serve");
+    let line = crate::support::one_error_line(&out);
+    assert!(line.contains("COMPASS_STRIPE_WEBHOOK_SECRETS"), "{line}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let mut command = install.command(&["serve", "--listen", &address]);
+    command
+        .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
+        .env("COMPASS_STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET);
+    let line = crate::support::one_error_line(&command.output().expect("serve"));
+    assert!(
+        line.contains(&format!("cannot listen on {address}")),
+        "{line}"
+    );
+}

@@ -85,14 +85,21 @@ fn status_of(server: &Serving, order_id: &str) -> Status {
         .status
 }
 
-fn timeline(server: &Serving, order_id: &str) -> Vec<String> {
-    let detail = server
+fn order_detail(server: &Serving, order_id: &str) -> compass::db::OrderDetail {
+    server
         .install
         .db()
         .order_detail(order_id)
         .expect("read")
-        .expect("order");
-    detail.timeline.into_iter().map(|e| e.kind).collect()
+        .expect("order")
+}
+
+fn timeline(server: &Serving, order_id: &str) -> Vec<String> {
+    order_detail(server, order_id)
+        .timeline
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
 }
 
 #[test]
@@ -170,12 +177,7 @@ fn paying_with_a_card_marks_the_order_paid_exactly_once() {
         status_of(&server, &order_id) == Status::Paid
     });
 
-    let detail = server
-        .install
-        .db()
-        .order_detail(&order_id)
-        .expect("read")
-        .expect("order");
+    let detail = order_detail(&server, &order_id);
     assert_eq!(detail.summary.amount_cents, 39_900);
     assert_eq!(detail.payments[0].status, "succeeded");
     assert!(detail.payments[0].charge_id.is_some());
@@ -211,17 +213,7 @@ fn paying_with_a_card_marks_the_order_paid_exactly_once() {
         1,
         "{kinds:?}"
     );
-    assert_eq!(
-        server
-            .install
-            .db()
-            .order_detail(&order_id)
-            .expect("read")
-            .expect("order")
-            .emails
-            .len(),
-        1
-    );
+    assert_eq!(order_detail(&server, &order_id).emails.len(), 1);
 }
 
 #[test]
@@ -234,12 +226,7 @@ fn a_declined_card_leaves_the_order_payable() {
     eventually(20, "the failure to be recorded", || {
         timeline(&server, &order_id).contains(&"payment_failed".to_owned())
     });
-    let detail = server
-        .install
-        .db()
-        .order_detail(&order_id)
-        .expect("read")
-        .expect("order");
+    let detail = order_detail(&server, &order_id);
     assert_eq!(detail.summary.status, Status::PendingPayment);
     assert!(detail.last_error.is_some(), "the decline is recorded");
     assert!(detail.emails.is_empty(), "no confirmation");
@@ -383,12 +370,7 @@ fn refund_fixtures_settle_once_in_either_order() {
         eventually(10, "the order to be refunded", || {
             status_of(&server, &order_id) == Status::Refunded
         });
-        let detail = server
-            .install
-            .db()
-            .order_detail(&order_id)
-            .expect("read")
-            .expect("order");
+        let detail = order_detail(&server, &order_id);
         assert_eq!(
             detail.summary.refunded_cents, 14_900,
             "refunded once, not twice"
@@ -572,12 +554,7 @@ fn events_lists_and_replays_what_was_received() {
         printed.contains("handled") && printed.contains("already applied"),
         "{printed}"
     );
-    let detail = server
-        .install
-        .db()
-        .order_detail(&order_id)
-        .expect("read")
-        .expect("order");
+    let detail = order_detail(&server, &order_id);
     assert_eq!(
         detail
             .emails
