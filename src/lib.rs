@@ -24,5 +24,7 @@ pub mod pages;
 pub mod payments;
 /// The intake questionnaire: questions as data, validation, deterministic scores.
 pub mod questionnaire;
+/// Retrying HTTP calls: backoff with jitter, `Retry-After`.
+pub mod retry;
 /// Stripe: webhook signatures and a small blocking API client.
 pub mod stripe;

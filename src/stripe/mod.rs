@@ -16,47 +16,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::config::{Secret, StripeConfig};
+pub use crate::retry::RetryPolicy;
+use crate::retry::jitter;
 pub use types::{ApiErrorBody, Charge, Dispute, Event, List, PaymentIntent, Refund};
-
-/// How a failed request is retried.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// The first wait; it doubles with each retry.
-    pub initial_delay: Duration,
-    /// The longest computed wait.
-    pub max_delay: Duration,
-    /// A `Retry-After` longer than this is not waited for.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 3,
-            initial_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(5),
-            max_retry_after: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `retry` (1-based): `initial * 2^(retry-1)`, capped, with
-    /// jitter between 50% and 100%, and never shorter than a `Retry-After` we honour.
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
-        let doubled = self
-            .initial_delay
-            .saturating_mul(1_u32 << retry.saturating_sub(1).min(16));
-        let capped = doubled.min(self.max_delay);
-        let jittered = capped.mul_f64(0.5 * (1.0 + jitter.clamp(0.0, 1.0)));
-        match retry_after {
-            Some(after) if after <= self.max_retry_after => jittered.max(after),
-            _ => jittered,
-        }
-    }
-}
 
 /// A request that did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +93,7 @@ impl StripeClient {
             &config.api_base,
             config.secret_key.get()?.clone(),
             &config.api_version,
-            RetryPolicy::default(),
+            RetryPolicy::stripe(),
         ))
     }
 
@@ -291,9 +253,7 @@ fn read<T: DeserializeOwned>(mut response: ureq::http::Response<ureq::Body>) -> 
             .map(str::to_owned)
     };
     let should_retry_header = header("stripe-should-retry");
-    let retry_after = header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = crate::retry::retry_after(header("retry-after").as_deref(), None);
     let request_id = header("request-id");
     let body = match response.body_mut().read_to_string() {
         Ok(body) => body,
@@ -327,15 +287,6 @@ fn read<T: DeserializeOwned>(mut response: ureq::http::Response<ureq::Body>) -> 
     (Err(error), should_retry, retry_after)
 }
 
-/// A uniform number in [0, 1) for backoff jitter.
-fn jitter() -> f64 {
-    let mut bytes = [0_u8; 4];
-    if getrandom::fill(&mut bytes).is_err() {
-        return 0.5;
-    }
-    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
-}
-
 /// An id as one URL path segment: Stripe ids are `[A-Za-z0-9_]`, anything else is refused
 /// before it can change the path.
 fn path_segment(id: &str) -> Result<&str, StripeError> {
@@ -349,30 +300,6 @@ fn path_segment(id: &str) -> Result<&str, StripeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_caps_jitters_and_honours_retry_after() {
-        let policy = RetryPolicy::default();
-        let ms = |d: Duration| d.as_millis();
-        assert_eq!(ms(policy.delay(1, None, 1.0)), 500);
-        assert_eq!(ms(policy.delay(1, None, 0.0)), 250);
-        assert_eq!(ms(policy.delay(2, None, 1.0)), 1_000);
-        assert_eq!(ms(policy.delay(3, None, 1.0)), 2_000);
-        assert_eq!(ms(policy.delay(10, None, 1.0)), 5_000);
-        assert_eq!(
-            ms(policy.delay(1, Some(Duration::from_secs(7)), 0.0)),
-            7_000
-        );
-        assert_eq!(
-            ms(policy.delay(1, Some(Duration::from_secs(600)), 1.0)),
-            500,
-            "a Retry-After past the maximum is not waited for"
-        );
-        for _ in 0..100 {
-            let j = jitter();
-            assert!((0.0..1.0).contains(&j));
-        }
-    }
 
     #[test]
     fn ids_cannot_change_the_path() {
