@@ -4,6 +4,8 @@
 
 /// What a command works with, built from the configuration.
 pub mod app;
+/// The Claude Messages API: structured answers, retries, every attempt reported.
+pub mod claude;
 /// The command line.
 pub mod cli;
 /// The clock as a value, and times as people read and type them.

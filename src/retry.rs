@@ -86,7 +86,10 @@ mod tests {
         assert_eq!(ms(policy.delay(3, None, 1.0)), 2_000);
         assert_eq!(ms(policy.delay(10, None, 1.0)), 5_000);
         assert_eq!(ms(RetryPolicy::anthropic().delay(10, None, 1.0)), 8_000);
-        assert_eq!(ms(policy.delay(1, Some(Duration::from_secs(7)), 0.0)), 7_000);
+        assert_eq!(
+            ms(policy.delay(1, Some(Duration::from_secs(7)), 0.0)),
+            7_000
+        );
         assert_eq!(
             ms(policy.delay(1, Some(Duration::from_secs(600)), 1.0)),
             500,
@@ -101,8 +104,14 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_milliseconds() {
         assert_eq!(retry_after(Some("2"), None), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(Some("1.5"), None), Some(Duration::from_millis(1_500)));
-        assert_eq!(retry_after(Some("2"), Some("250")), Some(Duration::from_millis(250)));
+        assert_eq!(
+            retry_after(Some("1.5"), None),
+            Some(Duration::from_millis(1_500))
+        );
+        assert_eq!(
+            retry_after(Some("2"), Some("250")),
+            Some(Duration::from_millis(250))
+        );
         assert_eq!(retry_after(Some("soon"), None), None);
         assert_eq!(retry_after(Some("-1"), None), None);
         assert_eq!(retry_after(None, None), None);

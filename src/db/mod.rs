@@ -6,6 +6,7 @@
 //! transaction: the step, its timeline row and the rows its actions ask for land together or not
 //! at all.
 
+mod llm;
 mod orders;
 mod stripe;
 

@@ -461,3 +461,32 @@ fn filters_narrow_the_list_newest_first() {
         "count ignores the limit"
     );
 }
+
+#[test]
+fn claude_attempts_are_recorded_with_their_cost() {
+    let mut db = Db::open_in_memory().expect("db");
+    let order = db
+        .create_order(&new_order("ada@example.com"), T0)
+        .expect("order");
+    let attempt = crate::claude::Attempt {
+        model: "claude-sonnet-4-5".into(),
+        request_id: Some("req_1".into()),
+        outcome: "retryable",
+        http_status: Some(529),
+        usage: crate::claude::Usage::default(),
+        duration_ms: 120,
+        error: Some("529 overloaded_error: Overloaded".into()),
+    };
+    db.record_llm_call(Some(&order.id), &attempt, 0, T0)
+        .expect("recorded");
+    db.record_llm_call(None, &attempt, 4_500_000, T0)
+        .expect("a preview's call");
+    assert_eq!(count(&db, "SELECT count(*) FROM llm_calls"), 2);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT sum(cost_micros) FROM llm_calls WHERE order_id IS NULL"
+        ),
+        4_500_000
+    );
+}

@@ -5,6 +5,7 @@
 
 mod attacks;
 mod bad_input;
+mod claude_client;
 mod cli;
 mod fake_http;
 mod payments;
