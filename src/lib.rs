@@ -26,6 +26,8 @@ pub mod pages;
 pub mod payments;
 /// The intake questionnaire: questions as data, validation, deterministic scores.
 pub mod questionnaire;
+/// The report: the schema per tier, checking the model's answer, prompts, the sample.
+pub mod report;
 /// Retrying HTTP calls: backoff with jitter, `Retry-After`.
 pub mod retry;
 /// Stripe: webhook signatures and a small blocking API client.

@@ -80,7 +80,7 @@ pub struct FieldError {
 }
 
 /// Readiness levels, from the overall score.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Level {
     /// 80 and above.
     Pacesetter,
@@ -105,7 +105,7 @@ impl Level {
 }
 
 /// A pillar's score.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PillarScore {
     pub id: String,
     pub title: String,
@@ -114,7 +114,7 @@ pub struct PillarScore {
 }
 
 /// The scores of a submission: computed by compass, never by the model.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     pub pillars: Vec<PillarScore>,
     /// 0-100, from the mean of the assessed pillars; `None` when no pillar was assessed.
