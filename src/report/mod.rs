@@ -6,7 +6,9 @@
 //! is visible in what its schema requires: Standard adds recommendations, risks and a 90-day
 //! roadmap; Premium adds a use-case portfolio, a 12-month roadmap and budget ranges.
 
+pub mod html;
 pub mod prompt;
+pub mod radar;
 pub mod sample;
 
 use serde::{Deserialize, Serialize};
