@@ -24,6 +24,8 @@ pub mod order;
 pub mod pages;
 /// Orders and their payments: PaymentIntents, the webhook event store, event handling.
 pub mod payments;
+/// `compass process`: claims paid orders and turns them into reports.
+pub mod process;
 /// The intake questionnaire: questions as data, validation, deterministic scores.
 pub mod questionnaire;
 /// The report: the schema per tier, checking the model's answer, prompts, the sample.

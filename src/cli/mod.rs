@@ -5,6 +5,7 @@ mod events;
 mod init;
 mod migrate;
 mod orders;
+mod process;
 mod reconcile;
 mod serve;
 
@@ -48,6 +49,7 @@ enum Command {
     Migrate(migrate::Args),
     Orders(orders::Args),
     Serve(serve::Args),
+    Process(process::Args),
     Reconcile(reconcile::Args),
     Events(events::Args),
 }
@@ -64,6 +66,7 @@ pub fn run(
         Command::Migrate(args) => migrate::run(args, &cli.config, env, out),
         Command::Orders(args) => orders::run(args, &cli.config, now, env, out),
         Command::Serve(args) => serve::run(args, &cli.config, env, out),
+        Command::Process(args) => process::run(args, &cli.config, env, out),
         Command::Reconcile(args) => reconcile::run(args, &cli.config, now, env, out),
         Command::Events(args) => events::run(args, &cli.config, now, env, out),
     }

@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use time::OffsetDateTime;
 
 pub use orders::{
-    EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow, RefundRow,
-    StoredOrder, normalize_email,
+    Artifact, EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow,
+    RefundRow, StoredOrder, normalize_email,
 };
 pub use stripe::{NewStripeEvent, PaymentRecord, StoredEvent};
 

@@ -2,8 +2,9 @@
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use rusqlite::{OptionalExtension, Row, ToSql, Transaction, params};
+use rusqlite::{OptionalExtension, Row, ToSql, params};
 use serde::Serialize;
+use sha2::Digest as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -318,19 +319,119 @@ impl Db {
         actor: &str,
         now: OffsetDateTime,
     ) -> anyhow::Result<Result<Step, InvalidTransition>> {
+        self.write(|tx| apply_in(tx, id, event, policy, actor, now))
+    }
+
+    /// Stores a finished report's artifacts and applies `Generated` in one transaction: the
+    /// order is `completed` (and the "report ready" email queued) only with its report stored.
+    /// If the run lost its lease, nothing is written.
+    pub fn complete(
+        &mut self,
+        id: &str,
+        owner: &str,
+        artifacts: &[Artifact<'_>],
+        policy: &Policy,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Result<Step, InvalidTransition>> {
+        let event = Event::Generated {
+            owner: owner.to_owned(),
+        };
         self.write(|tx| {
-            let Some(stored) = load(tx, id)? else {
-                bail!("no order with id {id}");
-            };
-            let step = match order::step(&stored.order, event, policy, now) {
-                Ok(step) => step,
-                // Nothing was written: committing the empty transaction changes nothing.
-                Err(rejected) => return Ok(Err(rejected)),
-            };
-            record_step(tx, &stored, event, &step, actor, now)
-                .with_context(|| format!("cannot store {} for order {id}", event.name()))?;
-            Ok(Ok(step))
+            let step = apply_in(tx, id, &event, policy, "process", now)?;
+            if step.is_ok() {
+                for artifact in artifacts {
+                    let digest = sha2::Sha256::digest(artifact.content);
+                    exec(
+                        tx,
+                        "INSERT INTO artifacts (order_id, kind, content, sha256, size, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (order_id, kind) DO UPDATE \
+                         SET content = excluded.content, sha256 = excluded.sha256, \
+                         size = excluded.size, created_at = excluded.created_at",
+                        params![
+                            id,
+                            artifact.kind,
+                            artifact.content,
+                            hex::encode(digest),
+                            artifact.content.len() as i64,
+                            to_db(now)
+                        ],
+                    )
+                    .with_context(|| format!("cannot store the {} of order {id}", artifact.kind))?;
+                }
+            }
+            Ok(step)
         })
+    }
+
+    /// Claims up to `limit` due orders for run `run` until `now + lease`, in one transaction;
+    /// each claim's lease owner is `{run}:{attempt}`, unique to that claim.
+    pub fn claim_due(
+        &mut self,
+        run: &str,
+        limit: u32,
+        lease: time::Duration,
+        policy: &Policy,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Vec<(StoredOrder, String)>> {
+        self.write(|tx| {
+            let ids = due_in(tx, now, limit)?;
+            let mut claimed = Vec::new();
+            for id in ids {
+                let Some(stored) = load(tx, &id)? else {
+                    continue;
+                };
+                let owner = format!("{run}:{}", stored.order.attempts + 1);
+                let event = Event::Claim {
+                    owner: owner.clone(),
+                    lease_until: now + lease,
+                };
+                if let Ok(step) = apply_in(tx, &id, &event, policy, "process", now)? {
+                    claimed.push((
+                        StoredOrder {
+                            order: step.order,
+                            ..stored
+                        },
+                        owner,
+                    ));
+                }
+            }
+            Ok(claimed)
+        })
+    }
+
+    /// Orders `process` would claim now, oldest due first: for `--dry-run`.
+    pub fn due_orders(&self, now: OffsetDateTime, limit: u32) -> anyhow::Result<Vec<String>> {
+        due_in(&self.conn, now, limit)
+    }
+
+    /// Orders whose lease ran out: their run died or hangs.
+    pub fn expired_leases(&self, now: OffsetDateTime) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM orders WHERE status = 'generating' AND lease_expires_at <= ?1",
+        )?;
+        let rows = stmt.query_map([to_db(now)], |row| row.get(0))?;
+        rows.collect::<Result<_, _>>()
+            .context("cannot read expired leases")
+    }
+
+    /// The answers an order was placed with.
+    pub fn questionnaire_of(&self, id: &str) -> anyhow::Result<serde_json::Value> {
+        let text: String = self
+            .conn
+            .prepare_cached("SELECT questionnaire FROM orders WHERE id = ?1")?
+            .query_row([id], |row| row.get(0))
+            .with_context(|| format!("cannot read the answers of order {id}"))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("the answers of order {id} are not JSON"))
+    }
+
+    /// A stored artifact of an order (`html`, `pdf`, `json`).
+    pub fn artifact(&self, id: &str, kind: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT content FROM artifacts WHERE order_id = ?1 AND kind = ?2")?
+            .query_row([id, kind], |row| row.get(0))
+            .optional()
+            .with_context(|| format!("cannot read the {kind} of order {id}"))
     }
 
     /// Orders matching `filter`, newest first.
@@ -560,9 +661,55 @@ fn load(conn: &rusqlite::Connection, id: &str) -> anyhow::Result<Option<StoredOr
     Ok(Some(stored))
 }
 
+/// A file of a finished report.
+#[derive(Clone, Copy, Debug)]
+pub struct Artifact<'a> {
+    /// `html`, `pdf` or `json`.
+    pub kind: &'a str,
+    pub content: &'a [u8],
+}
+
+/// Paid orders whose next attempt is due, oldest due first.
+fn due_in(
+    conn: &rusqlite::Connection,
+    now: OffsetDateTime,
+    limit: u32,
+) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM orders WHERE status = 'paid' AND \
+         (next_attempt_at IS NULL OR next_attempt_at <= ?1) \
+         ORDER BY next_attempt_at, created_at LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![to_db(now), limit], |row| row.get(0))?;
+    rows.collect::<Result<_, _>>()
+        .context("cannot read the due orders")
+}
+
+/// `apply` inside a transaction the caller holds.
+fn apply_in(
+    tx: &rusqlite::Connection,
+    id: &str,
+    event: &Event,
+    policy: &Policy,
+    actor: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Result<Step, InvalidTransition>> {
+    let Some(stored) = load(tx, id)? else {
+        bail!("no order with id {id}");
+    };
+    let step = match order::step(&stored.order, event, policy, now) {
+        Ok(step) => step,
+        // Nothing is written for a rejected event.
+        Err(rejected) => return Ok(Err(rejected)),
+    };
+    record_step(tx, &stored, event, &step, actor, now)
+        .with_context(|| format!("cannot store {} for order {id}", event.name()))?;
+    Ok(Ok(step))
+}
+
 /// Stores a step: the order's new state, the timeline row and the rows its actions ask for.
 fn record_step(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     before: &StoredOrder,
     event: &Event,
     step: &Step,

@@ -9,6 +9,7 @@ mod claude_client;
 mod cli;
 mod fake_http;
 mod payments;
+mod process;
 mod seed;
 mod services;
 mod stripe_client;

@@ -1,0 +1,344 @@
+//! `compass process`: the batch driver that turns paid orders into reports.
+//!
+//! One pass rescues orders whose lease expired (their run died), claims due orders in one
+//! transaction (each claim's lease owner unique to it), and works on up to C of them at once,
+//! each worker with its own database connection. Every outcome goes through `order::step`:
+//! a report is stored together with the step that completes the order, and a failure is data
+//! (a retry later, or `failed` with the refund queued), never an `Err` that stops the batch.
+//! A run that lost its lease while working writes nothing: the later run's work stands.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::claude::{Ask, ClaudeClient, ClaudeError, Role, cost_micros};
+use crate::config::Config;
+use crate::db::{Artifact, Db, StoredOrder};
+use crate::order::{Event, Status};
+use crate::questionnaire::{Intake, Questionnaire};
+use crate::report::{self, Report, prompt::Prompts};
+
+/// How much one pass takes on.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Orders claimed in this pass at most.
+    pub limit: u32,
+    /// Orders worked on at once.
+    pub concurrency: usize,
+}
+
+/// How an order's attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result", content = "detail")]
+pub enum Finished {
+    /// The report is stored and the order completed.
+    Completed,
+    /// It failed and will be tried again later.
+    Retrying(String),
+    /// It failed for good: refund and email queued.
+    Failed(String),
+    /// Another run took the order over; this run's work was dropped.
+    LeaseLost,
+}
+
+/// One order's attempt in this pass.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub order_id: String,
+    #[serde(flatten)]
+    pub result: Finished,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_micros: i64,
+    pub millis: u64,
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Orders whose expired lease was rescued.
+    pub rescued: usize,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Told about progress, for a progress bar or log lines.
+pub trait Progress: Sync {
+    /// `total` orders were claimed.
+    fn claimed(&self, total: usize);
+    /// An order is being worked on.
+    fn working(&self, order_id: &str);
+    /// An order is done with.
+    fn done(&self, outcome: &Outcome);
+}
+
+/// The clock, read at each step of a long batch.
+pub type Clock<'a> = &'a (dyn Fn() -> anyhow::Result<OffsetDateTime> + Sync);
+
+/// One pass: rescue, claim, work, record.
+pub fn run_once(
+    config_path: &Path,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    clock: Clock<'_>,
+    options: &Options,
+    progress: &dyn Progress,
+) -> anyhow::Result<Summary> {
+    let mut app = App::open(config_path, env)?;
+    let claude = ClaudeClient::new(&app.config.claude)?;
+    let policy = app.config.policy.clone();
+    let mut summary = Summary::default();
+
+    let now = clock()?;
+    for id in app.db.expired_leases(now)? {
+        if app
+            .db
+            .apply(&id, &Event::LeaseExpired, &policy, "process", now)?
+            .is_ok()
+        {
+            tracing::warn!(order = %id, "rescued an order whose lease expired");
+            summary.rescued += 1;
+        }
+    }
+
+    let run = uuid::Uuid::now_v7().to_string();
+    let lease = app.config.lease;
+    let claimed = app
+        .db
+        .claim_due(&run, options.limit, lease, &policy, clock()?)?;
+    progress.claimed(claimed.len());
+    if claimed.is_empty() {
+        return Ok(summary);
+    }
+
+    let queue = Mutex::new(claimed.into_iter().collect::<VecDeque<_>>());
+    let outcomes = Mutex::new(Vec::new());
+    let write_lock = Arc::new(Mutex::new(()));
+    let config = &app.config;
+    let workers = options.concurrency.clamp(1, 64);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let worker = Worker {
+                    config,
+                    claude: &claude,
+                    clock,
+                };
+                let (queue, outcomes, write_lock) = (&queue, &outcomes, Arc::clone(&write_lock));
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let mut db = Db::open(&config.database)?;
+                    db.share_write_lock(write_lock);
+                    let prompts = Prompts::new()?;
+                    let questionnaire = Questionnaire::builtin();
+                    loop {
+                        let next = queue
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .pop_front();
+                        let Some((order, owner)) = next else {
+                            return Ok(());
+                        };
+                        progress.working(&order.id);
+                        let outcome =
+                            worker.attempt(&mut db, &prompts, &questionnaire, &order, &owner)?;
+                        progress.done(&outcome);
+                        outcomes
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(outcome);
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    summary.outcomes = outcomes
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    Ok(summary)
+}
+
+/// What a worker thread shares with the others.
+struct Worker<'a> {
+    config: &'a Config,
+    claude: &'a ClaudeClient,
+    clock: Clock<'a>,
+}
+
+/// Tokens and cost of the calls for one order.
+#[derive(Default)]
+struct Spent {
+    input_tokens: u64,
+    output_tokens: u64,
+    cost_micros: i64,
+}
+
+impl Worker<'_> {
+    /// Works on one claimed order and records the outcome; `Err` only if the database fails.
+    fn attempt(
+        &self,
+        db: &mut Db,
+        prompts: &Prompts,
+        questionnaire: &Questionnaire,
+        order: &StoredOrder,
+        owner: &str,
+    ) -> anyhow::Result<Outcome> {
+        let started = std::time::Instant::now();
+        let mut spent = Spent::default();
+        let written = self.write(db, prompts, questionnaire, order, &mut spent);
+        let policy = &self.config.policy;
+        let now = (self.clock)()?;
+        let result = match written {
+            Ok(artifacts) => {
+                let files: Vec<Artifact<'_>> = artifacts
+                    .iter()
+                    .map(|(kind, content)| Artifact {
+                        kind,
+                        content: content.as_slice(),
+                    })
+                    .collect();
+                match db.complete(&order.id, owner, &files, policy, now)? {
+                    Ok(_) => Finished::Completed,
+                    Err(_) => Finished::LeaseLost,
+                }
+            }
+            Err(failure) => {
+                let event = Event::GenerationFailed {
+                    owner: owner.to_owned(),
+                    error: failure.message.clone(),
+                    retryable: failure.retryable,
+                };
+                match db.apply(&order.id, &event, policy, "process", now)? {
+                    Ok(step) if step.order.status == Status::Failed => {
+                        Finished::Failed(failure.message)
+                    }
+                    Ok(_) => Finished::Retrying(failure.message),
+                    Err(_) => Finished::LeaseLost,
+                }
+            }
+        };
+        Ok(Outcome {
+            order_id: order.id.clone(),
+            result,
+            input_tokens: spent.input_tokens,
+            output_tokens: spent.output_tokens,
+            cost_micros: spent.cost_micros,
+            millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Asks for the report (with one repair round) and renders it; the files to store.
+    fn write(
+        &self,
+        db: &mut Db,
+        prompts: &Prompts,
+        questionnaire: &Questionnaire,
+        order: &StoredOrder,
+        spent: &mut Spent,
+    ) -> Result<Vec<(&'static str, Vec<u8>)>, Failure> {
+        let intake: Intake = db
+            .questionnaire_of(&order.id)
+            .and_then(|v| {
+                serde_json::from_value(v).context("the stored answers do not fit the questionnaire")
+            })
+            .map_err(|err| Failure::permanent(format!("{err:#}")))?;
+        let scores = questionnaire.scores(&intake);
+        let prompt = prompts
+            .render(&self.config.business_name, &intake, questionnaire, &scores)
+            .map_err(|err| Failure::permanent(format!("{err:#}")))?;
+        let schema = report::schema(intake.tier, questionnaire);
+        let mut messages = vec![(Role::User, prompt.user)];
+        let mut repaired = false;
+        let written = loop {
+            let ask = Ask {
+                system: &prompt.system,
+                messages: &messages,
+                schema: &schema,
+            };
+            let answer = self
+                .claude
+                .ask(&ask, |attempt| {
+                    let claude = &self.config.claude;
+                    let cost = cost_micros(
+                        &attempt.usage,
+                        claude.input_usd_per_mtok,
+                        claude.output_usd_per_mtok,
+                    );
+                    spent.input_tokens += attempt.usage.input_tokens;
+                    spent.output_tokens += attempt.usage.output_tokens;
+                    spent.cost_micros += cost;
+                    let now = (self.clock)().unwrap_or_else(|_| OffsetDateTime::now_utc());
+                    if let Err(err) = db.record_llm_call(Some(&order.id), attempt, cost, now) {
+                        tracing::error!(order = %order.id, "cannot record a Claude call: {err:#}");
+                    }
+                })
+                .map_err(|err| match err {
+                    ClaudeError::Transient(message) => Failure::retryable(message),
+                    ClaudeError::Permanent(message) => Failure::permanent(message),
+                })?;
+            match report::check(&answer.text, intake.tier, questionnaire) {
+                Ok(written) => break written,
+                Err(problems) if !repaired => {
+                    repaired = true;
+                    tracing::info!(order = %order.id, "repairing the answer: {}", problems.join("; "));
+                    messages.push((Role::Assistant, answer.text));
+                    messages.push((
+                        Role::User,
+                        format!(
+                            "Your answer did not pass these checks:\n- {}\nAnswer again with the complete, corrected JSON object and nothing else.",
+                            problems.join("\n- ")
+                        ),
+                    ));
+                }
+                Err(problems) => {
+                    return Err(Failure::retryable(format!(
+                        "the answer failed the report checks after a repair round: {}",
+                        problems.join("; ")
+                    )));
+                }
+            }
+        };
+        let report = Report {
+            company: intake.company.clone(),
+            tier: intake.tier,
+            scores,
+            written,
+            sample: false,
+        };
+        let json = serde_json::to_vec_pretty(&report)
+            .map_err(|err| Failure::permanent(err.to_string()))?;
+        let html = report::html::render(&report, &self.config.business_name)
+            .map_err(|err| Failure::permanent(format!("{err:#}")))?;
+        Ok(vec![("json", json), ("html", html.into_bytes())])
+    }
+}
+
+/// Why writing a report failed, and whether trying again may help.
+struct Failure {
+    message: String,
+    retryable: bool,
+}
+
+impl Failure {
+    fn retryable(message: String) -> Failure {
+        Failure {
+            message,
+            retryable: true,
+        }
+    }
+
+    fn permanent(message: String) -> Failure {
+        Failure {
+            message,
+            retryable: false,
+        }
+    }
+}
