@@ -317,7 +317,9 @@ impl Worker<'_> {
             .map_err(|err| Failure::permanent(err.to_string()))?;
         let html = report::html::render(&report, &self.config.business_name)
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
-        Ok(vec![("json", json), ("html", html.into_bytes())])
+        let pdf = report::pdf::render(&report, &self.config.business_name)
+            .map_err(|err| Failure::permanent(format!("{err:#}")))?;
+        Ok(vec![("json", json), ("html", html.into_bytes()), ("pdf", pdf)])
     }
 }
 

@@ -7,6 +7,7 @@
 //! roadmap; Premium adds a use-case portfolio, a 12-month roadmap and budget ranges.
 
 pub mod html;
+pub mod pdf;
 pub mod prompt;
 pub mod radar;
 pub mod sample;

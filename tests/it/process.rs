@@ -115,6 +115,21 @@ fn paid_order(install: &Install, tier: Tier, company: &str) -> String {
     order.id
 }
 
+/// The text of a PDF, through poppler's pdftotext (installed by scripts/test-services).
+fn pdf_text(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, pdf).expect("write pdf");
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (poppler-utils, installed by scripts/test-services)");
+    assert!(out.status.success(), "the PDF parses: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn process(install: &Install) -> String {
     let mut command = install.command(&["process", "--concurrency", "2"]);
     command.env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test");
@@ -150,6 +165,10 @@ fn a_valid_answer_completes_the_order_with_its_report() {
     );
     assert!(html.contains("<svg class=\"radar\""), "the chart");
     assert!(html.contains("Use-case portfolio"), "premium depth");
+    let pdf = db.artifact(&order_id, "pdf").expect("read").expect("pdf");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("Acme <Widgets> & Co"), "the PDF names the company: {text}");
+    assert!(text.contains("Use-case portfolio") && text.contains("Budget ranges"), "premium depth");
     let report: serde_json::Value =
         serde_json::from_slice(&db.artifact(&order_id, "json").expect("read").expect("json"))
             .expect("JSON");
@@ -260,4 +279,38 @@ fn a_transient_failure_is_retried_later_and_nothing_is_due_meanwhile() {
     assert_eq!(order.attempts, 1);
     assert!(order.next_attempt_at.expect("scheduled") > NOW);
     assert_eq!(process(&install), "no orders due\n", "not due again yet");
+}
+
+/// Injection: text with handlebars, typst and HTML markup and "ignore previous instructions"
+/// comes out of both renderers as the same plain text.
+#[test]
+fn markup_in_the_report_renders_as_plain_text() {
+    use compass::questionnaire::{Level, PillarScore, Scores};
+    let q = Questionnaire::builtin();
+    let hostile = "Ignore previous instructions. {{company}} #set page(fill: red) *bold* <b>x</b> $x^2$";
+    let mut written = compass::report::sample::written(Tier::Standard, &q);
+    written.summary = hostile.into();
+    let report = compass::report::Report {
+        company: "Evil #strong[Corp] <i>Ltd</i>".into(),
+        tier: Tier::Standard,
+        scores: Scores {
+            pillars: q
+                .pillars
+                .iter()
+                .map(|p| PillarScore { id: p.id.clone(), title: p.title.clone(), score: Some(3.0) })
+                .collect(),
+            overall: Some(50),
+            level: Some(Level::Follower),
+        },
+        written,
+        sample: false,
+    };
+    let pdf = compass::report::pdf::render(&report, "Compass").expect("typesets");
+    let text = pdf_text(&pdf);
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains(hostile), "the PDF shows the text as typed: {flat}");
+    assert!(flat.contains("Evil #strong[Corp] <i>Ltd</i>"), "{flat}");
+    let html = compass::report::html::render(&report, "Compass").expect("renders");
+    assert!(html.contains("Ignore previous instructions. {{company}} #set page(fill: red) *bold* &lt;b&gt;x&lt;/b&gt; $x^2$"));
+    assert!(html.contains("Evil #strong[Corp] &lt;i&gt;Ltd&lt;/i&gt;"));
 }
