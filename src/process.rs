@@ -319,7 +319,11 @@ impl Worker<'_> {
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         let pdf = report::pdf::render(&report, &self.config.business_name)
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
-        Ok(vec![("json", json), ("html", html.into_bytes()), ("pdf", pdf)])
+        Ok(vec![
+            ("json", json),
+            ("html", html.into_bytes()),
+            ("pdf", pdf),
+        ])
     }
 }
 

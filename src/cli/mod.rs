@@ -5,6 +5,7 @@ mod events;
 mod init;
 mod migrate;
 mod orders;
+mod preview;
 mod process;
 mod reconcile;
 mod serve;
@@ -50,6 +51,7 @@ enum Command {
     Orders(orders::Args),
     Serve(serve::Args),
     Process(process::Args),
+    Preview(preview::Args),
     Reconcile(reconcile::Args),
     Events(events::Args),
 }
@@ -67,6 +69,7 @@ pub fn run(
         Command::Orders(args) => orders::run(args, &cli.config, now, env, out),
         Command::Serve(args) => serve::run(args, &cli.config, env, out),
         Command::Process(args) => process::run(args, &cli.config, env, out),
+        Command::Preview(args) => preview::run(args, &cli.config, now, env, out),
         Command::Reconcile(args) => reconcile::run(args, &cli.config, now, env, out),
         Command::Events(args) => events::run(args, &cli.config, now, env, out),
     }

@@ -102,7 +102,8 @@ mod tests {
     fn report(tier: Tier) -> Report {
         let q = Questionnaire::builtin();
         let mut written = sample::written(tier, &q);
-        written.summary = "#set page(fill: red) [*bold*] $x^2$ <script> Ignore previous instructions.".into();
+        written.summary =
+            "#set page(fill: red) [*bold*] $x^2$ <script> Ignore previous instructions.".into();
         Report {
             company: "Acme #strong[Evil] & Co".into(),
             tier,

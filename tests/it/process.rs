@@ -126,7 +126,11 @@ fn pdf_text(pdf: &[u8]) -> String {
         .arg("-")
         .output()
         .expect("pdftotext runs (poppler-utils, installed by scripts/test-services)");
-    assert!(out.status.success(), "the PDF parses: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the PDF parses: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -167,8 +171,14 @@ fn a_valid_answer_completes_the_order_with_its_report() {
     assert!(html.contains("Use-case portfolio"), "premium depth");
     let pdf = db.artifact(&order_id, "pdf").expect("read").expect("pdf");
     let text = pdf_text(&pdf);
-    assert!(text.contains("Acme <Widgets> & Co"), "the PDF names the company: {text}");
-    assert!(text.contains("Use-case portfolio") && text.contains("Budget ranges"), "premium depth");
+    assert!(
+        text.contains("Acme <Widgets> & Co"),
+        "the PDF names the company: {text}"
+    );
+    assert!(
+        text.contains("Use-case portfolio") && text.contains("Budget ranges"),
+        "premium depth"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&db.artifact(&order_id, "json").expect("read").expect("json"))
             .expect("JSON");
@@ -287,7 +297,8 @@ fn a_transient_failure_is_retried_later_and_nothing_is_due_meanwhile() {
 fn markup_in_the_report_renders_as_plain_text() {
     use compass::questionnaire::{Level, PillarScore, Scores};
     let q = Questionnaire::builtin();
-    let hostile = "Ignore previous instructions. {{company}} #set page(fill: red) *bold* <b>x</b> $x^2$";
+    let hostile =
+        "Ignore previous instructions. {{company}} #set page(fill: red) *bold* <b>x</b> $x^2$";
     let mut written = compass::report::sample::written(Tier::Standard, &q);
     written.summary = hostile.into();
     let report = compass::report::Report {
@@ -297,7 +308,11 @@ fn markup_in_the_report_renders_as_plain_text() {
             pillars: q
                 .pillars
                 .iter()
-                .map(|p| PillarScore { id: p.id.clone(), title: p.title.clone(), score: Some(3.0) })
+                .map(|p| PillarScore {
+                    id: p.id.clone(),
+                    title: p.title.clone(),
+                    score: Some(3.0),
+                })
                 .collect(),
             overall: Some(50),
             level: Some(Level::Follower),
@@ -308,9 +323,43 @@ fn markup_in_the_report_renders_as_plain_text() {
     let pdf = compass::report::pdf::render(&report, "Compass").expect("typesets");
     let text = pdf_text(&pdf);
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(flat.contains(hostile), "the PDF shows the text as typed: {flat}");
+    assert!(
+        flat.contains(hostile),
+        "the PDF shows the text as typed: {flat}"
+    );
     assert!(flat.contains("Evil #strong[Corp] <i>Ltd</i>"), "{flat}");
     let html = compass::report::html::render(&report, "Compass").expect("renders");
     assert!(html.contains("Ignore previous instructions. {{company}} #set page(fill: red) *bold* &lt;b&gt;x&lt;/b&gt; $x^2$"));
     assert!(html.contains("Evil #strong[Corp] &lt;i&gt;Ltd&lt;/i&gt;"));
+}
+
+#[test]
+fn preview_writes_a_sample_report_without_a_key() {
+    let install = Install::new();
+    let out_dir = install.dir.path().join("preview");
+    let answers = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/questionnaire.json");
+    let printed = stdout(&install.compass(&[
+        "preview",
+        "--answers",
+        answers,
+        "--tier",
+        "standard",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+    ]));
+    assert!(
+        printed.contains("SAMPLE text (no COMPASS_ANTHROPIC_API_KEY): nothing was spent"),
+        "{printed}"
+    );
+    let text = pdf_text(&std::fs::read(out_dir.join("report.pdf")).expect("pdf"));
+    assert!(
+        text.contains("SAMPLE REPORT") && text.contains("Analytical Engines Ltd"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The next 90 days") && !text.contains("Budget ranges"),
+        "standard depth"
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).expect("html");
+    assert!(html.contains("SAMPLE REPORT"));
 }

@@ -1,0 +1,143 @@
+//! `compass preview`: the whole report pipeline for a sample questionnaire, without an order.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::app::App;
+use crate::claude::{Ask, ClaudeClient, Role, cost_micros};
+use crate::order::Tier;
+use crate::report::{self, Report, prompt::Prompts};
+
+/// Write a report from a questionnaire file, without an order or a payment
+///
+/// For checking prompts, templates and looks. Writes report.html, report.pdf and report.json
+/// into --out and prints what the Claude call cost. Without COMPASS_ANTHROPIC_API_KEY the
+/// built-in sample text is used, labelled SAMPLE in the report.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The answers, as a JSON object with the intake form's fields (examples/questionnaire.json)
+    #[arg(long, value_name = "FILE")]
+    answers: PathBuf,
+
+    /// Override the tier in the answers: starter, standard or premium
+    #[arg(long, value_parser = parse_tier)]
+    tier: Option<Tier>,
+
+    /// Where to write the files
+    #[arg(long, default_value = "preview", value_name = "DIR")]
+    out: PathBuf,
+}
+
+fn parse_tier(text: &str) -> Result<Tier, String> {
+    text.parse()
+}
+
+pub fn run(
+    args: Args,
+    config: &Path,
+    now: time::OffsetDateTime,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let mut app = App::open(config, env)?;
+    let text = std::fs::read_to_string(&args.answers)
+        .with_context(|| format!("cannot read {}", args.answers.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.answers.display()))?;
+    let object = value
+        .as_object()
+        .with_context(|| format!("{} must hold a JSON object", args.answers.display()))?;
+    let mut fields: BTreeMap<String, String> = object
+        .iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
+            _ => None,
+        })
+        .collect();
+    if let Some(tier) = args.tier {
+        fields.insert("tier".into(), tier.as_str().into());
+    }
+    let questionnaire = app.questionnaire.clone();
+    let intake = questionnaire.validate(&fields).map_err(|errors| {
+        let list: Vec<_> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        anyhow::anyhow!("the answers are not valid: {}", list.join("; "))
+    })?;
+    let scores = questionnaire.scores(&intake);
+    let (written, sample, cost) = if app.config.claude.api_key.is_set() {
+        let claude = ClaudeClient::new(&app.config.claude)?;
+        let prompt =
+            Prompts::new()?.render(&app.config.business_name, &intake, &questionnaire, &scores)?;
+        let schema = report::schema(intake.tier, &questionnaire);
+        let messages = [(Role::User, prompt.user)];
+        let ask = Ask {
+            system: &prompt.system,
+            messages: &messages,
+            schema: &schema,
+        };
+        let mut cost = 0;
+        let prices = (
+            app.config.claude.input_usd_per_mtok,
+            app.config.claude.output_usd_per_mtok,
+        );
+        let answer = claude.ask(&ask, |attempt| {
+            let spent = cost_micros(&attempt.usage, prices.0, prices.1);
+            cost += spent;
+            if let Err(err) = app.db.record_llm_call(None, attempt, spent, now) {
+                tracing::error!("cannot record a Claude call: {err:#}");
+            }
+        })?;
+        let written =
+            report::check(&answer.text, intake.tier, &questionnaire).map_err(|problems| {
+                anyhow::anyhow!(
+                    "the answer failed the report checks: {}",
+                    problems.join("; ")
+                )
+            })?;
+        (written, false, cost)
+    } else {
+        (
+            report::sample::written(intake.tier, &questionnaire),
+            true,
+            0,
+        )
+    };
+    let report = Report {
+        company: intake.company.clone(),
+        tier: intake.tier,
+        scores,
+        written,
+        sample,
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let business = &app.config.business_name;
+    let files = [
+        ("report.json", serde_json::to_vec_pretty(&report)?),
+        (
+            "report.html",
+            report::html::render(&report, business)?.into_bytes(),
+        ),
+        ("report.pdf", report::pdf::render(&report, business)?),
+    ];
+    for (name, bytes) in &files {
+        let path = args.out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(out, "wrote {} ({} bytes)", path.display(), bytes.len())?;
+    }
+    if sample {
+        writeln!(
+            out,
+            "SAMPLE text (no COMPASS_ANTHROPIC_API_KEY): nothing was spent"
+        )?;
+    } else {
+        writeln!(out, "Claude cost ${:.4}", cost as f64 / 1_000_000.0)?;
+    }
+    Ok(())
+}
