@@ -363,3 +363,133 @@ fn preview_writes_a_sample_report_without_a_key() {
     let html = std::fs::read_to_string(out_dir.join("report.html")).expect("html");
     assert!(html.contains("SAMPLE REPORT"));
 }
+
+#[test]
+fn two_runs_at_once_work_each_order_once() {
+    let model = model("concurrent");
+    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
+    let orders: Vec<String> = (0..20)
+        .map(|i| paid_order(&install, Tier::Starter, &format!("Concurrent {i} Ltd")))
+        .collect();
+    script(
+        &model,
+        json!([{ "type": "reply", "text": sample(Tier::Starter), "times": null }]),
+    );
+    let spawn = || {
+        let mut command = install.command(&["process", "--concurrency", "4"]);
+        command
+            .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
+            .stdout(std::process::Stdio::null());
+        command.spawn().expect("start process")
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().expect("wait").success() && b.wait().expect("wait").success());
+    let db = install.db();
+    for id in &orders {
+        let detail = db.order_detail(id).expect("read").expect("order");
+        assert_eq!(detail.summary.status, Status::Completed, "{id}");
+        let claims = detail
+            .timeline
+            .iter()
+            .filter(|e| e.kind == "claimed")
+            .count();
+        assert_eq!(claims, 1, "{id} was worked once");
+        assert_eq!(
+            detail
+                .emails
+                .iter()
+                .filter(|e| e.kind == "report_ready")
+                .count(),
+            1
+        );
+    }
+    assert_eq!(requests_for(&model).len(), 20, "one Claude call per order");
+}
+
+#[test]
+fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
+    let model = model("killed");
+    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
+    let order_id = paid_order(&install, Tier::Starter, "Interrupted Ltd");
+    script(
+        &model,
+        json!([
+            { "type": "delay", "seconds": 30 },
+            { "type": "reply", "text": sample(Tier::Starter), "times": null },
+        ]),
+    );
+    let mut command = install.command(&["process"]);
+    command
+        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
+        .stdout(std::process::Stdio::null());
+    let mut first = command.spawn().expect("start process");
+    crate::support::eventually(20, "the order to be claimed", || {
+        install
+            .db()
+            .order(&order_id)
+            .expect("read")
+            .expect("order")
+            .order
+            .status
+            == Status::Generating
+    });
+    first.kill().expect("kill -9");
+    first.wait().expect("reaped");
+
+    // Before the lease ends nothing happens; after it, the next run rescues and completes it.
+    assert_eq!(process(&install), "no orders due\n");
+    let later = compass::clock::rfc3339(NOW + time::Duration::minutes(16));
+    let mut command = install.command(&["process"]);
+    command
+        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("COMPASS_NOW", &later);
+    let printed = stdout(&command.output().expect("run process"));
+    assert!(
+        printed.contains("rescued 1 order(s) whose run stopped"),
+        "{printed}"
+    );
+    // A rescued order waits out the first backoff (30 s), so a crash loop cannot spin.
+    let status = |install: &Install| {
+        install
+            .db()
+            .order(&order_id)
+            .expect("read")
+            .expect("order")
+            .order
+            .status
+    };
+    assert_eq!(status(&install), Status::Paid);
+    let later = compass::clock::rfc3339(NOW + time::Duration::minutes(17));
+    let mut command = install.command(&["process"]);
+    command
+        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("COMPASS_NOW", &later);
+    let printed = stdout(&command.output().expect("run process"));
+    assert!(printed.contains("1 completed"), "{printed}");
+    let detail = install
+        .db()
+        .order_detail(&order_id)
+        .expect("read")
+        .expect("order");
+    assert_eq!(detail.summary.status, Status::Completed);
+    let kinds: Vec<_> = detail.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "payment_confirmed",
+            "claimed",
+            "lease_expired",
+            "claimed",
+            "generated"
+        ]
+    );
+    assert_eq!(
+        detail
+            .emails
+            .iter()
+            .filter(|e| e.kind == "report_ready")
+            .count(),
+        1
+    );
+}
