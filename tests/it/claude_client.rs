@@ -36,52 +36,6 @@ fn client(base: &str, model: &str) -> ClaudeClient {
     )
 }
 
-/// Queues llmock behaviours for one model.
-fn script(model: &str, behaviors: serde_json::Value) {
-    let control = service("COMPASS_TEST_CLAUDE_CONTROL_URL");
-    let behaviors: Vec<serde_json::Value> = behaviors
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|b| {
-            let mut b = b.clone();
-            b["match"] = json!({ "model": model });
-            b
-        })
-        .collect();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent
-        .post(&format!("{control}/_llmock/scenario"))
-        .header("content-type", "application/json")
-        .send(json!({ "behaviors": behaviors }).to_string())
-        .expect("llmock answers");
-    assert_eq!(response.status(), 201, "scenario queued");
-}
-
-/// The requests llmock received for one model.
-fn received(model: &str) -> Vec<serde_json::Value> {
-    let control = service("COMPASS_TEST_CLAUDE_CONTROL_URL");
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let body = agent
-        .get(&format!("{control}/_llmock/requests"))
-        .call()
-        .expect("llmock answers")
-        .body_mut()
-        .read_to_string()
-        .expect("body");
-    let log: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    log["requests"]
-        .as_array()
-        .expect("requests")
-        .iter()
-        .filter(|r| r["model"] == model)
-        .cloned()
-        .collect()
-}
-
 fn ask<'a>(messages: &'a [(Role, String)], schema: &'a serde_json::Value) -> Ask<'a> {
     Ask {
         system: "You write AI readiness reports.",
@@ -93,7 +47,7 @@ fn ask<'a>(messages: &'a [(Role, String)], schema: &'a serde_json::Value) -> Ask
 #[test]
 fn llmock_answers_with_the_scripted_json_and_usage() {
     let model = unique_model("reply");
-    script(
+    crate::llmock::script(
         &model,
         json!([{ "type": "reply", "text": "{\"overall\": 72}" }]),
     );
@@ -111,7 +65,7 @@ fn llmock_answers_with_the_scripted_json_and_usage() {
         ("ok", Some(200))
     );
 
-    let requests = received(&model);
+    let requests = crate::llmock::requests(&model);
     assert_eq!(requests.len(), 1);
     let body = &requests[0]["body"];
     assert_eq!(body["model"], model.as_str());
@@ -125,7 +79,7 @@ fn llmock_answers_with_the_scripted_json_and_usage() {
 #[test]
 fn overload_and_rate_limits_are_retried_then_succeed() {
     let model = unique_model("retry");
-    script(
+    crate::llmock::script(
         &model,
         json!([
             { "type": "fail", "status": 429, "retry_after": 1 },
@@ -160,7 +114,7 @@ fn overload_and_rate_limits_are_retried_then_succeed() {
         ]
     );
     assert_eq!(
-        received(&model).len(),
+        crate::llmock::requests(&model).len(),
         4,
         "no retry storm: one request per attempt"
     );
@@ -169,7 +123,7 @@ fn overload_and_rate_limits_are_retried_then_succeed() {
 #[test]
 fn a_bad_request_is_not_retried() {
     let model = unique_model("permanent");
-    script(
+    crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 400, "message": "max_tokens too large" }]),
     );
@@ -186,7 +140,7 @@ fn a_bad_request_is_not_retried() {
 #[test]
 fn retries_end_with_a_transient_error() {
     let model = unique_model("exhausted");
-    script(
+    crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 529, "times": 10 }]),
     );
@@ -196,7 +150,11 @@ fn retries_end_with_a_transient_error() {
         .ask(&ask(&messages, &schema), |_| {})
         .expect_err("gives up");
     assert!(err.is_transient(), "{err}");
-    assert_eq!(received(&model).len(), 4, "the first try and three retries");
+    assert_eq!(
+        crate::llmock::requests(&model).len(),
+        4,
+        "the first try and three retries"
+    );
 }
 
 /// Scripted: headers, x-should-retry both ways, and a spend-limit 429 that is final.

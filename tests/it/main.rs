@@ -8,6 +8,7 @@ mod bad_input;
 mod claude_client;
 mod cli;
 mod fake_http;
+mod llmock;
 mod payments;
 mod process;
 mod seed;

@@ -13,50 +13,6 @@ fn model(name: &str) -> String {
     format!("claude-process-{name}-{}", std::process::id())
 }
 
-fn script(model: &str, behaviors: serde_json::Value) {
-    let control = service("COMPASS_TEST_CLAUDE_CONTROL_URL");
-    let behaviors: Vec<_> = behaviors
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|b| {
-            let mut b = b.clone();
-            b["match"] = json!({ "model": model });
-            b
-        })
-        .collect();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent
-        .post(&format!("{control}/_llmock/scenario"))
-        .header("content-type", "application/json")
-        .send(json!({ "behaviors": behaviors }).to_string())
-        .expect("llmock answers");
-    assert_eq!(response.status(), 201);
-}
-
-fn requests_for(model: &str) -> Vec<serde_json::Value> {
-    let control = service("COMPASS_TEST_CLAUDE_CONTROL_URL");
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let body = agent
-        .get(&format!("{control}/_llmock/requests"))
-        .call()
-        .expect("llmock")
-        .body_mut()
-        .read_to_string()
-        .expect("body");
-    let log: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    log["requests"]
-        .as_array()
-        .expect("requests")
-        .iter()
-        .filter(|r| r["model"] == model)
-        .cloned()
-        .collect()
-}
-
 fn sample(tier: Tier) -> String {
     serde_json::to_string(&compass::report::sample::written(
         tier,
@@ -145,7 +101,7 @@ fn a_valid_answer_completes_the_order_with_its_report() {
     let model = model("valid");
     let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
     let order_id = paid_order(&install, Tier::Premium, "Acme <Widgets> & Co");
-    script(
+    crate::llmock::script(
         &model,
         json!([{ "type": "reply", "text": sample(Tier::Premium) }]),
     );
@@ -187,7 +143,7 @@ fn a_valid_answer_completes_the_order_with_its_report() {
         "scores from the answers, not the model"
     );
 
-    let requests = requests_for(&model);
+    let requests = crate::llmock::requests(&model);
     assert_eq!(requests.len(), 1);
     let body = &requests[0]["body"];
     assert_eq!(body["output_config"]["format"]["type"], "json_schema");
@@ -204,7 +160,7 @@ fn an_invalid_answer_gets_one_repair_round() {
     let model = model("repair");
     let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
     let order_id = paid_order(&install, Tier::Starter, "Repair Ltd");
-    script(
+    crate::llmock::script(
         &model,
         json!([
             { "type": "reply", "text": "{\"summary\": \"too short\"}" },
@@ -222,7 +178,7 @@ fn an_invalid_answer_gets_one_repair_round() {
             .status,
         Status::Completed
     );
-    let requests = requests_for(&model);
+    let requests = crate::llmock::requests(&model);
     assert_eq!(requests.len(), 2, "one repair round, no more");
     let repair = &requests[1]["body"]["messages"];
     assert_eq!(repair[1]["role"], "assistant");
@@ -239,7 +195,7 @@ fn a_permanent_failure_fails_the_order_and_queues_the_refund() {
     let model = model("permanent");
     let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
     let order_id = paid_order(&install, Tier::Standard, "Broken Ltd");
-    script(
+    crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 400, "message": "bad request" }]),
     );
@@ -270,7 +226,7 @@ fn a_transient_failure_is_retried_later_and_nothing_is_due_meanwhile() {
     let model = model("transient");
     let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
     let order_id = paid_order(&install, Tier::Starter, "Busy Ltd");
-    script(
+    crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 529, "times": 10 }]),
     );
@@ -371,7 +327,7 @@ fn two_runs_at_once_work_each_order_once() {
     let orders: Vec<String> = (0..20)
         .map(|i| paid_order(&install, Tier::Starter, &format!("Concurrent {i} Ltd")))
         .collect();
-    script(
+    crate::llmock::script(
         &model,
         json!([{ "type": "reply", "text": sample(Tier::Starter), "times": null }]),
     );
@@ -403,7 +359,11 @@ fn two_runs_at_once_work_each_order_once() {
             1
         );
     }
-    assert_eq!(requests_for(&model).len(), 20, "one Claude call per order");
+    assert_eq!(
+        crate::llmock::requests(&model).len(),
+        20,
+        "one Claude call per order"
+    );
 }
 
 #[test]
@@ -411,7 +371,7 @@ fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
     let model = model("killed");
     let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
     let order_id = paid_order(&install, Tier::Starter, "Interrupted Ltd");
-    script(
+    crate::llmock::script(
         &model,
         json!([
             { "type": "delay", "seconds": 30 },
