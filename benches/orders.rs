@@ -5,19 +5,14 @@
 #[path = "../tests/it/seed.rs"]
 #[allow(dead_code)]
 mod seed;
+mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use compass::db::Db;
 use compass::order::Policy;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::env_number;
 
 fn main() -> anyhow::Result<()> {
     let orders = env_number("ORDERS", 100_000);

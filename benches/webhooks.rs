@@ -13,14 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "whsec_bench";
+mod support;
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::env_number;
+
+const SECRET: &str = "whsec_bench";
 
 fn main() -> anyhow::Result<()> {
     let events = env_number("EVENTS", 20_000);

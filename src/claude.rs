@@ -133,13 +133,7 @@ impl ClaudeClient {
         timeout: Duration,
         retry: RetryPolicy,
     ) -> ClaudeClient {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(timeout))
-            .user_agent(concat!("compass/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = crate::retry::agent(timeout);
         ClaudeClient {
             agent,
             base: base.trim_end_matches('/').to_owned(),

@@ -52,6 +52,19 @@ impl RetryPolicy {
     }
 }
 
+/// The HTTP agent both API clients use: a 10 s connect timeout, `timeout` for the whole
+/// call, and error statuses returned as answers (so their bodies and `Retry-After` can be
+/// read) rather than as errors.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_global(Some(timeout))
+        .user_agent(concat!("compass/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
 /// A uniform number in [0, 1) for backoff jitter.
 pub fn jitter() -> f64 {
     let mut bytes = [0_u8; 4];

@@ -99,13 +99,7 @@ impl StripeClient {
 
     /// A client for `base` with `key`.
     pub fn with(base: &str, key: Secret, version: &str, retry: RetryPolicy) -> StripeClient {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(40)))
-            .user_agent(concat!("compass/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = crate::retry::agent(Duration::from_secs(40));
         StripeClient {
             agent,
             base: base.trim_end_matches('/').to_owned(),

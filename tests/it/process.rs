@@ -90,6 +90,14 @@ fn pdf_text(pdf: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// An installation with its own llmock model and one paid order: (model, install, order id).
+fn setup(name: &str, tier: Tier, company: &str) -> (String, Install, String) {
+    let model = model(name);
+    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
+    let order_id = paid_order(&install, tier, company);
+    (model, install, order_id)
+}
+
 fn process(install: &Install) -> String {
     let mut command = install.command(&["process", "--concurrency", "2"]);
     command.env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test");
@@ -98,9 +106,7 @@ fn process(install: &Install) -> String {
 
 #[test]
 fn a_valid_answer_completes_the_order_with_its_report() {
-    let model = model("valid");
-    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
-    let order_id = paid_order(&install, Tier::Premium, "Acme <Widgets> & Co");
+    let (model, install, order_id) = setup("valid", Tier::Premium, "Acme <Widgets> & Co");
     crate::llmock::script(
         &model,
         json!([{ "type": "reply", "text": sample(Tier::Premium) }]),
@@ -157,9 +163,7 @@ fn a_valid_answer_completes_the_order_with_its_report() {
 
 #[test]
 fn an_invalid_answer_gets_one_repair_round() {
-    let model = model("repair");
-    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
-    let order_id = paid_order(&install, Tier::Starter, "Repair Ltd");
+    let (model, install, order_id) = setup("repair", Tier::Starter, "Repair Ltd");
     crate::llmock::script(
         &model,
         json!([
@@ -192,9 +196,7 @@ fn an_invalid_answer_gets_one_repair_round() {
 
 #[test]
 fn a_permanent_failure_fails_the_order_and_queues_the_refund() {
-    let model = model("permanent");
-    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
-    let order_id = paid_order(&install, Tier::Standard, "Broken Ltd");
+    let (model, install, order_id) = setup("permanent", Tier::Standard, "Broken Ltd");
     crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 400, "message": "bad request" }]),
@@ -223,9 +225,7 @@ fn a_permanent_failure_fails_the_order_and_queues_the_refund() {
 
 #[test]
 fn a_transient_failure_is_retried_later_and_nothing_is_due_meanwhile() {
-    let model = model("transient");
-    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
-    let order_id = paid_order(&install, Tier::Starter, "Busy Ltd");
+    let (model, install, order_id) = setup("transient", Tier::Starter, "Busy Ltd");
     crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 529, "times": 10 }]),
@@ -368,9 +368,7 @@ fn two_runs_at_once_work_each_order_once() {
 
 #[test]
 fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
-    let model = model("killed");
-    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
-    let order_id = paid_order(&install, Tier::Starter, "Interrupted Ltd");
+    let (model, install, order_id) = setup("killed", Tier::Starter, "Interrupted Ltd");
     crate::llmock::script(
         &model,
         json!([
