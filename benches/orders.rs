@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
     let orders = env_number("ORDERS", 100_000);
     let runs = env_number("RUNS", 20);
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("compass.toml");
+    let config = support::init(dir.path())?;
     let compass = env!("CARGO_BIN_EXE_compass");
     let run = |args: &[&str]| -> anyhow::Result<(Duration, usize)> {
         let started = Instant::now();
@@ -34,11 +34,6 @@ fn main() -> anyhow::Result<()> {
         );
         Ok((took, out.stdout.len()))
     };
-    run(&[
-        "init",
-        "--dir",
-        dir.path().to_str().expect("utf-8 temp dir"),
-    ])?;
 
     let started = Instant::now();
     let mut db = Db::open(&dir.path().join("compass.db"))?;

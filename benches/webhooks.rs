@@ -25,12 +25,7 @@ fn main() -> anyhow::Result<()> {
     let workers = env_number("WORKERS", 4);
     let dir = tempfile::tempdir()?;
     let compass = env!("CARGO_BIN_EXE_compass");
-    let init = Command::new(compass)
-        .args(["init", "--dir"])
-        .arg(dir.path())
-        .output()?;
-    anyhow::ensure!(init.status.success(), "init failed");
-    let config = dir.path().join("compass.toml");
+    let config = support::init(dir.path())?;
 
     let mut server = Command::new(compass)
         .args([

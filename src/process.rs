@@ -55,7 +55,10 @@ pub struct Outcome {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_micros: i64,
+    /// The whole attempt, wall clock.
     pub millis: u64,
+    /// Of which waiting on Claude (retries included); the rest is compass's own work.
+    pub claude_millis: u64,
 }
 
 /// What one pass did.
@@ -179,6 +182,7 @@ struct Spent {
     input_tokens: u64,
     output_tokens: u64,
     cost_micros: i64,
+    claude: std::time::Duration,
 }
 
 impl Worker<'_> {
@@ -231,7 +235,8 @@ impl Worker<'_> {
             input_tokens: spent.input_tokens,
             output_tokens: spent.output_tokens,
             cost_micros: spent.cost_micros,
-            millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            millis: millis(started.elapsed()),
+            claude_millis: millis(spent.claude),
         })
     }
 
@@ -263,6 +268,7 @@ impl Worker<'_> {
                 messages: &messages,
                 schema: &schema,
             };
+            let asked = std::time::Instant::now();
             let answer = self
                 .claude
                 .ask(&ask, |attempt| {
@@ -283,7 +289,9 @@ impl Worker<'_> {
                 .map_err(|err| match err {
                     ClaudeError::Transient(message) => Failure::retryable(message),
                     ClaudeError::Permanent(message) => Failure::permanent(message),
-                })?;
+                });
+            spent.claude += asked.elapsed();
+            let answer = answer?;
             match report::check(&answer.text, intake.tier, questionnaire) {
                 Ok(written) => break written,
                 Err(problems) if !repaired => {
@@ -325,6 +333,10 @@ impl Worker<'_> {
             ("pdf", pdf),
         ])
     }
+}
+
+fn millis(elapsed: std::time::Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Why writing a report failed, and whether trying again may help.

@@ -2,8 +2,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -155,9 +155,30 @@ fn dollars(micros: i64) -> String {
     format!("${:.4}", micros as f64 / 1_000_000.0)
 }
 
-/// A progress bar at a terminal; one log line per order otherwise.
+/// A progress bar at a terminal (orders done, tokens and cost so far, the order last
+/// started); one log line per order otherwise.
 struct Reporter {
     bar: Option<ProgressBar>,
+    spent: Mutex<Spent>,
+}
+
+/// What the bar shows beside the count.
+#[derive(Default)]
+struct Spent {
+    tokens: u64,
+    cost_micros: i64,
+    current: String,
+}
+
+impl Spent {
+    fn message(&self) -> String {
+        format!(
+            "{} tokens, {} · writing {}",
+            self.tokens,
+            dollars(self.cost_micros),
+            self.current
+        )
+    }
 }
 
 impl Reporter {
@@ -169,14 +190,26 @@ impl Reporter {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
+            bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Reporter { bar }
+        Reporter {
+            bar,
+            spent: Mutex::new(Spent::default()),
+        }
     }
 
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Spent)) {
+        if let Some(bar) = &self.bar {
+            let mut spent = self.spent.lock().unwrap_or_else(PoisonError::into_inner);
+            change(&mut spent);
+            bar.set_message(spent.message());
         }
     }
 }
@@ -191,9 +224,7 @@ impl Progress for Reporter {
     }
 
     fn working(&self, order_id: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("writing {order_id}"));
-        }
+        self.update(|spent| order_id.clone_into(&mut spent.current));
     }
 
     fn done(&self, outcome: &Outcome) {
@@ -205,6 +236,10 @@ impl Progress for Reporter {
             outcome.output_tokens,
             dollars(outcome.cost_micros)
         );
+        self.update(|spent| {
+            spent.tokens += outcome.input_tokens + outcome.output_tokens;
+            spent.cost_micros += outcome.cost_micros;
+        });
         match &self.bar {
             Some(bar) => {
                 bar.inc(1);

@@ -313,17 +313,8 @@ impl Install {
     /// An installation whose Claude is at `claude_url`, asking for `model`.
     pub fn with_claude(claude_url: &str, model: &str) -> Install {
         let install = Install::new();
-        let config = std::fs::read_to_string(install.config()).expect("read config");
-        let config = config
-            .replace(
-                "api_base = \"https://api.anthropic.com\"",
-                &format!("api_base = \"{claude_url}\""),
-            )
-            .replace(
-                "model = \"claude-sonnet-4-5\"",
-                &format!("model = \"{model}\""),
-            );
-        std::fs::write(install.config(), config).expect("write config");
+        crate::seed::point_at_claude(&install.config(), claude_url, model)
+            .expect("point the config at llmock");
         install
     }
 }
