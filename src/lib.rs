@@ -16,6 +16,8 @@ pub mod config;
 pub mod db;
 /// The web server (tiny_http) and its routes.
 pub mod http;
+/// Email: templates, SMTP or `.eml` files, and the outbox sender.
+pub mod mail;
 /// Amounts of money as people read them.
 pub mod money;
 /// The order lifecycle as a pure state machine: `step(order, event, policy, now)`.
@@ -28,6 +30,8 @@ pub mod payments;
 pub mod process;
 /// The intake questionnaire: questions as data, validation, deterministic scores.
 pub mod questionnaire;
+/// Refunds carried out at Stripe, each with its own Idempotency-Key.
+pub mod refunds;
 /// The report: the schema per tier, checking the model's answer, prompts, the sample.
 pub mod report;
 /// Retrying HTTP calls: backoff with jitter, `Retry-After`.

@@ -148,6 +148,8 @@ named_enum! {
         RefundProcessed = "refund_processed",
         /// The refund request waits for the operator.
         RefundUnderReview = "refund_under_review",
+        /// A link to all of a customer's orders (not tied to one order).
+        SignInLink = "sign_in_link",
     }
 }
 

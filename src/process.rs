@@ -19,8 +19,11 @@ use crate::app::App;
 use crate::claude::{Ask, ClaudeClient, ClaudeError, Role, cost_micros};
 use crate::config::Config;
 use crate::db::{Artifact, Db, StoredOrder};
+use crate::mail::outbox::{self, Sent};
+use crate::mail::{Composer, Mailer};
 use crate::order::{Event, Status};
 use crate::questionnaire::{Intake, Questionnaire};
+use crate::refunds::{self, IssuedRefund};
 use crate::report::{self, Report, prompt::Prompts};
 
 /// How much one pass takes on.
@@ -67,6 +70,13 @@ pub struct Summary {
     /// Orders whose expired lease was rescued.
     pub rescued: usize,
     pub outcomes: Vec<Outcome>,
+    /// Refunds asked of Stripe.
+    pub refunds: Vec<IssuedRefund>,
+    /// Why refunds could not be asked for at all (no Stripe key, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_error: Option<String>,
+    /// The outbox.
+    pub emails: Sent,
 }
 
 /// Told about progress, for a progress bar or log lines.
@@ -82,7 +92,8 @@ pub trait Progress: Sync {
 /// The clock, read at each step of a long batch.
 pub type Clock<'a> = &'a (dyn Fn() -> anyhow::Result<OffsetDateTime> + Sync);
 
-/// One pass: rescue, claim, work, record.
+/// One pass: rescue, claim, work and record; then ask Stripe for the refunds that are due and
+/// send the emails that are due. A refund or an email that cannot go out now stays queued.
 pub fn run_once(
     config_path: &Path,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
@@ -92,8 +103,42 @@ pub fn run_once(
 ) -> anyhow::Result<Summary> {
     let mut app = App::open(config_path, env)?;
     let claude = ClaudeClient::new(&app.config.claude)?;
-    let policy = app.config.policy.clone();
+    let mailer = Mailer::new(&app.config.mail)?;
+    let composer = Composer::new()?;
     let mut summary = Summary::default();
+    work_orders(&mut app, &claude, clock, options, progress, &mut summary)?;
+
+    match refunds::issue_pending(&mut app, None, clock()?) {
+        Ok(issued) => summary.refunds = issued,
+        Err(err) => {
+            tracing::error!("cannot issue refunds: {err:#}");
+            summary.refund_error = Some(format!("{err:#}"));
+        }
+    }
+    summary.emails = outbox::send_due(
+        &mut app.db,
+        &app.config,
+        &mailer,
+        &composer,
+        clock,
+        EMAILS_PER_PASS,
+    )?;
+    Ok(summary)
+}
+
+/// Emails sent per pass at most; the rest wait for the next.
+const EMAILS_PER_PASS: u32 = 500;
+
+/// Rescues expired leases, claims due orders and works on them.
+fn work_orders(
+    app: &mut App,
+    claude: &ClaudeClient,
+    clock: Clock<'_>,
+    options: &Options,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let policy = app.config.policy.clone();
 
     let now = clock()?;
     for id in app.db.expired_leases(now)? {
@@ -114,7 +159,7 @@ pub fn run_once(
         .claim_due(&run, options.limit, lease, &policy, clock()?)?;
     progress.claimed(claimed.len());
     if claimed.is_empty() {
-        return Ok(summary);
+        return Ok(());
     }
 
     let queue = Mutex::new(claimed.into_iter().collect::<VecDeque<_>>());
@@ -127,7 +172,7 @@ pub fn run_once(
             .map(|_| {
                 let worker = Worker {
                     config,
-                    claude: &claude,
+                    claude,
                     clock,
                 };
                 let (queue, outcomes, write_lock) = (&queue, &outcomes, Arc::clone(&write_lock));
@@ -166,7 +211,7 @@ pub fn run_once(
     summary.outcomes = outcomes
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    Ok(summary)
+    Ok(())
 }
 
 /// What a worker thread shares with the others.

@@ -8,6 +8,8 @@ mod orders;
 mod preview;
 mod process;
 mod reconcile;
+mod refund;
+mod resend_email;
 mod serve;
 
 use std::io::Write;
@@ -52,6 +54,8 @@ enum Command {
     Serve(serve::Args),
     Process(process::Args),
     Preview(preview::Args),
+    Refund(refund::Args),
+    ResendEmail(resend_email::Args),
     Reconcile(reconcile::Args),
     Events(events::Args),
 }
@@ -70,6 +74,8 @@ pub fn run(
         Command::Serve(args) => serve::run(args, &cli.config, env, out),
         Command::Process(args) => process::run(args, &cli.config, env, out),
         Command::Preview(args) => preview::run(args, &cli.config, now, env, out),
+        Command::Refund(args) => refund::run(args, &cli.config, now, env, out),
+        Command::ResendEmail(args) => resend_email::run(args, &cli.config, now, env, out),
         Command::Reconcile(args) => reconcile::run(args, &cli.config, now, env, out),
         Command::Events(args) => events::run(args, &cli.config, now, env, out),
     }

@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::orders::new_table;
 use crate::app::App;
 use crate::clock;
+use crate::mail::outbox::Sent;
 use crate::process::{self, Finished, Options, Outcome, Progress, Summary};
+use crate::refunds::Issued;
 
 /// Write the reports of paid orders with Claude
 ///
@@ -108,8 +110,37 @@ fn print(out: &mut dyn Write, summary: &Summary, json: bool) -> anyhow::Result<(
     }
     if summary.outcomes.is_empty() {
         writeln!(out, "no orders due")?;
-        return Ok(());
+    } else {
+        print_outcomes(out, summary)?;
     }
+    for refund in &summary.refunds {
+        let what = match &refund.issued {
+            Issued::Succeeded => "refunded".to_owned(),
+            Issued::Pending(status) => format!("asked, Stripe says {status}"),
+            Issued::Failed(error) => format!("refused by Stripe: {error}"),
+            Issued::Later(error) => format!("not reached, asking again next pass: {error}"),
+        };
+        writeln!(
+            out,
+            "refund {} of {}: {what}",
+            refund.number, refund.order_id
+        )?;
+    }
+    if let Some(error) = &summary.refund_error {
+        writeln!(out, "refunds not issued: {error}")?;
+    }
+    let emails = summary.emails;
+    if emails != Sent::default() {
+        writeln!(
+            out,
+            "emails: {} sent, {} to retry, {} failed for good",
+            emails.sent, emails.retrying, emails.failed
+        )?;
+    }
+    Ok(())
+}
+
+fn print_outcomes(out: &mut dyn Write, summary: &Summary) -> anyhow::Result<()> {
     let mut table = new_table();
     table.set_header([
         "order",

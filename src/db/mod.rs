@@ -7,7 +7,9 @@
 //! at all.
 
 mod llm;
+mod mail;
 mod orders;
+mod refunds;
 mod stripe;
 
 use std::path::{Path, PathBuf};
@@ -17,10 +19,12 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
+pub use mail::{CustomerOrder, MailFacts, OutboxEmail, SignInLimits, SignInRequest};
 pub use orders::{
     Artifact, EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow,
     RefundRow, StoredOrder, normalize_email,
 };
+pub use refunds::RefundToIssue;
 pub use stripe::{NewStripeEvent, PaymentRecord, StoredEvent};
 
 mod embedded {

@@ -219,7 +219,10 @@ fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
 }
 
 /// Reads a column stored as the `as_str` name of one of our enums.
-fn parse_col<T: std::str::FromStr<Err = String>>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+pub(super) fn parse_col<T: std::str::FromStr<Err = String>>(
+    row: &Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
     text.parse().map_err(|e| conversion_error(idx, e))
 }
@@ -686,7 +689,7 @@ fn due_in(
 }
 
 /// `apply` inside a transaction the caller holds.
-fn apply_in(
+pub(super) fn apply_in(
     tx: &rusqlite::Connection,
     id: &str,
     event: &Event,
@@ -854,7 +857,7 @@ fn insert_event(
 }
 
 /// Runs a statement through the connection's statement cache: the hot paths run the same few.
-fn exec(
+pub(super) fn exec(
     conn: &rusqlite::Connection,
     sql: &str,
     params: impl rusqlite::Params,

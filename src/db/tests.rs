@@ -44,6 +44,7 @@ fn released_migrations_are_never_edited() {
     expect![[r#"
         [
             "V1__init 11871807138905593650",
+            "V2__customers 8364569449095443846",
         ]
     "#]]
     .assert_debug_eq(&listed);

@@ -54,7 +54,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         wrote   DIR/compass.toml
-        created DIR/compass.db (schema version 1)
+        created DIR/compass.db (schema version 2)
 
         Next:
           1. Edit DIR/compass.toml: your business name, public_url, prices and mail sender.
@@ -84,7 +84,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         kept    DIR/compass.toml
-        kept    DIR/compass.db (schema version 1)
+        kept    DIR/compass.db (schema version 2)
     "#]]
     .assert_eq(&printed);
     assert_eq!(
@@ -98,8 +98,14 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
 fn migrate_reports_an_up_to_date_database() {
     let install = Install::new();
     let printed = stdout(&install.compass(&["migrate"]));
+    let latest = compass::db::migrations()
+        .last()
+        .expect("a migration")
+        .version;
     assert!(
-        printed.ends_with("compass.db is up to date (schema version 1)\n"),
+        printed.ends_with(&format!(
+            "compass.db is up to date (schema version {latest})\n"
+        )),
         "{printed}"
     );
 }

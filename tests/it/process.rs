@@ -347,8 +347,12 @@ fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
     first.kill().expect("kill -9");
     first.wait().expect("reaped");
 
-    // Before the lease ends nothing happens; after it, the next run rescues and completes it.
-    assert_eq!(process(&install), "no orders due\n");
+    // Before the lease ends nothing happens to the order (the payment confirmation the killed
+    // run never sent goes out); after it, the next run rescues and completes the order.
+    assert_eq!(
+        process(&install),
+        "no orders due\nemails: 1 sent, 0 to retry, 0 failed for good\n"
+    );
     let later = compass::clock::rfc3339(NOW + time::Duration::minutes(16));
     let mut command = install.command(&["process"]);
     command

@@ -1,0 +1,384 @@
+//! The email outbox, the customer's sign-in links and download counts.
+//!
+//! Email rows are inserted by the state change that causes them (`orders.rs`), by a resend, or
+//! by a sign-in request; here they are claimed, marked sent, or put back with a later due time.
+
+use anyhow::Context;
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use super::{Db, from_db, to_db};
+use crate::order::{EmailKind, Status, Tier};
+
+use super::orders::{exec, parse_col};
+
+/// A queued email, claimed for sending.
+#[derive(Clone, Debug)]
+pub struct OutboxEmail {
+    pub id: i64,
+    pub order_id: Option<String>,
+    pub customer_id: i64,
+    pub kind: EmailKind,
+    pub recipient: String,
+    /// Attempts including this one.
+    pub attempts: u32,
+    /// Set on a deliberate resend.
+    pub resend_of: Option<i64>,
+    /// The sign-in link's token, for a sign-in email only.
+    pub link_token: Option<String>,
+}
+
+/// What an order's emails say about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MailFacts {
+    pub name: String,
+    pub company: String,
+    pub tier: Tier,
+    pub status: Status,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub refunded_cents: i64,
+    pub status_token: String,
+    pub last_error: Option<String>,
+}
+
+/// An order as the customer's own list shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CustomerOrder {
+    pub id: String,
+    pub company: String,
+    pub tier: Tier,
+    pub status: Status,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// How a sign-in request ended. The customer sees the same answer for all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignInRequest {
+    /// A link was stored and its email queued.
+    Queued,
+    /// Nobody with that address has ordered.
+    NoCustomer,
+    /// Too many links asked for recently.
+    TooMany,
+}
+
+/// How many sign-in links one customer may ask for within `window`.
+#[derive(Clone, Copy, Debug)]
+pub struct SignInLimits {
+    pub ttl: Duration,
+    pub per_window: u32,
+    pub window: Duration,
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, order_id, customer_id, kind, recipient, attempts, resend_of, link_token";
+
+fn outbox_email(row: &Row<'_>) -> rusqlite::Result<OutboxEmail> {
+    Ok(OutboxEmail {
+        id: row.get(0)?,
+        order_id: row.get(1)?,
+        customer_id: row.get(2)?,
+        kind: parse_col(row, 3)?,
+        recipient: row.get(4)?,
+        attempts: row.get(5)?,
+        resend_of: row.get(6)?,
+        link_token: row.get(7)?,
+    })
+}
+
+impl Db {
+    /// Claims up to `limit` due emails until `now + hold`, counting an attempt on each. An
+    /// email whose sender died mid-send is due again once its claim ends: it may then go out
+    /// twice, never not at all.
+    pub fn claim_emails(
+        &mut self,
+        now: OffsetDateTime,
+        limit: u32,
+        hold: Duration,
+    ) -> anyhow::Result<Vec<OutboxEmail>> {
+        self.write(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM emails WHERE \
+                     (status = 'queued' AND next_attempt_at <= ?1) OR \
+                     (status = 'sending' AND claimed_until <= ?1) \
+                     ORDER BY next_attempt_at, id LIMIT ?2",
+                )?
+                .query_map(params![to_db(now), limit], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                exec(
+                    tx,
+                    "UPDATE emails SET status = 'sending', attempts = attempts + 1, \
+                     claimed_until = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, to_db(now + hold), to_db(now)],
+                )?;
+                claimed.push(
+                    tx.prepare_cached(&format!(
+                        "SELECT {OUTBOX_COLUMNS} FROM emails WHERE id = ?1"
+                    ))?
+                    .query_row([id], outbox_email)?,
+                );
+            }
+            Ok(claimed)
+        })
+        .context("cannot claim the due emails")
+    }
+
+    /// Records that email `id` went out.
+    pub fn email_sent(
+        &mut self,
+        id: i64,
+        message_id: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.execute(
+            "UPDATE emails SET status = 'sent', message_id = ?2, sent_at = ?3, \
+             claimed_until = NULL, link_token = NULL, last_error = NULL, updated_at = ?3 \
+             WHERE id = ?1",
+            params![id, message_id, to_db(now)],
+        )
+        .with_context(|| format!("cannot record that email {id} was sent"))?;
+        Ok(())
+    }
+
+    /// Records that sending email `id` failed: due again at `retry_at`, or failed for good.
+    pub fn email_not_sent(
+        &mut self,
+        id: i64,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        match retry_at {
+            Some(at) => self.execute(
+                "UPDATE emails SET status = 'queued', next_attempt_at = ?3, last_error = ?2, \
+                 claimed_until = NULL, updated_at = ?4 WHERE id = ?1",
+                params![id, error, to_db(at), to_db(now)],
+            ),
+            None => self.execute(
+                "UPDATE emails SET status = 'failed', last_error = ?2, claimed_until = NULL, \
+                 link_token = NULL, updated_at = ?3 WHERE id = ?1",
+                params![id, error, to_db(now)],
+            ),
+        }
+        .with_context(|| format!("cannot record that email {id} failed"))?;
+        Ok(())
+    }
+
+    /// Emails waiting to go out (queued or being sent), and those that failed for good.
+    pub fn outbox_counts(&self) -> anyhow::Result<(i64, i64)> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FILTER (WHERE status IN ('queued', 'sending')), \
+                 count(*) FILTER (WHERE status = 'failed') FROM emails",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .context("cannot count the outbox")
+    }
+
+    /// What an order's emails need to say.
+    pub fn mail_facts(&self, order_id: &str) -> anyhow::Result<Option<MailFacts>> {
+        self.conn
+            .prepare_cached(
+                "SELECT c.name, o.company, o.tier, o.status, o.amount_cents, o.currency, \
+                 o.refunded_cents, o.status_token, o.last_error \
+                 FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = ?1",
+            )?
+            .query_row([order_id], |row| {
+                Ok(MailFacts {
+                    name: row.get(0)?,
+                    company: row.get(1)?,
+                    tier: parse_col(row, 2)?,
+                    status: parse_col(row, 3)?,
+                    amount_cents: row.get(4)?,
+                    currency: row.get(5)?,
+                    refunded_cents: row.get(6)?,
+                    status_token: row.get(7)?,
+                    last_error: row.get(8)?,
+                })
+            })
+            .optional()
+            .with_context(|| format!("cannot read order {order_id} for its email"))
+    }
+
+    /// The customer's name, for a sign-in email.
+    pub fn customer_name(&self, customer_id: i64) -> anyhow::Result<String> {
+        self.conn
+            .prepare_cached("SELECT name FROM customers WHERE id = ?1")?
+            .query_row([customer_id], |row| row.get(0))
+            .with_context(|| format!("cannot read customer {customer_id}"))
+    }
+
+    /// Queues email `kind` of order `order_id` again, to `to`, as a deliberate resend of the
+    /// last one of its kind; audited. Returns the new row's id.
+    pub fn queue_resend(
+        &mut self,
+        order_id: &str,
+        kind: EmailKind,
+        to: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<i64> {
+        self.write(|tx| {
+            let original: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM emails WHERE order_id = ?1 AND kind = ?2 \
+                     AND resend_of IS NULL",
+                )?
+                .query_row(params![order_id, kind.as_str()], |row| row.get(0))
+                .optional()?;
+            exec(
+                tx,
+                "INSERT INTO emails (order_id, customer_id, kind, recipient, resend_of, \
+                 next_attempt_at, created_at, updated_at) \
+                 SELECT id, customer_id, ?2, ?3, ?4, ?5, ?5, ?5 FROM orders WHERE id = ?1",
+                params![order_id, kind.as_str(), to, original, to_db(now)],
+            )?;
+            let id = tx.last_insert_rowid();
+            exec(
+                tx,
+                "INSERT INTO audit_log (at, actor, action, order_id, detail) \
+                 VALUES (?1, ?2, 'resend_email', ?3, ?4)",
+                params![
+                    to_db(now),
+                    actor,
+                    order_id,
+                    serde_json::json!({ "kind": kind.as_str(), "to": to, "email": id }).to_string()
+                ],
+            )?;
+            Ok(id)
+        })
+        .with_context(|| format!("cannot queue a resend for order {order_id}"))
+    }
+
+    /// Stores a sign-in link (by its hash) for the customer with `email` and queues the email
+    /// that carries `token`, unless nobody with that address ordered or they asked too often.
+    pub fn request_sign_in(
+        &mut self,
+        email: &str,
+        token: &str,
+        token_sha256: &str,
+        limits: SignInLimits,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<SignInRequest> {
+        let email = super::normalize_email(email);
+        self.write(|tx| {
+            let customer: Option<i64> = tx
+                .prepare_cached("SELECT id FROM customers WHERE email = ?1")?
+                .query_row([&email], |row| row.get(0))
+                .optional()?;
+            let Some(customer) = customer else {
+                return Ok(SignInRequest::NoCustomer);
+            };
+            let recent: u32 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM sign_in_links WHERE customer_id = ?1 AND created_at > ?2",
+                )?
+                .query_row(params![customer, to_db(now - limits.window)], |row| {
+                    row.get(0)
+                })?;
+            if recent >= limits.per_window {
+                return Ok(SignInRequest::TooMany);
+            }
+            exec(
+                tx,
+                "INSERT INTO sign_in_links (token_sha256, customer_id, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![token_sha256, customer, to_db(now), to_db(now + limits.ttl)],
+            )?;
+            exec(
+                tx,
+                "INSERT INTO emails (customer_id, kind, recipient, link_token, next_attempt_at, \
+                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+                params![
+                    customer,
+                    EmailKind::SignInLink.as_str(),
+                    email,
+                    token,
+                    to_db(now)
+                ],
+            )?;
+            Ok(SignInRequest::Queued)
+        })
+        .context("cannot store a sign-in link")
+    }
+
+    /// Uses up the sign-in link with this hash: the customer it signs in, or `None` if it is
+    /// unknown, expired or used already.
+    pub fn use_sign_in(
+        &mut self,
+        token_sha256: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<i64>> {
+        self.write(|tx| {
+            let customer = tx
+                .prepare_cached(
+                    "UPDATE sign_in_links SET used_at = ?2 WHERE token_sha256 = ?1 \
+                     AND used_at IS NULL AND expires_at > ?2 RETURNING customer_id",
+                )?
+                .query_row(params![token_sha256, to_db(now)], |row| row.get(0))
+                .optional()?;
+            Ok(customer)
+        })
+        .context("cannot use a sign-in link")
+    }
+
+    /// A sign-in link that can still be used: its customer.
+    pub fn sign_in_is_valid(
+        &self,
+        token_sha256: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT customer_id FROM sign_in_links WHERE token_sha256 = ?1 \
+                 AND used_at IS NULL AND expires_at > ?2",
+            )?
+            .query_row(params![token_sha256, to_db(now)], |row| row.get(0))
+            .optional()
+            .context("cannot look up a sign-in link")?;
+        Ok(found.is_some())
+    }
+
+    /// A customer's orders, newest first.
+    pub fn customer_orders(&self, customer_id: i64) -> anyhow::Result<Vec<CustomerOrder>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, company, tier, status, amount_cents, currency, status_token, created_at \
+             FROM orders WHERE customer_id = ?1 ORDER BY created_at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([customer_id], |row| {
+            Ok(CustomerOrder {
+                id: row.get(0)?,
+                company: row.get(1)?,
+                tier: parse_col(row, 2)?,
+                status: parse_col(row, 3)?,
+                amount_cents: row.get(4)?,
+                currency: row.get(5)?,
+                status_token: row.get(6)?,
+                created_at: from_db(row.get(7)?)?,
+            })
+        })?;
+        rows.collect::<Result<_, _>>()
+            .with_context(|| format!("cannot read the orders of customer {customer_id}"))
+    }
+
+    /// Counts a download of the report (it feeds the self-service refund rule).
+    pub fn record_download(&mut self, order_id: &str, now: OffsetDateTime) -> anyhow::Result<()> {
+        self.execute(
+            "UPDATE orders SET downloads = downloads + 1, last_downloaded_at = ?2 WHERE id = ?1",
+            params![order_id, to_db(now)],
+        )
+        .with_context(|| format!("cannot count a download of order {order_id}"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! Email: composing messages from templates and handing them to SMTP or to `.eml` files.
+//! Only this module knows lettre.
+//!
+//! Each kind of email has three templates under `templates/mail/`: a subject and a plain-text
+//! body, rendered without escaping (they are not HTML), and an HTML body, rendered with
+//! handlebars' HTML escaping inside the shared layout. What customers typed is data in all three.
+
+pub mod outbox;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use handlebars::Handlebars;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
+use serde::Serialize;
+
+use crate::config::{MailConfig, MailTransport, SmtpSecurity};
+use crate::order::{EmailKind, Status};
+
+/// How long one SMTP conversation may take before it counts as failed (and is retried).
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+macro_rules! kind_templates {
+    ($($kind:literal),* $(,)?) => {
+        [$(
+            (
+                $kind,
+                include_str!(concat!("../../templates/mail/", $kind, ".subject.hbs")),
+                include_str!(concat!("../../templates/mail/", $kind, ".txt.hbs")),
+                include_str!(concat!("../../templates/mail/", $kind, ".html.hbs")),
+            ),
+        )*]
+    };
+}
+
+/// Subject, text and HTML templates of every kind of email.
+const TEMPLATES: [(&str, &str, &str, &str); 6] = kind_templates!(
+    "payment_confirmation",
+    "report_ready",
+    "processing_failed",
+    "refund_processed",
+    "refund_under_review",
+    "sign_in_link",
+);
+
+const LAYOUT: &str = include_str!("../../templates/mail/layout.html.hbs");
+
+/// A message ready to send.
+#[derive(Clone, Debug)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// A file to attach: name, MIME type, bytes.
+    pub attachment: Option<(String, String, Vec<u8>)>,
+}
+
+/// Renders emails from the embedded templates.
+#[derive(Debug)]
+pub struct Composer {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+impl Composer {
+    /// Compiles the embedded templates.
+    pub fn new() -> anyhow::Result<Composer> {
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        text.register_escape_fn(handlebars::no_escape);
+        html.register_template_string("layout", LAYOUT)
+            .context("the mail layout does not compile")?;
+        for (kind, subject, body, page) in TEMPLATES {
+            text.register_template_string(&format!("{kind}.subject"), subject)
+                .with_context(|| format!("the subject of {kind} does not compile"))?;
+            text.register_template_string(&format!("{kind}.txt"), body)
+                .with_context(|| format!("the text of {kind} does not compile"))?;
+            html.register_template_string(kind, page)
+                .with_context(|| format!("the HTML of {kind} does not compile"))?;
+        }
+        Ok(Composer { html, text })
+    }
+
+    /// Subject, text and HTML of email `kind` for `data`.
+    pub fn compose(
+        &self,
+        kind: EmailKind,
+        to: &str,
+        data: &impl Serialize,
+    ) -> anyhow::Result<Email> {
+        let name = kind.as_str();
+        let subject = self
+            .text
+            .render(&format!("{name}.subject"), data)
+            .with_context(|| format!("cannot render the subject of {name}"))?;
+        Ok(Email {
+            to: to.to_owned(),
+            // A header is one line, whatever a customer typed into a name.
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            text: self
+                .text
+                .render(&format!("{name}.txt"), data)
+                .with_context(|| format!("cannot render the text of {name}"))?,
+            html: self
+                .html
+                .render(name, data)
+                .with_context(|| format!("cannot render the HTML of {name}"))?,
+            attachment: None,
+        })
+    }
+}
+
+/// Why a message did not go out.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SendError(String);
+
+/// Hands messages to the configured transport.
+pub struct Mailer {
+    from: Mailbox,
+    domain: String,
+    transport: Transport,
+}
+
+enum Transport {
+    File(FileTransport),
+    Smtp(Box<SmtpTransport>),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let transport = match self.transport {
+            Transport::File(_) => "file",
+            Transport::Smtp(_) => "smtp",
+        };
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .field("transport", &transport)
+            .finish()
+    }
+}
+
+impl Mailer {
+    /// The transport the configuration names. The file transport's directory is created.
+    pub fn new(config: &MailConfig) -> anyhow::Result<Mailer> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .with_context(|| format!("mail.from is not an address: {}", config.from))?;
+        let domain = from.email.domain().to_owned();
+        let transport = match &config.transport {
+            MailTransport::File { dir } => {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the mail directory {}", dir.display())
+                })?;
+                Transport::File(FileTransport::new(dir))
+            }
+            MailTransport::Smtp {
+                host,
+                port,
+                security,
+                username,
+                password,
+            } => {
+                let tls = || {
+                    TlsParameters::new(host.clone())
+                        .with_context(|| format!("cannot set up TLS for {host}"))
+                };
+                let mut builder = SmtpTransport::builder_dangerous(host.as_str())
+                    .port(*port)
+                    .timeout(Some(SMTP_TIMEOUT));
+                builder = match security {
+                    SmtpSecurity::Starttls => builder.tls(Tls::Required(tls()?)),
+                    SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls()?)),
+                    SmtpSecurity::None => builder.tls(Tls::None),
+                };
+                if !username.is_empty() {
+                    builder = builder.credentials(Credentials::new(
+                        username.clone(),
+                        password.get()?.expose().to_owned(),
+                    ));
+                }
+                Transport::Smtp(Box::new(builder.build()))
+            }
+        };
+        Ok(Mailer {
+            from,
+            domain,
+            transport,
+        })
+    }
+
+    /// Sends `email`; its Message-ID on success.
+    pub fn send(&self, email: &Email) -> Result<String, SendError> {
+        let to: Mailbox = email.to.parse().map_err(|err| {
+            SendError(format!(
+                "the recipient {} is not an address: {err}",
+                email.to
+            ))
+        })?;
+        let message_id = format!("<{}@{}>", uuid::Uuid::now_v7(), self.domain);
+        let body = MultiPart::alternative_plain_html(email.text.clone(), email.html.clone());
+        let body = match &email.attachment {
+            None => body,
+            Some((name, mime, bytes)) => {
+                let mime = ContentType::parse(mime)
+                    .map_err(|err| SendError(format!("bad attachment type {mime}: {err}")))?;
+                let file: SinglePart = Attachment::new(name.clone()).body(bytes.clone(), mime);
+                MultiPart::mixed().multipart(body).singlepart(file)
+            }
+        };
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject.clone())
+            .message_id(Some(message_id.clone()))
+            .multipart(body)
+            .map_err(|err| SendError(format!("cannot build the message: {err}")))?;
+        match &self.transport {
+            Transport::File(transport) => transport
+                .send(&message)
+                .map(drop)
+                .map_err(|err| SendError(format!("cannot write the message file: {err}"))),
+            Transport::Smtp(transport) => transport
+                .send(&message)
+                .map(drop)
+                .map_err(|err| SendError(format!("SMTP: {err}"))),
+        }?;
+        Ok(message_id)
+    }
+}
+
+/// Whether `text` is one email address (`ada@example.com`, no display name).
+pub fn check_address(text: &str) -> Result<(), String> {
+    text.trim()
+        .parse::<lettre::Address>()
+        .map(drop)
+        .map_err(|err| format!("is not an email address ({err}): {text}"))
+}
+
+/// Whether email `kind` makes sense for an order in `status` (for a deliberate resend).
+pub fn applies(kind: EmailKind, status: Status, refunded_cents: i64) -> Result<(), String> {
+    let fits = match kind {
+        EmailKind::PaymentConfirmation => status.is_paid(),
+        EmailKind::ReportReady => matches!(status, Status::Completed | Status::RefundRequested),
+        EmailKind::ProcessingFailed => matches!(
+            status,
+            Status::Failed | Status::Refunding | Status::Refunded
+        ),
+        EmailKind::RefundProcessed => refunded_cents > 0,
+        EmailKind::RefundUnderReview => status == Status::RefundRequested,
+        EmailKind::SignInLink => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "a {kind} email does not apply to an order that is {status}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

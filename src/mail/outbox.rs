@@ -1,0 +1,142 @@
+//! Sending the outbox: claim a due email, compose it from the order as it is now, send it,
+//! and record the outcome. A failed send is due again later (1 min, doubling, at most 1 h);
+//! after the last attempt the email is `failed`, visible in `orders show`, and the operator is
+//! alerted. Nothing here decides *whether* an email exists: the state change that caused it
+//! inserted its row.
+
+use serde::Serialize;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use super::{Composer, Email, Mailer};
+use crate::config::Config;
+use crate::db::{Db, OutboxEmail};
+use crate::money;
+use crate::order::EmailKind;
+
+/// Attempts at one email before it is given up.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// How long a claimed email is held before another sender may take it over: far longer than
+/// one SMTP conversation may take.
+const HOLD: Duration = Duration::minutes(5);
+
+/// How long a sign-in link works.
+pub const SIGN_IN_MINUTES: i64 = 30;
+
+/// What one pass over the outbox did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    pub sent: usize,
+    pub retrying: usize,
+    pub failed: usize,
+}
+
+/// Sends up to `limit` due emails, one claim at a time.
+pub fn send_due(
+    db: &mut Db,
+    config: &Config,
+    mailer: &Mailer,
+    composer: &Composer,
+    clock: &dyn Fn() -> anyhow::Result<OffsetDateTime>,
+    limit: u32,
+) -> anyhow::Result<Sent> {
+    let mut sent = Sent::default();
+    for _ in 0..limit {
+        let now = clock()?;
+        let Some(email) = db.claim_emails(now, 1, HOLD)?.pop() else {
+            break;
+        };
+        let outcome = compose(db, config, composer, &email)
+            .map_err(|err| format!("{err:#}"))
+            .and_then(|message| mailer.send(&message).map_err(|err| err.to_string()));
+        let now = clock()?;
+        match outcome {
+            Ok(message_id) => {
+                db.email_sent(email.id, &message_id, now)?;
+                tracing::info!(email = email.id, kind = %email.kind, "sent");
+                sent.sent += 1;
+            }
+            Err(error) if email.attempts < MAX_ATTEMPTS => {
+                let wait =
+                    Duration::minutes(1) * 2_i32.pow(email.attempts.saturating_sub(1).min(6));
+                let retry_at = now + wait.min(Duration::hours(1));
+                tracing::warn!(email = email.id, kind = %email.kind, "not sent, retrying: {error}");
+                db.email_not_sent(email.id, &error, Some(retry_at), now)?;
+                sent.retrying += 1;
+            }
+            Err(error) => {
+                tracing::error!(email = email.id, kind = %email.kind, "given up: {error}");
+                db.email_not_sent(email.id, &error, None, now)?;
+                db.audit(
+                    "compass",
+                    "alert",
+                    email.order_id.as_deref(),
+                    &json!({
+                        "message": format!(
+                            "the {} email to {} failed {MAX_ATTEMPTS} times ({error}); \
+                             fix the mail settings, then `compass resend-email`",
+                            email.kind, email.recipient
+                        )
+                    }),
+                    now,
+                )?;
+                sent.failed += 1;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// The message for an outbox row, from the order as it is now.
+fn compose(
+    db: &Db,
+    config: &Config,
+    composer: &Composer,
+    email: &OutboxEmail,
+) -> anyhow::Result<Email> {
+    let base = config.public_url.trim_end_matches('/');
+    if email.kind == EmailKind::SignInLink {
+        let token = email
+            .link_token
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("the sign-in email has no link (already sent?)"))?;
+        let data = json!({
+            "business": config.business_name,
+            "support_email": config.support_email,
+            "name": db.customer_name(email.customer_id)?,
+            "link_url": format!("{base}/my/{token}"),
+            "minutes": SIGN_IN_MINUTES,
+        });
+        return composer.compose(email.kind, &email.recipient, &data);
+    }
+    let order_id = email
+        .order_id
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("a {} email without an order", email.kind))?;
+    let facts = db
+        .mail_facts(order_id)?
+        .ok_or_else(|| anyhow::anyhow!("order {order_id} is gone"))?;
+    let data = json!({
+        "business": config.business_name,
+        "support_email": config.support_email,
+        "name": facts.name,
+        "company": facts.company,
+        "tier": facts.tier.title(),
+        "amount": money::format(facts.amount_cents, &facts.currency),
+        "refunded": money::format(facts.refunded_cents, &facts.currency),
+        "status_url": format!("{base}/status/{}", facts.status_token),
+    });
+    let mut message = composer.compose(email.kind, &email.recipient, &data)?;
+    if email.kind == EmailKind::ReportReady {
+        let pdf = db
+            .artifact(order_id, "pdf")?
+            .ok_or_else(|| anyhow::anyhow!("order {order_id} has no PDF to attach"))?;
+        message.attachment = Some((
+            "ai-readiness-report.pdf".to_owned(),
+            "application/pdf".to_owned(),
+            pdf,
+        ));
+    }
+    Ok(message)
+}
