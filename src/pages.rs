@@ -12,17 +12,26 @@ pub struct Pages {
     registry: Handlebars<'static>,
 }
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("layout", include_str!("../templates/pages/layout.hbs")),
     ("intake", include_str!("../templates/pages/intake.hbs")),
     ("payment", include_str!("../templates/pages/payment.hbs")),
     ("message", include_str!("../templates/pages/message.hbs")),
+    ("status", include_str!("../templates/pages/status.hbs")),
+    ("my", include_str!("../templates/pages/my.hbs")),
+    ("sign_in", include_str!("../templates/pages/sign_in.hbs")),
+    (
+        "my_orders",
+        include_str!("../templates/pages/my_orders.hbs"),
+    ),
 ];
 
 /// The stylesheet every page links.
 pub const SITE_CSS: &str = include_str!("../templates/assets/site.css");
 /// The payment page's script (Stripe Payment Element).
 pub const PAY_JS: &str = include_str!("../templates/assets/pay.js");
+/// The status page's script: polls the order's state while work is pending.
+pub const STATUS_JS: &str = include_str!("../templates/assets/status.js");
 
 impl Pages {
     /// Compiles the embedded templates.

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::money;
-use crate::order::{Event, InvalidTransition, RefundSource, Rejection, Status};
+use crate::order::{self, Event, InvalidTransition, RefundSource, Rejection, Status};
 use crate::refunds::{self, Issued};
 
 /// Refund an order at Stripe, in full or in part, or decline a customer's refund request
@@ -96,7 +96,16 @@ pub fn run(
         return Ok(());
     }
 
-    // Refuse before anything is written when Stripe cannot be asked.
+    // Refuse before anything is written: what the order allows first (the state machine is
+    // pure, so this is a dry run), then whether Stripe can be asked at all.
+    let dry_run = Event::RefundRequested {
+        source: RefundSource::Operator,
+        reason: reason.to_owned(),
+        amount_cents: args.amount,
+        prior_refunds: 0,
+    };
+    order::step(order, &dry_run, &policy, now)
+        .map_err(|rejected| refusal(&id, &rejected, &order.currency))?;
     app.stripe()?;
     let refundable = order.refundable_cents();
     let amount = args.amount.unwrap_or(refundable);

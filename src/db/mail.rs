@@ -6,12 +6,18 @@
 use anyhow::Context;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
+use sha2::Digest as _;
 use time::{Duration, OffsetDateTime};
 
 use super::{Db, from_db, to_db};
 use crate::order::{EmailKind, Status, Tier};
 
-use super::orders::{exec, parse_col};
+use super::orders::{exec, new_token, parse_col};
+
+/// How a sign-in token is stored: never the token itself.
+fn sha256_hex(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
 
 /// A queued email, claimed for sending.
 #[derive(Clone, Debug)]
@@ -260,17 +266,18 @@ impl Db {
         .with_context(|| format!("cannot queue a resend for order {order_id}"))
     }
 
-    /// Stores a sign-in link (by its hash) for the customer with `email` and queues the email
-    /// that carries `token`, unless nobody with that address ordered or they asked too often.
+    /// Makes a sign-in link for the customer with `email`: stores the SHA-256 of a new 256-bit
+    /// token and queues the email that carries the token, unless nobody with that address
+    /// ordered or they asked too often.
     pub fn request_sign_in(
         &mut self,
         email: &str,
-        token: &str,
-        token_sha256: &str,
         limits: SignInLimits,
         now: OffsetDateTime,
     ) -> anyhow::Result<SignInRequest> {
         let email = super::normalize_email(email);
+        let token = new_token()?;
+        let token_sha256 = sha256_hex(&token);
         self.write(|tx| {
             let customer: Option<i64> = tx
                 .prepare_cached("SELECT id FROM customers WHERE email = ?1")?
@@ -312,13 +319,10 @@ impl Db {
         .context("cannot store a sign-in link")
     }
 
-    /// Uses up the sign-in link with this hash: the customer it signs in, or `None` if it is
+    /// Uses up the sign-in link with `token`: the customer it signs in, or `None` if it is
     /// unknown, expired or used already.
-    pub fn use_sign_in(
-        &mut self,
-        token_sha256: &str,
-        now: OffsetDateTime,
-    ) -> anyhow::Result<Option<i64>> {
+    pub fn use_sign_in(&mut self, token: &str, now: OffsetDateTime) -> anyhow::Result<Option<i64>> {
+        let token_sha256 = sha256_hex(token);
         self.write(|tx| {
             let customer = tx
                 .prepare_cached(
@@ -332,12 +336,9 @@ impl Db {
         .context("cannot use a sign-in link")
     }
 
-    /// A sign-in link that can still be used: its customer.
-    pub fn sign_in_is_valid(
-        &self,
-        token_sha256: &str,
-        now: OffsetDateTime,
-    ) -> anyhow::Result<bool> {
+    /// Whether the sign-in link with `token` can still be used.
+    pub fn sign_in_is_valid(&self, token: &str, now: OffsetDateTime) -> anyhow::Result<bool> {
+        let token_sha256 = sha256_hex(token);
         let found: Option<i64> = self
             .conn
             .prepare_cached(

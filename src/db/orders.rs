@@ -173,7 +173,7 @@ fn new_id(now: OffsetDateTime) -> String {
 }
 
 /// 256 random bits, URL-safe: the status page's only key.
-fn new_token() -> anyhow::Result<String> {
+pub(super) fn new_token() -> anyhow::Result<String> {
     let mut bytes = [0_u8; 32];
     getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))

@@ -8,6 +8,7 @@
 //! (tiny_http then stops accepting for good), `serve` returns an error so the process exits
 //! non-zero and systemd restarts it.
 
+mod customer;
 mod routes;
 
 use std::io::Read;
@@ -242,11 +243,20 @@ fn respond(
         tracing::debug!("client went away: {err}");
     }
     tracing::info!(%method, %path, status, micros = started.elapsed().as_micros() as u64, "request");
-    // Work that must not delay the answer: handling the webhook event just stored.
-    if let Some((routes::After::HandleEvent(id), now)) = after
-        && let Err(err) = crate::payments::handle_event(app, &id, now)
-    {
-        tracing::error!(event = %id, "cannot handle the event: {err:#}");
+    // Work that must not delay the answer.
+    match after {
+        Some((routes::After::HandleEvent(id), now)) => {
+            if let Err(err) = crate::payments::handle_event(app, &id, now) {
+                tracing::error!(event = %id, "cannot handle the event: {err:#}");
+            }
+        }
+        Some((routes::After::IssueRefunds(order), now)) => {
+            // A refund Stripe cannot take now stays pending; `process` asks again.
+            if let Err(err) = crate::refunds::issue_pending(app, Some(&order), now) {
+                tracing::error!(%order, "cannot issue the refund: {err:#}");
+            }
+        }
+        None => {}
     }
 }
 

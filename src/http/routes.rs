@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{Request, Response};
+use super::{Request, Response, customer};
 use crate::app::App;
 use crate::db::StoredOrder;
 use crate::money;
@@ -27,6 +27,8 @@ pub struct Handled {
 pub enum After {
     /// Handle the Stripe event just stored.
     HandleEvent(String),
+    /// Ask Stripe for the refunds of this order that were just approved.
+    IssueRefunds(String),
 }
 
 impl From<Response> for Handled {
@@ -46,26 +48,52 @@ pub fn handle(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
         ("GET", [""]) => intake_page(app, &BTreeMap::new(), &[], 200),
         ("GET", ["assets", "site.css"]) => Ok(asset("text/css", pages::SITE_CSS)),
         ("GET", ["assets", "pay.js"]) => Ok(asset("text/javascript", pages::PAY_JS)),
+        ("GET", ["assets", "status.js"]) => Ok(asset("text/javascript", pages::STATUS_JS)),
         ("POST", ["orders"]) => post_order(app, req, now),
         ("GET", ["pay", token]) => payment_page(app, token, now),
-        ("GET", ["status", token]) => status_page(app, token),
-        ("POST", ["webhooks", "stripe"]) => return webhook(app, req, now),
-        (_, ["healthz" | "orders" | "webhooks" | "pay" | "status", ..]) => {
-            Ok(Response::text(405, "Method Not Allowed"))
+        ("GET", ["status", token]) => customer::status_page(app, token),
+        ("GET", ["status", token, file]) => customer::report_file(app, token, file, now),
+        ("POST", ["status", token, "refund"]) => {
+            return customer::request_refund(app, req, token, now).unwrap_or_else(|err| {
+                tracing::error!(path = %req.path, "request failed: {err:#}");
+                failure(app).into()
+            });
         }
+        ("GET", ["api", "orders", token]) => customer::status_json(app, token),
+        ("GET", ["my"]) => customer::my_page(app),
+        ("POST", ["my"]) => customer::request_sign_in(app, req, now),
+        ("GET", ["my", token]) => customer::sign_in_page(app, token, now),
+        ("POST", ["my", token]) => customer::my_orders(app, req, token, now),
+        ("POST", ["webhooks", "stripe"]) => return webhook(app, req, now),
+        (
+            _,
+            ["healthz" | "orders" | "my"]
+            | ["webhooks", "stripe"]
+            | ["pay" | "status" | "my", _]
+            | [
+                "status",
+                _,
+                "refund" | "report" | "report.pdf" | "report.html",
+            ]
+            | ["api", "orders", _],
+        ) => Ok(Response::text(405, "Method Not Allowed")),
         _ => Ok(not_found(app)),
     };
     result
         .unwrap_or_else(|err| {
             tracing::error!(path = %req.path, "request failed: {err:#}");
-            message(
-                app,
-                500,
-                "Something went wrong",
-                "Please try again in a minute.",
-            )
+            failure(app)
         })
         .into()
+}
+
+fn failure(app: &App) -> Response {
+    message(
+        app,
+        500,
+        "Something went wrong",
+        "Please try again in a minute.",
+    )
 }
 
 fn healthz(app: &App) -> Response {
@@ -88,7 +116,7 @@ fn asset(content_type: &str, text: &str) -> Response {
 }
 
 /// The page every page is built from.
-fn base(app: &App, title: &str) -> serde_json::Value {
+pub(super) fn base(app: &App, title: &str) -> serde_json::Value {
     json!({
         "title": title,
         "business": app.config.business_name,
@@ -96,18 +124,23 @@ fn base(app: &App, title: &str) -> serde_json::Value {
     })
 }
 
-fn render(app: &App, status: u16, page: &str, data: serde_json::Value) -> anyhow::Result<Response> {
+pub(super) fn render(
+    app: &App,
+    status: u16,
+    page: &str,
+    data: serde_json::Value,
+) -> anyhow::Result<Response> {
     Ok(Response::html(status, app.pages.render(page, &data)?))
 }
 
-fn message(app: &App, status: u16, heading: &str, text: &str) -> Response {
+pub(super) fn message(app: &App, status: u16, heading: &str, text: &str) -> Response {
     let mut data = base(app, heading);
     data["heading"] = json!(heading);
     data["message"] = json!(text);
     render(app, status, "message", data).unwrap_or_else(|_| Response::text(status, text))
 }
 
-fn not_found(app: &App) -> Response {
+pub(super) fn not_found(app: &App) -> Response {
     message(
         app,
         404,
@@ -333,23 +366,8 @@ fn status_url(app: &App, order: &StoredOrder) -> String {
     format!("{}/status/{}", app.config.public_url, order.status_token)
 }
 
-/// Status tokens are 43 URL-safe base64 characters; anything else is not looked up.
-fn order_by_token(app: &App, token: &str) -> anyhow::Result<Option<StoredOrder>> {
-    let plausible = token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !plausible {
-        return Ok(None);
-    }
-    match app.db.order_by_token(token)? {
-        Some(id) => app.db.order(&id),
-        None => Ok(None),
-    }
-}
-
 fn payment_page(app: &mut App, token: &str, now: OffsetDateTime) -> anyhow::Result<Response> {
-    let Some(order) = order_by_token(app, token)? else {
+    let Some(order) = customer::order_by_token(app, token)? else {
         return Ok(not_found(app));
     };
     if order.order.status != Status::PendingPayment {
@@ -383,28 +401,6 @@ fn payment_page(app: &mut App, token: &str, now: OffsetDateTime) -> anyhow::Resu
     data["client_secret"] = json!(intent.client_secret.unwrap_or_default());
     data["return_url"] = json!(status_url(app, &order));
     let mut response = render(app, 200, "payment", data)?;
-    response
-        .headers
-        .push(("Cache-Control", "no-store".to_owned()));
-    Ok(response)
-}
-
-fn status_page(app: &mut App, token: &str) -> anyhow::Result<Response> {
-    let Some(order) = order_by_token(app, token)? else {
-        return Ok(not_found(app));
-    };
-    let text = match order.order.status {
-        Status::PendingPayment => "We are waiting for your payment to be confirmed.",
-        Status::Paid | Status::Generating => "Payment received. Your report is being written.",
-        Status::Completed => "Your report is ready.",
-        Status::Failed | Status::Refunding | Status::Refunded => {
-            "We could not complete your report; your payment is being refunded."
-        }
-        Status::RefundRequested => "Your refund request is being reviewed.",
-        Status::Expired => "This order was not paid and has expired.",
-        Status::Disputed => "This payment is disputed with your bank.",
-    };
-    let mut response = message(app, 200, &format!("Order {}", order.tier.title()), text);
     response
         .headers
         .push(("Cache-Control", "no-store".to_owned()));

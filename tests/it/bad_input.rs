@@ -181,3 +181,68 @@ fn a_missing_config_says_how_to_make_one() {
     assert!(line.contains("create one with `compass init`"), "{line}");
     assert!(files(dir.path()).is_empty(), "nothing written");
 }
+
+#[test]
+fn refunds_the_order_cannot_take_are_refused_before_stripe_is_asked() {
+    use compass::order::Policy;
+    let install = Install::new();
+    let now = crate::support::NOW;
+    let mut db = install.db();
+    let paid = crate::seed::paid_order(&mut db, compass::order::Tier::Starter, "Paid Ltd", now)
+        .expect("paid");
+    let unpaid = crate::seed::seed_order(
+        &mut db,
+        1,
+        1,
+        crate::seed::Plan::Unpaid,
+        now,
+        &Policy::default(),
+    )
+    .expect("unpaid");
+    let disputed = crate::seed::seed_order(
+        &mut db,
+        2,
+        2,
+        crate::seed::Plan::Disputed,
+        now,
+        &Policy::default(),
+    )
+    .expect("disputed");
+    drop(db);
+    let before = files(install.dir.path());
+    // No Stripe key is set: each of these is refused for what the order is, not for the key.
+    for (args, expected) in [
+        (
+            vec!["refund", unpaid.as_str(), "--yes"],
+            "was never paid: nothing to refund".to_owned(),
+        ),
+        (
+            vec!["refund", disputed.as_str(), "--yes"],
+            "is disputed: the card network holds the money".to_owned(),
+        ),
+        (
+            vec!["refund", paid.as_str(), "--amount", "5000", "--yes"],
+            format!("cannot refund $50.00 of order {paid}: at most $49.00 can be refunded"),
+        ),
+        (
+            vec!["refund", paid.as_str(), "--decline"],
+            "there is no refund request to decline".to_owned(),
+        ),
+        (
+            vec!["refund", paid.as_str(), "--reason", " ", "--yes"],
+            "--reason must be 1 to 500 characters".to_owned(),
+        ),
+    ] {
+        let line = one_error_line(&install.compass(&args));
+        assert!(line.contains(&expected), "{args:?}: {line}");
+    }
+    // Allowed, but there is no Stripe key: refused before anything is written.
+    let line = one_error_line(&install.compass(&["refund", &paid, "--yes"]));
+    assert!(line.contains("COMPASS_STRIPE_SECRET_KEY"), "{line}");
+    // With a key but no terminal to confirm at, and no --yes: nothing is done.
+    let mut command = install.command(&["refund", &paid]);
+    command.env("COMPASS_STRIPE_SECRET_KEY", "sk_test_unused");
+    let line = one_error_line(&command.output().expect("run refund"));
+    assert!(line.contains("not at a terminal: add --yes"), "{line}");
+    assert_eq!(files(install.dir.path()), before, "nothing written");
+}

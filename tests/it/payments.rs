@@ -8,12 +8,12 @@ use serde_json::json;
 use crate::services::service;
 use crate::support::{Install, STRIPE_KEY, Serving, WEBHOOK_SECRET, eventually};
 
-fn localstripe() -> String {
+pub fn localstripe() -> String {
     service("COMPASS_TEST_STRIPE_URL")
 }
 
 /// A form-encoded call to localstripe, as Stripe.js or the Dashboard would make it.
-fn stripe_post(path: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+pub fn stripe_post(path: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -29,7 +29,7 @@ fn stripe_post(path: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
 }
 
 /// Points localstripe's webhooks at `server` (localstripe sends every event to every hook).
-fn register_webhook(server: &Serving) {
+pub fn register_webhook(server: &Serving) {
     let id = format!("compass-{}", server.base.rsplit(':').next().unwrap_or("x"));
     let (status, _) = stripe_post(
         &format!("/_config/webhooks/{id}"),
@@ -50,7 +50,7 @@ fn order_json(tier: &str, email: &str) -> String {
     .to_string()
 }
 
-fn place_json_order(server: &Serving, tier: &str, email: &str) -> (String, String) {
+pub fn place_json_order(server: &Serving, tier: &str, email: &str) -> (String, String) {
     let (status, _, body) = server.post(
         "/orders",
         "application/json",
@@ -65,7 +65,7 @@ fn place_json_order(server: &Serving, tier: &str, email: &str) -> (String, Strin
 }
 
 /// Confirms a PaymentIntent with a test card, as Stripe.js does in the browser.
-fn pay(intent: &str, card: &str) -> u16 {
+pub fn pay(intent: &str, card: &str) -> u16 {
     let (status, body) = stripe_post(
         &format!("/v1/payment_intents/{intent}"),
         &[("payment_method", card)],
@@ -74,7 +74,7 @@ fn pay(intent: &str, card: &str) -> u16 {
     stripe_post(&format!("/v1/payment_intents/{intent}/confirm"), &[]).0
 }
 
-fn status_of(server: &Serving, order_id: &str) -> Status {
+pub fn status_of(server: &Serving, order_id: &str) -> Status {
     server
         .install
         .db()
@@ -85,7 +85,7 @@ fn status_of(server: &Serving, order_id: &str) -> Status {
         .status
 }
 
-fn order_detail(server: &Serving, order_id: &str) -> compass::db::OrderDetail {
+pub fn order_detail(server: &Serving, order_id: &str) -> compass::db::OrderDetail {
     server
         .install
         .db()

@@ -195,13 +195,24 @@ pub fn paid_order(
     company: &str,
     at: OffsetDateTime,
 ) -> anyhow::Result<String> {
+    paid_order_for(db, tier, company, "ada@example.com", at)
+}
+
+/// `paid_order` for the customer at `email`.
+pub fn paid_order_for(
+    db: &mut Db,
+    tier: Tier,
+    company: &str,
+    email: &str,
+    at: OffsetDateTime,
+) -> anyhow::Result<String> {
     let fields: BTreeMap<String, String> = [
         ("company", company),
         ("industry", "Manufacturing"),
         ("employees", "11-50"),
         ("country", "UK"),
         ("name", "Ada"),
-        ("email", "ada@example.com"),
+        ("email", email),
         ("tier", tier.as_str()),
         ("strategy_1", "4"),
         ("data_1", "2"),

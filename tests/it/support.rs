@@ -158,6 +158,23 @@ impl Install {
     }
 }
 
+impl Install {
+    /// Sends this installation's mail over SMTP to `address` (`host:port`, no TLS: maildev).
+    pub fn use_smtp(&self, address: &str) {
+        let (host, port) = address.rsplit_once(':').expect("host:port");
+        let config = std::fs::read_to_string(self.config()).expect("read config");
+        let config = config
+            .replace("transport = \"file\"", "transport = \"smtp\"")
+            .replace(
+                "smtp_host = \"localhost\"",
+                &format!("smtp_host = \"{host}\""),
+            )
+            .replace("smtp_port = 587", &format!("smtp_port = {port}"))
+            .replace("smtp_security = \"starttls\"", "smtp_security = \"none\"");
+        std::fs::write(self.config(), config).expect("write config");
+    }
+}
+
 /// A running `compass serve`, stopped with SIGTERM when dropped.
 pub struct Serving {
     pub install: Install,
@@ -214,6 +231,31 @@ impl Serving {
     pub fn get(&self, path: &str) -> (u16, String) {
         let response = Serving::agent().get(&format!("{}{path}", self.base)).call();
         read(response)
+    }
+
+    /// GET a file: status, headers (names lower-cased) and the bytes.
+    pub fn get_bytes(&self, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut response = Serving::agent()
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .unwrap_or_else(|err| panic!("GET {path} failed: {err}"));
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_ascii_lowercase(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(50 << 20)
+            .read_to_vec()
+            .expect("body");
+        (response.status().as_u16(), headers, bytes)
     }
 
     /// POST with a content type and a body: status, Location header and body.

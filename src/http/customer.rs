@@ -1,0 +1,464 @@
+//! The customer's own pages: the status page and its JSON, report downloads, the refund
+//! request, and "my orders" by sign-in link.
+//!
+//! A status token is the only key to an order: an unknown or malformed one answers the same
+//! 404 as a path that does not exist. Forms that change something (refund, sign-in) answer 403
+//! unless the browser says they came from our own origin, and change nothing then.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use super::routes::{After, Handled, base, message, not_found, render};
+use super::{Request, Response};
+use crate::app::App;
+use crate::db::{SignInLimits, SignInRequest, StoredOrder};
+use crate::mail::outbox::SIGN_IN_MINUTES;
+use crate::money;
+use crate::order::{RefundSource, Rejection, Status};
+
+/// Longest refund reason a customer may send.
+pub const MAX_REASON: usize = 1_000;
+
+/// Sign-in links one customer may ask for per quarter hour.
+const SIGN_INS_PER_WINDOW: u32 = 3;
+
+/// Status tokens are 43 URL-safe base64 characters; anything else is not looked up.
+fn plausible_token(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The order a status token opens.
+pub fn order_by_token(app: &App, token: &str) -> anyhow::Result<Option<StoredOrder>> {
+    if !plausible_token(token) {
+        return Ok(None);
+    }
+    match app.db.order_by_token(token)? {
+        Some(id) => app.db.order(&id),
+        None => Ok(None),
+    }
+}
+
+/// Where the order is, as the customer's progress bar shows it.
+fn progress(status: Status) -> &'static str {
+    match status {
+        Status::PendingPayment => "awaiting_payment",
+        Status::Paid => "paid",
+        Status::Generating => "generating",
+        Status::Completed | Status::RefundRequested => "ready",
+        Status::Failed | Status::Refunding => "refunding",
+        Status::Refunded => "refunded",
+        Status::Expired => "expired",
+        Status::Disputed => "disputed",
+    }
+}
+
+/// Still changing on its own: the page keeps refreshing.
+fn pending(status: Status) -> bool {
+    matches!(
+        status,
+        Status::PendingPayment
+            | Status::Paid
+            | Status::Generating
+            | Status::Failed
+            | Status::Refunding
+    )
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers
+        .push(("Cache-Control", "no-store".to_owned()));
+    response
+        .headers
+        .push(("Referrer-Policy", "no-referrer".to_owned()));
+    response
+}
+
+/// `GET /status/{token}`.
+pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
+    let Some(order) = order_by_token(app, token)? else {
+        return Ok(not_found(app));
+    };
+    let detail = app
+        .db
+        .order_detail(&order.id)?
+        .ok_or_else(|| anyhow::anyhow!("order {} vanished", order.id))?;
+    let status = order.order.status;
+    let (heading, text) = match status {
+        Status::PendingPayment => (
+            "Waiting for your payment",
+            "We have not seen your payment yet. If you paid a moment ago, this page updates by itself.",
+        ),
+        Status::Paid | Status::Generating => (
+            "Your report is being written",
+            "Payment received. Your report usually takes a few minutes; this page updates by itself, and we email you when it is ready.",
+        ),
+        Status::Completed => ("Your report is ready", ""),
+        Status::RefundRequested => (
+            "Your refund request is with us",
+            "A person looks at it, usually within one business day, and writes to you.",
+        ),
+        Status::Failed | Status::Refunding => (
+            "Your money is on its way back",
+            "We could not deliver this report, or you asked for a refund: it is being refunded. We email you when it is done.",
+        ),
+        Status::Refunded => (
+            "Refunded",
+            "This order was refunded. Refunds reach your card within 5 to 10 business days.",
+        ),
+        Status::Expired => (
+            "This order expired",
+            "It was not paid in time. You are welcome to start again.",
+        ),
+        Status::Disputed => (
+            "This payment is disputed",
+            "Your bank told us you disputed the payment. Write to us if this is a mistake.",
+        ),
+    };
+    let step = |name: &str, done: bool, current: bool| json!({ "name": name, "done": done, "current": current });
+    let steps = match status {
+        Status::Paid => vec![
+            step("Paid", true, false),
+            step("Writing", false, true),
+            step("Ready", false, false),
+        ],
+        Status::Generating => vec![
+            step("Paid", true, false),
+            step("Writing", false, true),
+            step("Ready", false, false),
+        ],
+        Status::Completed | Status::RefundRequested => vec![
+            step("Paid", true, false),
+            step("Writing", true, false),
+            step("Ready", true, true),
+        ],
+        _ => Vec::new(),
+    };
+    let report = if matches!(status, Status::Completed | Status::RefundRequested) {
+        let scores = app
+            .db
+            .artifact(&order.id, "json")?
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .map(|report| report["scores"].clone())
+            .unwrap_or(json!({}));
+        json!({
+            "overall": scores["overall"],
+            "level": scores["level"],
+            "pdf_url": format!("/status/{token}/report.pdf"),
+            "html_url": format!("/status/{token}/report.html"),
+            "view_url": format!("/status/{token}/report"),
+        })
+    } else {
+        json!(null)
+    };
+    let refundable = order.order.refundable_cents() > 0
+        && matches!(
+            status,
+            Status::Paid | Status::Generating | Status::Completed
+        );
+    let mut data = base(app, heading);
+    data["heading"] = json!(heading);
+    data["text"] = json!(text);
+    data["token"] = json!(token);
+    data["order_number"] = json!(order.id[..8].to_ascii_uppercase());
+    data["tier"] = json!(order.tier.title());
+    data["company"] = json!(detail.summary.company);
+    data["paid"] = json!(money::format(
+        order.order.amount_cents,
+        &order.order.currency
+    ));
+    data["refunded"] = if order.order.refunded_cents > 0 {
+        json!(money::format(
+            order.order.refunded_cents,
+            &order.order.currency
+        ))
+    } else {
+        json!(null)
+    };
+    data["progress"] = json!(progress(status));
+    data["steps"] = json!(steps);
+    data["report"] = report;
+    data["refundable"] = json!(refundable);
+    data["max_reason"] = json!(MAX_REASON);
+    data["refresh"] = json!(pending(status));
+    Ok(no_store(render(app, 200, "status", data)?))
+}
+
+/// `GET /api/orders/{token}`: what the status page polls.
+pub fn status_json(app: &App, token: &str) -> anyhow::Result<Response> {
+    let Some(order) = order_by_token(app, token)? else {
+        return Ok(Response::json_error(404, "not_found", "no such order"));
+    };
+    let status = order.order.status;
+    let ready = matches!(status, Status::Completed | Status::RefundRequested);
+    Ok(no_store(Response::json(
+        200,
+        &json!({
+            "order": order.id[..8].to_ascii_uppercase(),
+            "status": status.as_str(),
+            "progress": progress(status),
+            "pending": pending(status),
+            "tier": order.tier.as_str(),
+            "amount_cents": order.order.amount_cents,
+            "refunded_cents": order.order.refunded_cents,
+            "currency": order.order.currency,
+            "report": if ready { json!({
+                "pdf_url": format!("/status/{token}/report.pdf"),
+                "html_url": format!("/status/{token}/report.html"),
+            }) } else { json!(null) },
+        }),
+    )))
+}
+
+/// `GET /status/{token}/report.pdf`, `report.html` (downloads, counted) and `report` (the page
+/// shows it inline; not a download).
+pub fn report_file(
+    app: &mut App,
+    token: &str,
+    file: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Response> {
+    let (kind, content_type, download) = match file {
+        "report.pdf" => ("pdf", "application/pdf", true),
+        "report.html" => ("html", "text/html; charset=utf-8", true),
+        "report" => ("html", "text/html; charset=utf-8", false),
+        _ => return Ok(not_found(app)),
+    };
+    let Some(order) = order_by_token(app, token)? else {
+        return Ok(not_found(app));
+    };
+    if !matches!(
+        order.order.status,
+        Status::Completed | Status::RefundRequested
+    ) {
+        return Ok(not_found(app));
+    }
+    let Some(content) = app.db.artifact(&order.id, kind)? else {
+        return Ok(not_found(app));
+    };
+    if download {
+        app.db.record_download(&order.id, now)?;
+    }
+    let disposition = if download {
+        format!(
+            "attachment; filename=\"ai-readiness-report-{}.{kind}\"",
+            &order.id[..8]
+        )
+    } else {
+        "inline".to_owned()
+    };
+    Ok(no_store(Response {
+        status: 200,
+        headers: vec![
+            ("Content-Type", content_type.to_owned()),
+            ("Content-Disposition", disposition),
+            ("X-Content-Type-Options", "nosniff".to_owned()),
+            // The report is our own HTML with the customer's words escaped; no script runs in it.
+            (
+                "Content-Security-Policy",
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:".to_owned(),
+            ),
+        ],
+        body: content,
+    }))
+}
+
+/// Whether a state-changing form came from our own pages: the browser's `Origin` (or, from
+/// older browsers, `Referer`) must be our public origin.
+fn same_origin(app: &App, req: &Request) -> bool {
+    let ours = origin_of(&app.config.public_url);
+    match (req.header("origin"), req.header("referer")) {
+        (Some(origin), _) => origin_of(origin) == ours,
+        (None, Some(referer)) => origin_of(referer) == ours,
+        (None, None) => false,
+    }
+}
+
+/// `scheme://host[:port]` of a URL, lower-cased.
+fn origin_of(url: &str) -> String {
+    let url = url.trim().to_ascii_lowercase();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{host}")
+}
+
+fn forbidden(app: &App) -> Response {
+    message(
+        app,
+        403,
+        "Not sent from our page",
+        "For your safety this form only works from our own page. Open your status page and try again.",
+    )
+}
+
+fn form(req: &Request) -> BTreeMap<String, String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&req.body)
+        .map(|pairs| pairs.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// `POST /status/{token}/refund`: the customer asks for their money back.
+pub fn request_refund(
+    app: &mut App,
+    req: &Request,
+    token: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Handled> {
+    let Some(order) = order_by_token(app, token)? else {
+        return Ok(not_found(app).into());
+    };
+    if !same_origin(app, req) {
+        return Ok(forbidden(app).into());
+    }
+    let reason = form(req)
+        .get("reason")
+        .map(|r| r.trim().to_owned())
+        .unwrap_or_default();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        return Ok(message(
+            app,
+            422,
+            "Tell us why, briefly",
+            &format!("A refund request needs a reason of 1 to {MAX_REASON} characters. Go back and try again."),
+        )
+        .into());
+    }
+    let policy = app.config.policy.clone();
+    let step = app.db.request_refund(
+        &order.id,
+        RefundSource::Customer,
+        &reason,
+        None,
+        &policy,
+        "customer",
+        now,
+    )?;
+    match step {
+        Ok(step) => {
+            let after = (step.order.status == Status::Refunding)
+                .then(|| After::IssueRefunds(order.id.clone()));
+            Ok(Handled {
+                response: Response::redirect(&format!("{}/status/{token}", app.config.public_url)),
+                after,
+            })
+        }
+        Err(rejected) => {
+            let text = match rejected.why {
+                Rejection::AlreadyApplied => {
+                    "You have already asked for a refund of this order; we are on it."
+                }
+                _ => {
+                    "This order cannot be refunded from this page. Write to us and we will sort it out."
+                }
+            };
+            Ok(message(app, 409, "No refund requested", text).into())
+        }
+    }
+}
+
+/// `GET /my`: ask for a sign-in link.
+pub fn my_page(app: &App) -> anyhow::Result<Response> {
+    let mut data = base(app, "My orders");
+    data["sent"] = json!(false);
+    render(app, 200, "my", data)
+}
+
+/// `POST /my`: send a sign-in link. The answer is the same whether or not the address has
+/// orders, and whether or not it asked too often.
+pub fn request_sign_in(
+    app: &mut App,
+    req: &Request,
+    now: OffsetDateTime,
+) -> anyhow::Result<Response> {
+    if !same_origin(app, req) {
+        return Ok(forbidden(app));
+    }
+    let email = form(req)
+        .get("email")
+        .map(|e| e.trim().to_owned())
+        .unwrap_or_default();
+    if crate::mail::check_address(&email).is_err() || email.len() > 254 {
+        let mut data = base(app, "My orders");
+        data["sent"] = json!(false);
+        data["error"] = json!("Enter the email address you ordered with.");
+        return render(app, 422, "my", data);
+    }
+    let limits = SignInLimits {
+        ttl: Duration::minutes(SIGN_IN_MINUTES),
+        per_window: SIGN_INS_PER_WINDOW,
+        window: Duration::minutes(15),
+    };
+    match app.db.request_sign_in(&email, limits, now)? {
+        SignInRequest::Queued => tracing::info!("sign-in link queued"),
+        SignInRequest::NoCustomer => tracing::info!("sign-in asked for an address without orders"),
+        SignInRequest::TooMany => tracing::warn!("sign-in links asked for too often"),
+    }
+    let mut data = base(app, "My orders");
+    data["sent"] = json!(true);
+    data["minutes"] = json!(SIGN_IN_MINUTES);
+    render(app, 200, "my", data)
+}
+
+/// `GET /my/{token}`: a button that uses the link. A GET never uses it up, so mail scanners
+/// that follow links cannot spend it.
+pub fn sign_in_page(app: &App, token: &str, now: OffsetDateTime) -> anyhow::Result<Response> {
+    if !plausible_token(token) || !app.db.sign_in_is_valid(token, now)? {
+        return Ok(link_gone(app));
+    }
+    let mut data = base(app, "My orders");
+    data["token"] = json!(token);
+    Ok(no_store(render(app, 200, "sign_in", data)?))
+}
+
+/// `POST /my/{token}`: uses the link up and lists the customer's orders.
+pub fn my_orders(
+    app: &mut App,
+    req: &Request,
+    token: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Response> {
+    if !same_origin(app, req) {
+        return Ok(forbidden(app));
+    }
+    if !plausible_token(token) {
+        return Ok(link_gone(app));
+    }
+    let Some(customer) = app.db.use_sign_in(token, now)? else {
+        return Ok(link_gone(app));
+    };
+    let orders: Vec<_> = app
+        .db
+        .customer_orders(customer)?
+        .into_iter()
+        .map(|o| {
+            json!({
+                "number": o.id[..8].to_ascii_uppercase(),
+                "company": o.company,
+                "tier": o.tier.title(),
+                "amount": money::format(o.amount_cents, &o.currency),
+                "status": o.status.as_str().replace('_', " "),
+                "date": o.created_at.date().to_string(),
+                "status_url": format!("/status/{}", o.status_token),
+            })
+        })
+        .collect();
+    let mut data = base(app, "My orders");
+    data["orders"] = json!(orders);
+    Ok(no_store(render(app, 200, "my_orders", data)?))
+}
+
+fn link_gone(app: &App) -> Response {
+    message(
+        app,
+        404,
+        "This sign-in link does not work any more",
+        "Sign-in links work once, for 30 minutes. Ask for a new one on the My orders page.",
+    )
+}
