@@ -22,9 +22,9 @@ use crate::db::{Artifact, Db, StoredOrder};
 use crate::mail::outbox::{self, Sent};
 use crate::mail::{Composer, Mailer};
 use crate::order::{Event, Status};
-use crate::questionnaire::{Intake, Questionnaire};
+use crate::questionnaire::{Intake, Questionnaire, Scores};
 use crate::refunds::{self, IssuedRefund};
-use crate::report::{self, Report, prompt::Prompts};
+use crate::report::{self, Report, Written, prompt::Prompts};
 
 /// How much one pass takes on.
 #[derive(Clone, Debug)]
@@ -33,6 +33,17 @@ pub struct Options {
     pub limit: u32,
     /// Orders worked on at once.
     pub concurrency: usize,
+    /// Who writes the reports.
+    pub writer: Writer,
+}
+
+/// Who writes the reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// Claude, through the Messages API.
+    Claude,
+    /// The built-in sample text, labelled SAMPLE: `compass demo` only.
+    Sample,
 }
 
 /// How an order's attempt ended.
@@ -102,11 +113,21 @@ pub fn run_once(
     progress: &dyn Progress,
 ) -> anyhow::Result<Summary> {
     let mut app = App::open(config_path, env)?;
-    let claude = ClaudeClient::new(&app.config.claude)?;
+    let claude = match options.writer {
+        Writer::Claude => Some(ClaudeClient::new(&app.config.claude)?),
+        Writer::Sample => None,
+    };
     let mailer = Mailer::new(&app.config.mail)?;
     let composer = Composer::new()?;
     let mut summary = Summary::default();
-    work_orders(&mut app, &claude, clock, options, progress, &mut summary)?;
+    work_orders(
+        &mut app,
+        claude.as_ref(),
+        clock,
+        options,
+        progress,
+        &mut summary,
+    )?;
 
     match refunds::issue_pending(&mut app, None, clock()?) {
         Ok(issued) => summary.refunds = issued,
@@ -132,7 +153,7 @@ const EMAILS_PER_PASS: u32 = 500;
 /// Rescues expired leases, claims due orders and works on them.
 fn work_orders(
     app: &mut App,
-    claude: &ClaudeClient,
+    claude: Option<&ClaudeClient>,
     clock: Clock<'_>,
     options: &Options,
     progress: &dyn Progress,
@@ -217,7 +238,8 @@ fn work_orders(
 /// What a worker thread shares with the others.
 struct Worker<'a> {
     config: &'a Config,
-    claude: &'a ClaudeClient,
+    /// `None` in demo mode: the built-in sample text, labelled as a sample.
+    claude: Option<&'a ClaudeClient>,
     clock: Clock<'a>,
 }
 
@@ -301,8 +323,50 @@ impl Worker<'_> {
             })
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         let scores = questionnaire.scores(&intake);
+        let (written, sample) = match self.claude {
+            Some(claude) => {
+                let asked = self.ask(
+                    claude,
+                    db,
+                    prompts,
+                    questionnaire,
+                    order,
+                    &intake,
+                    &scores,
+                    spent,
+                )?;
+                (asked, false)
+            }
+            None => (report::sample::written(intake.tier, questionnaire), true),
+        };
+        let report = Report {
+            company: intake.company.clone(),
+            tier: intake.tier,
+            scores,
+            written,
+            sample,
+        };
+        let files = report
+            .files(&self.config.business_name)
+            .map_err(|err| Failure::permanent(format!("{err:#}")))?;
+        Ok(files.into())
+    }
+
+    /// Asks Claude for the report's words, with one repair round.
+    #[allow(clippy::too_many_arguments)]
+    fn ask(
+        &self,
+        claude: &ClaudeClient,
+        db: &mut Db,
+        prompts: &Prompts,
+        questionnaire: &Questionnaire,
+        order: &StoredOrder,
+        intake: &Intake,
+        scores: &Scores,
+        spent: &mut Spent,
+    ) -> Result<Written, Failure> {
         let prompt = prompts
-            .render(&self.config.business_name, &intake, questionnaire, &scores)
+            .render(&self.config.business_name, intake, questionnaire, scores)
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         let schema = report::schema(intake.tier, questionnaire);
         let mut messages = vec![(Role::User, prompt.user)];
@@ -314,8 +378,7 @@ impl Worker<'_> {
                 schema: &schema,
             };
             let asked = std::time::Instant::now();
-            let answer = self
-                .claude
+            let answer = claude
                 .ask(&ask, |attempt| {
                     let claude = &self.config.claude;
                     let cost = cost_micros(
@@ -359,24 +422,7 @@ impl Worker<'_> {
                 }
             }
         };
-        let report = Report {
-            company: intake.company.clone(),
-            tier: intake.tier,
-            scores,
-            written,
-            sample: false,
-        };
-        let json = serde_json::to_vec_pretty(&report)
-            .map_err(|err| Failure::permanent(err.to_string()))?;
-        let html = report::html::render(&report, &self.config.business_name)
-            .map_err(|err| Failure::permanent(format!("{err:#}")))?;
-        let pdf = report::pdf::render(&report, &self.config.business_name)
-            .map_err(|err| Failure::permanent(format!("{err:#}")))?;
-        Ok(vec![
-            ("json", json),
-            ("html", html.into_bytes()),
-            ("pdf", pdf),
-        ])
+        Ok(written)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each parsing its arguments, calling into the
 //! library and printing. Human output is for terminals; `--json` is the stable form for scripts.
 
+mod demo;
 mod events;
 mod init;
 mod migrate;
@@ -48,6 +49,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Demo(demo::Args),
     Init(init::Args),
     Migrate(migrate::Args),
     Orders(orders::Args),
@@ -68,6 +70,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => demo::run(args, out),
         Command::Init(args) => init::run(args, &cli.config, env, out),
         Command::Migrate(args) => migrate::run(args, &cli.config, env, out),
         Command::Orders(args) => orders::run(args, &cli.config, now, env, out),

@@ -117,17 +117,9 @@ pub fn run(
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let business = &app.config.business_name;
-    let files = [
-        ("report.json", serde_json::to_vec_pretty(&report)?),
-        (
-            "report.html",
-            report::html::render(&report, business)?.into_bytes(),
-        ),
-        ("report.pdf", report::pdf::render(&report, business)?),
-    ];
-    for (name, bytes) in &files {
-        let path = args.out.join(name);
+    let files = report.files(&app.config.business_name)?;
+    for (kind, bytes) in &files {
+        let path = args.out.join(format!("report.{kind}"));
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         writeln!(out, "wrote {} ({} bytes)", path.display(), bytes.len())?;
     }

@@ -70,6 +70,7 @@ pub fn run(
     let options = Options {
         limit: args.limit,
         concurrency: usize::from(args.concurrency),
+        writer: process::Writer::Claude,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

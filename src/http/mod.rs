@@ -9,6 +9,7 @@
 //! non-zero and systemd restarts it.
 
 mod customer;
+mod demo_stripe;
 mod routes;
 
 use std::io::Read;
@@ -24,6 +25,7 @@ use time::OffsetDateTime;
 use crate::app::App;
 use crate::clock;
 
+pub use demo_stripe::DemoStripe;
 pub use routes::handle;
 
 /// Form and JSON bodies larger than this answer 413.

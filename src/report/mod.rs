@@ -115,6 +115,17 @@ pub struct Report {
     pub sample: bool,
 }
 
+impl Report {
+    /// The report's three files, as stored and sent: `json`, `html` and `pdf`, by kind.
+    pub fn files(&self, business: &str) -> anyhow::Result<[(&'static str, Vec<u8>); 3]> {
+        Ok([
+            ("json", serde_json::to_vec_pretty(self)?),
+            ("html", html::render(self, business)?.into_bytes()),
+            ("pdf", pdf::render(self, business)?),
+        ])
+    }
+}
+
 const MAX_TEXT: usize = 2_000;
 
 /// The JSON schema the model's answer must follow for `tier`.

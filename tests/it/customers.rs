@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::maildev::{inbox, recipient, subjects};
 use crate::payments::{
-    localstripe, order_detail, pay, place_json_order, register_webhook, status_of,
+    localstripe, order_detail, pay, place_json_order, register_webhook, status_of, wait_until_paid,
 };
 use crate::services::service;
 use crate::support::{Install, STRIPE_KEY, Serving, eventually, stdout};
@@ -57,9 +57,7 @@ fn paid_order(server: &Serving, tier: &str, email: &str) -> (String, String) {
     register_webhook(server);
     let (order_id, intent) = place_json_order(server, tier, email);
     assert_eq!(pay(&intent, "pm_card_visa"), 200);
-    eventually(20, "the order to be paid", || {
-        status_of(server, &order_id) == Status::Paid
-    });
+    wait_until_paid(server, &order_id, &intent);
     let token = order_detail(server, &order_id).status_token;
     (order_id, token)
 }

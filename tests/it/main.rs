@@ -8,6 +8,7 @@ mod bad_input;
 mod claude_client;
 mod cli;
 mod customers;
+mod demo;
 mod fake_http;
 mod llmock;
 mod maildev;
