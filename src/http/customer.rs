@@ -103,9 +103,13 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
             "Your refund request is with us",
             "A person looks at it, usually within one business day, and writes to you.",
         ),
-        Status::Failed | Status::Refunding => (
-            "Your money is on its way back",
-            "We could not deliver this report, or you asked for a refund: it is being refunded. We email you when it is done.",
+        Status::Failed => (
+            "We could not write your report",
+            "We are sorry: even after several attempts your report could not be written. Your payment is being refunded in full; we email you when it is done.",
+        ),
+        Status::Refunding => (
+            "Your refund is on its way",
+            "Your payment is being refunded; we email you when it is done. Refunds reach your card within 5 to 10 business days.",
         ),
         Status::Refunded => (
             "Refunded",

@@ -103,3 +103,27 @@ fn the_file_transport_writes_a_message_with_the_attachment() {
     assert!(eml.contains("Content-Type: application/pdf"), "{eml}");
     assert!(eml.contains(&format!("Message-ID: {id}")), "{eml}");
 }
+
+#[test]
+fn the_report_ready_text_reads_well() {
+    let composer = Composer::new().expect("templates compile");
+    let mut data = data();
+    data["name"] = json!("Ada");
+    data["company"] = json!("Analytical Engines Ltd");
+    let email = composer
+        .compose(EmailKind::ReportReady, "ada@example.com", &data)
+        .expect("renders");
+    expect_test::expect![[r#"
+        Your AI readiness report for Analytical Engines Ltd is ready
+        ---
+        Hello Ada,
+
+        your Premium AI readiness report for Analytical Engines Ltd is ready. The PDF is attached, and the report is on your status page:
+
+        https://compass.example/status/abc
+
+        -- 
+        Compass & Co · help@example.com
+    "#]]
+    .assert_eq(&format!("{}\n---\n{}", email.subject, email.text));
+}

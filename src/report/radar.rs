@@ -10,6 +10,8 @@ use crate::questionnaire::Scores;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Radar {
     pub size: f64,
+    /// The SVG `viewBox`: the square, widened on both sides so that long labels fit.
+    pub view_box: String,
     pub center: f64,
     /// The grid rings (scores 1 to 5), each a closed polygon as `x,y x,y ...`.
     pub rings: Vec<String>,
@@ -91,6 +93,7 @@ pub fn radar(scores: &Scores, size: f64) -> Radar {
     });
     Radar {
         size,
+        view_box: format!("{:.0} 0 {:.0} {size:.0}", -size * 0.2, size * 1.4),
         center,
         rings,
         spokes,

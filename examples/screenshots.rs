@@ -1,0 +1,264 @@
+//! Screenshots of every customer page, at a phone's width and a desktop's, with headless
+//! Chromium: the intake form, the payment page, the status page in each state, the report,
+//! and "my orders". The orders are made through the library's own paths on a throwaway
+//! installation served for real; the payment provider is the demo's stand-in.
+//!
+//! `cargo run --example screenshots -- docs/screenshots` (needs Debian's `chromium`; set
+//! `CHROMIUM` to use another binary). Writes `{page}-{phone|desktop}.png`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use compass::config::EXAMPLE;
+use compass::db::{Db, NewOrder};
+use compass::http::{self, DemoStripe};
+use compass::order::{Event, Policy, RefundSource, Tier};
+use compass::process::{self, Options, Outcome, Progress, Writer};
+use compass::questionnaire::Questionnaire;
+use time::OffsetDateTime;
+
+const WIDTHS: [(&str, u32, u32); 2] = [("phone", 390, 1100), ("desktop", 1280, 1000)];
+
+fn main() -> anyhow::Result<()> {
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "docs/screenshots".into()),
+    );
+    std::fs::create_dir_all(&out)?;
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let dir = tempfile::tempdir()?;
+    let stand_in = DemoStripe::start()?;
+    let listener = http::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let config = dir.path().join("compass.toml");
+    std::fs::write(
+        &config,
+        EXAMPLE
+            .replace(
+                "public_url = \"http://127.0.0.1:8080\"",
+                &format!("public_url = \"{base}\""),
+            )
+            .replace(
+                "api_base = \"https://api.stripe.com\"",
+                &format!("api_base = \"{}\"", stand_in.base),
+            )
+            .replace(
+                "publishable_key = \"\"",
+                "publishable_key = \"pk_test_demo\"",
+            ),
+    )?;
+    let mut db = Db::create(&dir.path().join("compass.db"))?.0;
+    let env = |name: &str| match name {
+        "COMPASS_STRIPE_SECRET_KEY" => Some("sk_test_screenshots".to_owned()),
+        "COMPASS_STRIPE_WEBHOOK_SECRETS" => Some("whsec_screenshots".to_owned()),
+        _ => None,
+    };
+
+    let now = OffsetDateTime::now_utc();
+    let policy = Policy::default();
+    let order = |db: &mut Db, tier: Tier, company: &str| -> anyhow::Result<(String, String)> {
+        let mut answers: serde_json::Value =
+            serde_json::from_str(include_str!("questionnaire.json"))?;
+        answers["tier"] = tier.as_str().into();
+        answers["company"] = company.into();
+        let fields = answers
+            .as_object()
+            .context("answers")?
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect();
+        let intake = Questionnaire::builtin()
+            .validate(&fields)
+            .map_err(|errors| anyhow::anyhow!("{errors:?}"))?;
+        let stored = db.create_order(
+            &NewOrder {
+                email: intake.email.clone(),
+                name: intake.name.clone(),
+                company: intake.company.clone(),
+                tier,
+                amount_cents: [4_900, 14_900, 39_900][tier as usize],
+                currency: "usd".into(),
+                questionnaire: serde_json::to_value(&intake)?,
+            },
+            now,
+        )?;
+        Ok((stored.id, stored.status_token))
+    };
+    let pay = |db: &mut Db, id: &str, cents: i64| -> anyhow::Result<()> {
+        let event = Event::PaymentConfirmed {
+            payment_intent: format!("pi_shot_{}", &id[..8]),
+            amount_cents: cents,
+            currency: "usd".into(),
+        };
+        db.apply(id, &event, &policy, "stripe", now)?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    };
+
+    let ready = order(&mut db, Tier::Premium, "Analytical Engines Ltd")?;
+    pay(&mut db, &ready.0, 39_900)?;
+    let review = order(&mut db, Tier::Standard, "Babbage & Daughters")?;
+    pay(&mut db, &review.0, 14_900)?;
+    let clock = || Ok(OffsetDateTime::now_utc());
+    let options = Options {
+        limit: 10,
+        concurrency: 2,
+        writer: Writer::Sample,
+    };
+    process::run_once(&config, &env, &clock, &options, &Quiet)?;
+    db.record_download(&review.0, now)?;
+    db.request_refund(
+        &review.0,
+        RefundSource::Customer,
+        "Not for us",
+        None,
+        &policy,
+        "customer",
+        now,
+    )?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let writing = order(&mut db, Tier::Premium, "Hopper Logistics")?;
+    pay(&mut db, &writing.0, 39_900)?;
+    let refunded = order(&mut db, Tier::Starter, "Noether Labs GmbH")?;
+    pay(&mut db, &refunded.0, 4_900)?;
+    db.request_refund(
+        &refunded.0,
+        RefundSource::Operator,
+        "goodwill",
+        None,
+        &policy,
+        "operator",
+        now,
+    )?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    db.apply(
+        &refunded.0,
+        &Event::RefundSucceeded {
+            refund: Some(1),
+            refunded_total_cents: 4_900,
+        },
+        &policy,
+        "stripe",
+        now,
+    )?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let failed = order(&mut db, Tier::Standard, "Turing Bakeries")?;
+    pay(&mut db, &failed.0, 14_900)?;
+    db.apply(
+        &failed.0,
+        &Event::Claim {
+            owner: "shot".into(),
+            lease_until: now + time::Duration::minutes(5),
+        },
+        &policy,
+        "process",
+        now,
+    )?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    db.apply(
+        &failed.0,
+        &Event::GenerationFailed {
+            owner: "shot".into(),
+            error: "schema".into(),
+            retryable: false,
+        },
+        &policy,
+        "process",
+        now,
+    )?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let unpaid = order(&mut db, Tier::Standard, "Lamarr Wireless")?;
+    let expired = order(&mut db, Tier::Starter, "Lovelace Looms")?;
+    db.apply(&expired.0, &Event::Expire, &policy, "process", now)?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(db);
+
+    let pages = [
+        ("intake", "/".to_owned()),
+        ("payment", format!("/pay/{}", unpaid.1)),
+        ("status-awaiting-payment", format!("/status/{}", unpaid.1)),
+        ("status-writing", format!("/status/{}", writing.1)),
+        ("status-ready", format!("/status/{}", ready.1)),
+        ("report", format!("/status/{}/report", ready.1)),
+        ("status-refund-review", format!("/status/{}", review.1)),
+        ("status-failed-refunding", format!("/status/{}", failed.1)),
+        ("status-refunded", format!("/status/{}", refunded.1)),
+        ("status-expired", format!("/status/{}", expired.1)),
+        ("my-orders", "/my".to_owned()),
+    ];
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let serve_options = http::Serve {
+        config: &config,
+        env: &env,
+        workers: 2,
+        shutdown: Arc::clone(&shutdown),
+    };
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let server = scope.spawn(|| http::serve(listener, &serve_options));
+        std::thread::sleep(Duration::from_millis(300));
+        let shots = pages.iter().try_for_each(|(name, path)| {
+            WIDTHS.iter().try_for_each(|(label, width, height)| {
+                let file = out.join(format!("{name}-{label}.png"));
+                shoot(&chromium, &format!("{base}{path}"), &file, *width, *height)
+            })
+        });
+        shutdown.store(true, Ordering::Relaxed);
+        server
+            .join()
+            .map_err(|_| anyhow::anyhow!("serve panicked"))??;
+        shots
+    })?;
+    println!(
+        "wrote {} screenshots to {}",
+        pages.len() * WIDTHS.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// One screenshot; the network beyond 127.0.0.1 is closed (Stripe.js cannot load offline).
+fn shoot(chromium: &str, url: &str, file: &Path, width: u32, height: u32) -> anyhow::Result<()> {
+    let status = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--disable-background-networking",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--virtual-time-budget=5000",
+            &format!("--window-size={width},{height}"),
+            &format!("--screenshot={}", file.display()),
+            url,
+        ])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .with_context(|| {
+            format!("cannot run {chromium}: install Debian's chromium or set CHROMIUM")
+        })?;
+    anyhow::ensure!(
+        status.success() && file.exists(),
+        "{chromium} could not shoot {url}"
+    );
+    Ok(())
+}
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn claimed(&self, _total: usize) {}
+    fn working(&self, _order_id: &str) {}
+    fn done(&self, _outcome: &Outcome) {}
+}
