@@ -491,3 +491,95 @@ fn claude_attempts_are_recorded_with_their_cost() {
         4_500_000
     );
 }
+
+#[test]
+fn sign_in_links_work_once_within_their_time_and_are_rate_limited() {
+    let mut db = Db::open_in_memory().expect("db");
+    db.create_order(&new_order("Ada@Example.com"), T0)
+        .expect("order");
+    let limits = SignInLimits {
+        ttl: Duration::minutes(30),
+        per_window: 3,
+        window: Duration::minutes(15),
+    };
+    assert_eq!(
+        db.request_sign_in("nobody@example.com", limits, T0)
+            .expect("asked"),
+        SignInRequest::NoCustomer
+    );
+    assert_eq!(
+        db.request_sign_in(" ada@example.COM ", limits, T0)
+            .expect("asked"),
+        SignInRequest::Queued
+    );
+    let first = db_token(&db);
+    assert_eq!(first.len(), 43, "256 bits, URL-safe");
+    assert_eq!(count(&db, "SELECT count(*) FROM sign_in_links"), 1);
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM sign_in_links WHERE token_sha256 = '{first}'")
+        ),
+        0,
+        "only the hash is stored"
+    );
+    // Expired after 30 minutes; unused until then, and then once only.
+    assert!(
+        !db.sign_in_is_valid(&first, T0 + Duration::minutes(31))
+            .expect("read")
+    );
+    assert_eq!(
+        db.use_sign_in(&first, T0 + Duration::minutes(31))
+            .expect("use"),
+        None
+    );
+    assert!(
+        db.sign_in_is_valid(&first, T0 + Duration::minutes(29))
+            .expect("read")
+    );
+    let customer = db
+        .use_sign_in(&first, T0 + Duration::minutes(29))
+        .expect("use");
+    assert!(customer.is_some());
+    assert_eq!(
+        db.use_sign_in(&first, T0 + Duration::minutes(29))
+            .expect("use"),
+        None,
+        "used up"
+    );
+    assert_eq!(
+        db.customer_orders(customer.expect("customer"))
+            .expect("orders")
+            .len(),
+        1
+    );
+    // Three per quarter hour, counting the first.
+    for _ in 0..2 {
+        assert_eq!(
+            db.request_sign_in("ada@example.com", limits, T0 + Duration::minutes(1))
+                .expect("asked"),
+            SignInRequest::Queued
+        );
+    }
+    assert_eq!(
+        db.request_sign_in("ada@example.com", limits, T0 + Duration::minutes(2))
+            .expect("asked"),
+        SignInRequest::TooMany
+    );
+    assert_eq!(
+        db.request_sign_in("ada@example.com", limits, T0 + Duration::minutes(16))
+            .expect("asked"),
+        SignInRequest::Queued
+    );
+}
+
+/// The token the newest queued sign-in email carries.
+fn db_token(db: &Db) -> String {
+    db.conn
+        .query_row(
+            "SELECT link_token FROM emails WHERE kind = 'sign_in_link' ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .expect("a sign-in email")
+}

@@ -127,3 +127,79 @@ fn the_report_ready_text_reads_well() {
     "#]]
     .assert_eq(&format!("{}\n---\n{}", email.subject, email.text));
 }
+
+#[test]
+fn an_email_that_keeps_failing_is_given_up_after_its_last_attempt() {
+    use crate::db::{Db, NewOrder};
+    use crate::order::{Event, Policy, Tier};
+    use time::macros::datetime;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("compass.toml");
+    let config = crate::config::Config::parse(crate::config::EXAMPLE, &path, &|_| None)
+        .expect("the example config");
+    let mut db = Db::open_in_memory().expect("db");
+    let t0 = datetime!(2026-11-22 12:00 UTC);
+    let order = db
+        .create_order(
+            &NewOrder {
+                email: "ada@example.com".into(),
+                name: "Ada".into(),
+                company: "Analytical Engines Ltd".into(),
+                tier: Tier::Starter,
+                amount_cents: 4_900,
+                currency: "usd".into(),
+                questionnaire: json!({}),
+            },
+            t0,
+        )
+        .expect("order");
+    let paid = Event::PaymentConfirmed {
+        payment_intent: "pi_1".into(),
+        amount_cents: 4_900,
+        currency: "usd".into(),
+    };
+    db.apply(&order.id, &paid, &Policy::default(), "stripe", t0)
+        .expect("stored")
+        .expect("paid");
+    let bad = db
+        .queue_resend(
+            &order.id,
+            EmailKind::PaymentConfirmation,
+            "not an address",
+            "operator",
+            t0,
+        )
+        .expect("queued");
+    let mailer = Mailer::new(&config.mail).expect("mailer");
+    let composer = Composer::new().expect("templates");
+
+    let mut totals = Vec::new();
+    for pass in 0..outbox::MAX_ATTEMPTS + 1 {
+        let now = t0 + time::Duration::hours(2 * i64::from(pass));
+        let sent = outbox::send_due(&mut db, &config, &mailer, &composer, &|| Ok(now), 10)
+            .expect("a pass");
+        totals.push((sent.sent, sent.retrying, sent.failed));
+    }
+    assert_eq!(totals[0], (1, 1, 0), "the good one goes, the bad one waits");
+    assert_eq!(totals[7], (0, 0, 1), "given up on the eighth attempt");
+    assert_eq!(totals[8], (0, 0, 0), "and never tried again");
+    let detail = db.order_detail(&order.id).expect("read").expect("order");
+    let row = detail.emails.iter().find(|e| e.id == bad).expect("the row");
+    assert_eq!(row.status, "failed");
+    assert_eq!(row.attempts, outbox::MAX_ATTEMPTS);
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("not an address"),
+        "{row:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("mail"))
+            .expect("mail dir")
+            .count(),
+        1,
+        "one message written"
+    );
+}
