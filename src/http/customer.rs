@@ -261,12 +261,14 @@ pub fn report_file(
         headers: vec![
             ("Content-Type", content_type.to_owned()),
             ("Content-Disposition", disposition),
-            ("X-Content-Type-Options", "nosniff".to_owned()),
-            // The report is our own HTML with the customer's words escaped; no script runs in it.
+            // The report is our own HTML with the customer's words escaped; no script runs in
+            // it, and only its own status page may frame it.
             (
                 "Content-Security-Policy",
-                "default-src 'none'; style-src 'unsafe-inline'; img-src data:".to_owned(),
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+                    .to_owned(),
             ),
+            ("X-Frame-Options", "SAMEORIGIN".to_owned()),
         ],
         body: content,
     }))

@@ -40,8 +40,54 @@ impl From<Response> for Handled {
     }
 }
 
-/// Answers one request at `now`.
+/// Answers one request at `now`, with the security headers on every answer.
 pub fn handle(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
+    let mut handled = route(app, req, now);
+    let https = app.config.public_url.starts_with("https://");
+    secure(&mut handled.response, https);
+    handled
+}
+
+/// Pages may load our own assets and Stripe.js (and Stripe's frames and API), nothing else;
+/// no page may be framed except where a route says so (the report, by its own status page).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+     script-src 'self' https://js.stripe.com https://*.js.stripe.com; \
+     frame-src 'self' https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com; \
+     connect-src 'self' https://api.stripe.com; img-src 'self' data:; style-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Adds each security header the route did not set itself.
+fn secure(response: &mut Response, https: bool) {
+    let mut defaults =
+        vec![
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY.to_owned()),
+        ("X-Frame-Options", "DENY".to_owned()),
+        ("X-Content-Type-Options", "nosniff".to_owned()),
+        ("Referrer-Policy", "same-origin".to_owned()),
+        (
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=(), payment=(self \"https://js.stripe.com\")"
+                .to_owned(),
+        ),
+    ];
+    if https {
+        defaults.push((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains".to_owned(),
+        ));
+    }
+    for (name, value) in defaults {
+        if !response
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            response.headers.push((name, value));
+        }
+    }
+}
+
+fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let result = match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["healthz"]) => Ok(healthz(app)),

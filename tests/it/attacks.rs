@@ -268,3 +268,43 @@ fn sigterm_stops_serve_cleanly_and_a_bad_setup_fails_at_start() {
         "{line}"
     );
 }
+
+#[test]
+fn every_answer_carries_the_security_headers() {
+    let server = crate::support::Serving::start(crate::support::Install::new());
+    let token = "D".repeat(43);
+    for path in [
+        "/".to_owned(),
+        "/healthz".to_owned(),
+        "/assets/site.css".to_owned(),
+        "/my".to_owned(),
+        format!("/status/{token}"),
+        format!("/api/orders/{token}"),
+        "/no/such/page".to_owned(),
+    ] {
+        let (_, headers, _) = server.get_bytes(&path);
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{path}: no {name} in {headers:?}"))
+        };
+        let csp = header("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self' https://js.stripe.com"),
+            "{path}: {csp}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert!(!header("referrer-policy").is_empty(), "{path}");
+        // The public URL of a fresh install is http://: no HSTS promise over plain HTTP.
+        assert!(
+            !headers
+                .iter()
+                .any(|(n, _)| n == "strict-transport-security"),
+            "{path}"
+        );
+    }
+}
