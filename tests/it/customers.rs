@@ -161,6 +161,13 @@ fn a_customer_pays_receives_the_report_downloads_it_and_the_operator_refunds() {
         inline.contains("<svg class=\"radar\""),
         "the report with its chart"
     );
+    let (_, headers, _) = server.get_bytes(&format!("/status/{token}/report"));
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "x-frame-options" && v == "SAMEORIGIN"),
+        "only the status page may frame the report: {headers:?}"
+    );
     assert_eq!(
         order_detail(&server, &order_id).downloads,
         0,
