@@ -2,11 +2,13 @@
 //! configuration: no globals.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::http::limits::RateLimiter;
 use crate::pages::Pages;
 use crate::questionnaire::Questionnaire;
 use crate::stripe::StripeClient;
@@ -24,6 +26,8 @@ pub struct App {
     pub pages: Pages,
     /// The intake questions.
     pub questionnaire: Questionnaire,
+    /// Per-client rate limits; `serve` shares one among its workers.
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl App {
@@ -42,6 +46,7 @@ impl App {
             stripe,
             pages: Pages::new()?,
             questionnaire: Questionnaire::builtin(),
+            limiter: Arc::default(),
         })
     }
 

@@ -91,6 +91,18 @@ pub struct Config {
     pub policy: Policy,
     /// How long a `process` run may hold an order.
     pub lease: Duration,
+    /// What one client may ask of `serve`.
+    pub limits: Limits,
+}
+
+/// Requests per client (IP address) and hour; 0 turns a limit off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub orders_per_hour: u32,
+    pub refund_requests_per_hour: u32,
+    pub sign_ins_per_hour: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; anyone else's is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// What each tier costs.
@@ -301,6 +313,7 @@ struct RawConfig {
     mail: RawMail,
     refunds: RawRefunds,
     processing: RawProcessing,
+    limits: RawLimits,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -456,6 +469,26 @@ impl Default for RawRefunds {
         RawRefunds {
             window_days: 7,
             auto_approve: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+struct RawLimits {
+    orders_per_hour: u32,
+    refund_requests_per_hour: u32,
+    sign_ins_per_hour: u32,
+    trusted_proxies: Vec<String>,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            orders_per_hour: 5,
+            refund_requests_per_hour: 5,
+            sign_ins_per_hour: 3,
+            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
         }
     }
 }
@@ -672,6 +705,16 @@ impl RawConfig {
         if p.backoff_cap_secs < p.backoff_base_secs {
             bail!("processing.backoff_cap_secs must not be below processing.backoff_base_secs");
         }
+        let l = self.limits;
+        let trusted_proxies = l
+            .trusted_proxies
+            .iter()
+            .map(|ip| {
+                ip.parse::<std::net::IpAddr>().map_err(|_| {
+                    anyhow::anyhow!("limits.trusted_proxies: `{ip}` is not an IP address")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
 
         Ok(Config {
             path: path.to_owned(),
@@ -700,6 +743,12 @@ impl RawConfig {
                 auto_approve_refunds: r.auto_approve,
             },
             lease: Duration::seconds(p.lease_secs),
+            limits: Limits {
+                orders_per_hour: l.orders_per_hour,
+                refund_requests_per_hour: l.refund_requests_per_hour,
+                sign_ins_per_hour: l.sign_ins_per_hour,
+                trusted_proxies,
+            },
         })
     }
 }

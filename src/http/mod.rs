@@ -10,6 +10,7 @@
 
 mod customer;
 mod demo_stripe;
+pub mod limits;
 mod routes;
 
 use std::io::Read;
@@ -42,6 +43,8 @@ pub struct Request {
     pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The socket's peer (the reverse proxy, in production).
+    pub remote: Option<std::net::IpAddr>,
 }
 
 impl Request {
@@ -134,10 +137,12 @@ pub fn serve_with(
         .context("the listener has no address")?;
     // Every worker opens its App before the first request, so a bad setup fails at start.
     let write_lock = Arc::new(std::sync::Mutex::new(()));
+    let limiter = Arc::new(limits::RateLimiter::default());
     let apps = (0..options.workers.max(1))
         .map(|_| {
             let mut app = App::open(options.config, options.env)?;
             app.db.share_write_lock(Arc::clone(&write_lock));
+            app.limiter = Arc::clone(&limiter);
             Ok(app)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -294,6 +299,7 @@ fn read(request: &mut tiny_http::Request) -> Result<Request, Response> {
             .map(|h| (h.field.to_string(), h.value.to_string()))
             .collect(),
         body,
+        remote: request.remote_addr().map(|a| a.ip()),
     })
 }
 

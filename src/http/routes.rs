@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::limits::{Action, client_ip};
 use super::{Request, Response, customer};
 use crate::app::App;
 use crate::db::StoredOrder;
@@ -95,11 +96,17 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
         ("GET", ["assets", "site.css"]) => Ok(asset("text/css", pages::SITE_CSS)),
         ("GET", ["assets", "pay.js"]) => Ok(asset("text/javascript", pages::PAY_JS)),
         ("GET", ["assets", "status.js"]) => Ok(asset("text/javascript", pages::STATUS_JS)),
-        ("POST", ["orders"]) => post_order(app, req, now),
+        ("POST", ["orders"]) => match over_limit(app, req, Action::Order, now) {
+            Some(refused) => Ok(refused),
+            None => post_order(app, req, now),
+        },
         ("GET", ["pay", token]) => payment_page(app, token, now),
         ("GET", ["status", token]) => customer::status_page(app, token),
         ("GET", ["status", token, file]) => customer::report_file(app, token, file, now),
         ("POST", ["status", token, "refund"]) => {
+            if let Some(refused) = over_limit(app, req, Action::RefundRequest, now) {
+                return refused.into();
+            }
             return customer::request_refund(app, req, token, now).unwrap_or_else(|err| {
                 tracing::error!(path = %req.path, "request failed: {err:#}");
                 failure(app).into()
@@ -107,7 +114,10 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
         }
         ("GET", ["api", "orders", token]) => customer::status_json(app, token),
         ("GET", ["my"]) => customer::my_page(app),
-        ("POST", ["my"]) => customer::request_sign_in(app, req, now),
+        ("POST", ["my"]) => match over_limit(app, req, Action::SignIn, now) {
+            Some(refused) => Ok(refused),
+            None => customer::request_sign_in(app, req, now),
+        },
         ("GET", ["my", token]) => customer::sign_in_page(app, token, now),
         ("POST", ["my", token]) => customer::my_orders(app, req, token, now),
         ("POST", ["webhooks", "stripe"]) => return webhook(app, req, now),
@@ -131,6 +141,31 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
             failure(app)
         })
         .into()
+}
+
+/// 429 with Retry-After when the client has used up `action` for now.
+fn over_limit(app: &App, req: &Request, action: Action, now: OffsetDateTime) -> Option<Response> {
+    let limits = &app.config.limits;
+    let per_hour = match action {
+        Action::Order => limits.orders_per_hour,
+        Action::RefundRequest => limits.refund_requests_per_hour,
+        Action::SignIn => limits.sign_ins_per_hour,
+    };
+    let client = client_ip(req, &limits.trusted_proxies)?;
+    let wait = app.limiter.check(action, client, per_hour, now).err()?;
+    tracing::warn!(%client, ?action, "rate limited");
+    let minutes = (wait.whole_seconds() + 59) / 60;
+    let text =
+        format!("Too many requests from your address. Please try again in {minutes} minute(s).");
+    let mut response = if wants_json(req) {
+        Response::json_error(429, "rate_limited", &text)
+    } else {
+        message(app, 429, "Please wait a little", &text)
+    };
+    response
+        .headers
+        .push(("Retry-After", wait.whole_seconds().to_string()));
+    Some(response)
 }
 
 fn failure(app: &App) -> Response {

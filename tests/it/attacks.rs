@@ -8,7 +8,7 @@ use crate::services::service;
 use crate::support::{Install, Serving, WEBHOOK_SECRET};
 
 fn server() -> Serving {
-    Serving::start(Install::with_stripe(&service("COMPASS_TEST_STRIPE_URL")))
+    Serving::start(Install::with_stripe(&service("COMPASS_TEST_STRIPE_URL")).without_rate_limits())
 }
 
 fn counts(server: &Serving) -> (usize, i64) {

@@ -405,7 +405,7 @@ fn emails_wait_while_smtp_is_down_and_go_out_once_when_it_is_back() {
 
 #[test]
 fn a_sign_in_link_shows_the_customers_orders_once() {
-    let server = Serving::start(install(&model("sign-in")));
+    let server = Serving::start(install(&model("sign-in")).without_rate_limits());
     let email = recipient("sign-in");
     let (_, token) = paid_order(&server, "premium", &email);
     let form = |address: &str| {
@@ -541,4 +541,69 @@ fn resend_email_sends_again_on_purpose_and_refuses_what_does_not_fit() {
         .find(|e| e.recipient == cfo)
         .expect("the resend row");
     assert!(resend.resend_of.is_some());
+}
+
+#[test]
+fn a_client_over_its_limit_gets_429_and_others_do_not() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    let email = recipient("limits");
+    let sign_in = |client: &str| {
+        let body = serde_urlencoded::to_string([("email", email.as_str())]).expect("form");
+        server.post_with(
+            "/my",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Origin", ORIGIN),
+                // serve is reached from 127.0.0.1, a trusted proxy by default, so this names
+                // the client as Caddy or nginx would.
+                ("X-Forwarded-For", client),
+            ],
+            body.as_bytes(),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(sign_in("203.0.113.9").0, 200);
+    }
+    let response = Serving::agent()
+        .post(&format!("{}/my", server.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", ORIGIN)
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send("email=a%40b.co")
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=1200).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        sign_in("198.51.100.7").0,
+        200,
+        "another client is not limited"
+    );
+
+    // JSON clients get the JSON error shape.
+    for _ in 0..5 {
+        server.post_with(
+            "/orders",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Forwarded-For", "192.0.2.1"),
+            ],
+            b"{}",
+        );
+    }
+    let (status, _, body) = server.post_with(
+        "/orders",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Forwarded-For", "192.0.2.1"),
+        ],
+        b"{}",
+    );
+    assert_eq!(status, 429);
+    assert!(body.contains("\"rate_limited\""), "{body}");
 }

@@ -159,6 +159,21 @@ impl Install {
 }
 
 impl Install {
+    /// Turns off `serve`'s per-client rate limits, for tests that send many requests from
+    /// one address about something else.
+    pub fn without_rate_limits(self) -> Install {
+        let config = std::fs::read_to_string(self.config()).expect("read config");
+        let config = config
+            .replace("orders_per_hour = 5", "orders_per_hour = 0")
+            .replace(
+                "refund_requests_per_hour = 5",
+                "refund_requests_per_hour = 0",
+            )
+            .replace("sign_ins_per_hour = 3", "sign_ins_per_hour = 0");
+        std::fs::write(self.config(), config).expect("write config");
+        self
+    }
+
     /// Sends this installation's mail over SMTP to `address` (`host:port`, no TLS: maildev).
     pub fn use_smtp(&self, address: &str) {
         let (host, port) = address.rsplit_once(':').expect("host:port");
@@ -218,7 +233,7 @@ impl Serving {
         panic!("compass serve did not become healthy at {}", serving.base);
     }
 
-    fn agent() -> ureq::Agent {
+    pub fn agent() -> ureq::Agent {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
