@@ -1,6 +1,8 @@
 //! The command line: one file per subcommand, each parsing its arguments, calling into the
 //! library and printing. Human output is for terminals; `--json` is the stable form for scripts.
 
+mod audit;
+mod backup;
 mod demo;
 mod events;
 mod init;
@@ -11,7 +13,9 @@ mod process;
 mod reconcile;
 mod refund;
 mod resend_email;
+mod restore;
 mod serve;
+mod stats;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -57,6 +61,10 @@ enum Command {
     Process(process::Args),
     Preview(preview::Args),
     Refund(refund::Args),
+    Stats(stats::Args),
+    Audit(audit::Args),
+    Backup(backup::Args),
+    Restore(restore::Args),
     ResendEmail(resend_email::Args),
     Reconcile(reconcile::Args),
     Events(events::Args),
@@ -77,6 +85,10 @@ pub fn run(
         Command::Serve(args) => serve::run(args, &cli.config, env, out),
         Command::Process(args) => process::run(args, &cli.config, env, out),
         Command::Preview(args) => preview::run(args, &cli.config, now, env, out),
+        Command::Stats(args) => stats::run(args, &cli.config, now, env, out),
+        Command::Audit(args) => audit::run(args, &cli.config, now, env, out),
+        Command::Backup(args) => backup::run(args, &cli.config, env, out),
+        Command::Restore(args) => restore::run(args, &cli.config, now, env, out),
         Command::Refund(args) => refund::run(args, &cli.config, now, env, out),
         Command::ResendEmail(args) => resend_email::run(args, &cli.config, now, env, out),
         Command::Reconcile(args) => reconcile::run(args, &cli.config, now, env, out),

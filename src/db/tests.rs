@@ -583,3 +583,118 @@ fn db_token(db: &Db) -> String {
         )
         .expect("a sign-in email")
 }
+
+#[test]
+fn the_audit_finds_each_broken_money_invariant() {
+    let mut db = Db::open_in_memory().expect("db");
+    let policy = Policy::default();
+    let paid_order = |db: &mut Db, email: &str| {
+        let order = db.create_order(&new_order(email), T0).expect("order");
+        db.apply(&order.id, &confirm(), &policy, "stripe", T0)
+            .expect("stored")
+            .expect("paid");
+        db.conn
+            .execute(
+                "INSERT INTO payments (order_id, payment_intent_id, status, amount_cents, \
+                 currency, created_at, updated_at) VALUES (?1, ?2, 'succeeded', 14900, 'usd', 0, 0)",
+                rusqlite::params![order.id, format!("pi_{}", order.id)],
+            )
+            .expect("payment");
+        order.id
+    };
+    let now = T0 + Duration::hours(1);
+    assert_eq!(
+        db.audit_violations(now).expect("audit"),
+        vec![],
+        "a fresh paid order is fine"
+    );
+
+    let late = paid_order(&mut db, "late@example.com");
+    let owed = paid_order(&mut db, "owed@example.com");
+    let apply = |db: &mut Db, id: &str, event: Event| {
+        db.apply(id, &event, &Policy::default(), "test", T0)
+            .expect("stored")
+            .expect("applies");
+    };
+    apply(
+        &mut db,
+        &owed,
+        Event::Claim {
+            owner: "r:1".into(),
+            lease_until: T0 + Duration::minutes(15),
+        },
+    );
+    apply(
+        &mut db,
+        &owed,
+        Event::GenerationFailed {
+            owner: "r:1".into(),
+            error: "x".into(),
+            retryable: false,
+        },
+    );
+    apply(
+        &mut db,
+        &owed,
+        Event::RefundFailed {
+            refund: 1,
+            error: "card_expired".into(),
+        },
+    );
+    let unreported = paid_order(&mut db, "files@example.com");
+    apply(
+        &mut db,
+        &unreported,
+        Event::Claim {
+            owner: "r:1".into(),
+            lease_until: T0 + Duration::minutes(15),
+        },
+    );
+    apply(
+        &mut db,
+        &unreported,
+        Event::Generated {
+            owner: "r:1".into(),
+        },
+    );
+    let unpaid = db
+        .create_order(&new_order("nopay@example.com"), T0)
+        .expect("order");
+    apply(&mut db, &unpaid.id, confirm());
+    let refunded = paid_order(&mut db, "refund@example.com");
+    db.conn
+        .execute_batch(&format!(
+            "INSERT INTO refunds (id, order_id, number, idempotency_key, amount_cents, currency, \
+             source, status, created_at, updated_at) VALUES ('r1', '{refunded}', 1, 'k1', 500, \
+             'usd', 'operator', 'succeeded', 0, 0); \
+             DROP INDEX emails_once; \
+             INSERT INTO emails (order_id, customer_id, kind, recipient, status, next_attempt_at, \
+             created_at, updated_at) SELECT id, customer_id, 'report_ready', 'a@b.co', 'sent', 0, 0, 0 \
+             FROM orders WHERE id = '{refunded}'; \
+             INSERT INTO emails (order_id, customer_id, kind, recipient, status, next_attempt_at, \
+             created_at, updated_at) SELECT id, customer_id, 'report_ready', 'a@b.co', 'sent', 0, 0, 0 \
+             FROM orders WHERE id = '{refunded}';"
+        ))
+        .expect("break things");
+
+    let found: Vec<(&str, String)> = db
+        .audit_violations(T0 + Duration::days(2))
+        .expect("audit")
+        .into_iter()
+        .map(|v| (v.rule, v.order_id.unwrap_or_default()))
+        .collect();
+    for (rule, order) in [
+        ("owed_without_refund", &owed),
+        ("paid_not_delivered", &late),
+        ("paid_without_payment", &unpaid.id),
+        ("completed_without_report", &unreported),
+        ("refunds_exceed_record", &refunded),
+        ("refund_without_stripe_id", &refunded),
+        ("email_twice", &refunded),
+    ] {
+        assert!(
+            found.contains(&(rule, order.clone())),
+            "{rule} for {order} not found in {found:?}"
+        );
+    }
+}

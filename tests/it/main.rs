@@ -12,6 +12,7 @@ mod demo;
 mod fake_http;
 mod llmock;
 mod maildev;
+mod operator;
 mod payments;
 mod process;
 mod seed;

@@ -1,0 +1,144 @@
+//! The operator's upkeep commands: `stats`, `audit`, `backup` and `restore`.
+
+use compass::order::Policy;
+use expect_test::expect;
+use time::Duration;
+
+use crate::seed::{Plan, seed, seed_order};
+use crate::support::{Install, NOW, files, one_error_line, stdout};
+
+#[test]
+fn stats_sum_up_a_seeded_month() {
+    let install = Install::new();
+    let mut db = install.db();
+    seed(&mut db, 200, NOW, Duration::hours(3), &Policy::default()).expect("seed");
+    drop(db);
+    let printed = stdout(&install.compass(&["stats", "--since", "30d"]));
+    expect![[r#"
+        ╭─────────────────────────────┬──────────────────────────────────────╮
+        │ since                       ┆ 2026-10-23 12:00 UTC                 │
+        ╞═════════════════════════════╪══════════════════════════════════════╡
+        │ orders created              ┆ 200                                  │
+        │ paid                        ┆ 186 (93.0% of created)               │
+        │ reports delivered           ┆ 178                                  │
+        │ revenue                     ┆ $37014.00                            │
+        │ refunded                    ┆ $1016.00 on 6 order(s), 3.2% of paid │
+        │ paid to delivered, p50      ┆ 2m 00s                               │
+        │ paid to delivered, p95      ┆ 2m 00s                               │
+        │ Claude cost                 ┆ $0.0000                              │
+        │ Claude cost per report      ┆ $0.0000                              │
+        │ margin (before Stripe fees) ┆ $35998.00                            │
+        ╰─────────────────────────────┴──────────────────────────────────────╯
+        by status: completed 172, pending_payment 10, expired 4, paid 4, refunded 4, disputed 2, failed 2, generating 2
+    "#]]
+    .assert_eq(&printed);
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&install.compass(&["stats", "--json"]))).expect("JSON");
+    assert_eq!(json["orders"], 200);
+}
+
+#[test]
+fn the_audit_passes_a_healthy_database_and_fails_a_broken_one() {
+    let install = Install::new();
+    let mut db = install.db();
+    for i in 0..20 {
+        seed_order(&mut db, i, i, Plan::Unpaid, NOW, &Policy::default()).expect("seed");
+    }
+    drop(db);
+    assert_eq!(
+        stdout(&install.compass(&["audit"])),
+        "audit: every invariant holds\n"
+    );
+    // A paid order with no payment on record (seeded past the payment flow).
+    let mut db = install.db();
+    seed_order(&mut db, 99, 99, Plan::Paid, NOW, &Policy::default()).expect("seed");
+    drop(db);
+    let out = install.compass(&["audit", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let found: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the violations as JSON");
+    assert_eq!(found[0]["rule"], "paid_without_payment", "{found}");
+    let out = install.compass(&["audit"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("paid_without_payment"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("error: 1 violation(s) of the money invariants")
+    );
+}
+
+#[test]
+fn a_backup_taken_under_write_load_restores_to_a_sound_database() {
+    let install = Install::new();
+    let database = install.database();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let backup = install.dir.path().join("backup.db");
+    let written = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut db = compass::db::Db::open(&database).expect("open");
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seed_order(&mut db, n, n, Plan::Unpaid, NOW, &Policy::default()).expect("write");
+                n += 1;
+            }
+            n
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let printed =
+            stdout(&install.compass(&["backup", "--out", backup.to_str().expect("utf-8")]));
+        assert!(printed.contains("integrity ok"), "{printed}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().expect("writer")
+    });
+    assert!(
+        written > 10,
+        "the backup ran under load ({written} orders written)"
+    );
+
+    // Restoring into another installation: a consistent database that passes the audit.
+    let other = Install::new();
+    let before = files(other.dir.path());
+    let refused = other.compass(&["restore", "--from", backup.to_str().expect("utf-8")]);
+    assert!(
+        one_error_line(&refused).contains("add --yes"),
+        "no terminal, no --yes"
+    );
+    assert_eq!(files(other.dir.path()), before, "nothing changed");
+    let printed = stdout(&other.compass(&[
+        "restore",
+        "--from",
+        backup.to_str().expect("utf-8"),
+        "--yes",
+    ]));
+    assert!(printed.starts_with("restored "), "{printed}");
+    let restored: usize = printed
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(
+        restored > 0 && restored <= written,
+        "{restored} of {written}"
+    );
+    assert_eq!(
+        stdout(&other.compass(&["audit"])),
+        "audit: every invariant holds\n"
+    );
+    let listed = stdout(&other.compass(&["orders", "--json", "--limit", "0"]));
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(listed.len(), restored);
+
+    // A file that is not a backup is refused before anything is touched.
+    let junk = other.dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").expect("write");
+    let before = files(other.dir.path());
+    let line = one_error_line(&other.compass(&[
+        "restore",
+        "--from",
+        junk.to_str().expect("utf-8"),
+        "--yes",
+    ]));
+    assert!(line.contains("junk.db"), "{line}");
+    assert_eq!(files(other.dir.path()), before);
+}
