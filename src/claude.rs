@@ -149,6 +149,32 @@ impl ClaudeClient {
         &self.model
     }
 
+    /// Whether the key opens the API: one `GET /v1/models` (free), no retries. The models the
+    /// key can use, or the API's answer.
+    pub fn check_key(&self) -> Result<usize, String> {
+        let mut response = self
+            .agent
+            .get(&format!("{}/v1/models?limit=100", self.base))
+            .header("x-api-key", self.key.expose())
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .call()
+            .map_err(|err| format!("cannot reach {}: {err}", self.base))?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        if status != 200 {
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            return Err(format!("the API answered {status} {message}")
+                .trim_end()
+                .to_owned());
+        }
+        let models: serde_json::Value =
+            serde_json::from_str(&body).map_err(|err| format!("unreadable answer: {err}"))?;
+        Ok(models["data"].as_array().map_or(0, Vec::len))
+    }
+
     /// Asks for one answer, retrying transient failures; `record` sees every attempt.
     pub fn ask(
         &self,

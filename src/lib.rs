@@ -14,6 +14,8 @@ pub mod clock;
 pub mod config;
 /// The SQLite store: schema, migrations, and the only SQL.
 pub mod db;
+/// `compass doctor`: configuration, files, database and every outside service, checked.
+pub mod doctor;
 /// The web server (tiny_http) and its routes.
 pub mod http;
 /// Email: templates, SMTP or `.eml` files, and the outbox sender.

@@ -27,6 +27,8 @@ pub fn run(
     let config = load_config(config, env)?;
     let db = Db::open(&config.database)?;
     db.backup_to(&args.out)?;
+    // A backup holds what the database holds: customers' answers.
+    super::init::restrict_to_owner(&args.out)?;
     let info = Db::inspect_backup(&args.out)?;
     writeln!(
         out,

@@ -94,6 +94,7 @@ fn demo(args: &Args, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     );
     std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
     Db::create(&dir.join("compass.db"))?;
+    super::init::restrict_to_owner(&dir.join("compass.db"))?;
     // The demo's only secrets; nothing is read from the real environment.
     let env = |name: &str| match name {
         "COMPASS_STRIPE_SECRET_KEY" => Some(DEMO_STRIPE_KEY.to_owned()),

@@ -104,7 +104,7 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<bool> {
 }
 
 /// The database holds customers' personal data: only its owner may read it.
-fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
+pub(super) fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

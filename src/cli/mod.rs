@@ -4,6 +4,7 @@
 mod audit;
 mod backup;
 mod demo;
+mod doctor;
 mod events;
 mod init;
 mod migrate;
@@ -61,6 +62,7 @@ enum Command {
     Process(process::Args),
     Preview(preview::Args),
     Refund(refund::Args),
+    Doctor(doctor::Args),
     Stats(stats::Args),
     Audit(audit::Args),
     Backup(backup::Args),
@@ -85,6 +87,7 @@ pub fn run(
         Command::Serve(args) => serve::run(args, &cli.config, env, out),
         Command::Process(args) => process::run(args, &cli.config, env, out),
         Command::Preview(args) => preview::run(args, &cli.config, now, env, out),
+        Command::Doctor(args) => doctor::run(args, &cli.config, env, out),
         Command::Stats(args) => stats::run(args, &cli.config, now, env, out),
         Command::Audit(args) => audit::run(args, &cli.config, now, env, out),
         Command::Backup(args) => backup::run(args, &cli.config, env, out),

@@ -67,6 +67,20 @@ impl Db {
         Ok(())
     }
 
+    /// SQLite's quick integrity check of the open database; the number of orders if it passes.
+    pub fn integrity(&self) -> anyhow::Result<i64> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .context("cannot check the database")?;
+        if verdict != "ok" {
+            bail!("database {} is damaged: {verdict}", self.name());
+        }
+        self.conn
+            .query_row("SELECT count(*) FROM orders", [], |row| row.get(0))
+            .context("cannot count the orders")
+    }
+
     /// Checks a backup (or any copy) read-only: SQLite's integrity check, and that it is a
     /// compass database this binary can run or migrate.
     pub fn inspect_backup(path: &Path) -> anyhow::Result<BackupInfo> {

@@ -197,6 +197,19 @@ impl Mailer {
         })
     }
 
+    /// Whether mail can leave: an SMTP connection with its greeting, TLS and login (no message
+    /// is sent), or a writable directory for the file transport.
+    pub fn check(&self) -> Result<String, String> {
+        match &self.transport {
+            Transport::Smtp(transport) => match transport.test_connection() {
+                Ok(true) => Ok("the SMTP server accepts our connection and login".to_owned()),
+                Ok(false) => Err("the SMTP server did not accept the connection".to_owned()),
+                Err(err) => Err(format!("SMTP: {err}")),
+            },
+            Transport::File(_) => Ok("mail is written as .eml files (no SMTP)".to_owned()),
+        }
+    }
+
     /// Sends `email`; its Message-ID on success.
     pub fn send(&self, email: &Email) -> Result<String, SendError> {
         let to: Mailbox = email.to.parse().map_err(|err| {

@@ -142,3 +142,130 @@ fn a_backup_taken_under_write_load_restores_to_a_sound_database() {
     assert!(line.contains("junk.db"), "{line}");
     assert_eq!(files(other.dir.path()), before);
 }
+
+/// An installation wired to the three fakes, with an https address and its own sender.
+fn ready_install() -> Install {
+    let install = Install::with_stripe(&crate::services::service("COMPASS_TEST_STRIPE_URL"));
+    crate::seed::point_at_claude(
+        &install.config(),
+        &crate::services::service("COMPASS_TEST_CLAUDE_URL"),
+        "claude-doctor",
+    )
+    .expect("point at llmock");
+    install.use_smtp(&crate::services::service("COMPASS_TEST_SMTP"));
+    let config = std::fs::read_to_string(install.config()).expect("config");
+    let config = config
+        .replace(
+            "public_url = \"http://127.0.0.1:8080\"",
+            "public_url = \"https://compass.example.org\"",
+        )
+        .replace("reports@example.com", "reports@compass.example.org");
+    std::fs::write(install.config(), config).expect("write config");
+    install
+}
+
+fn doctor(install: &Install, keys: bool) -> std::process::Output {
+    let mut command = install.command(&["doctor"]);
+    if keys {
+        command
+            .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
+            .env("COMPASS_STRIPE_WEBHOOK_SECRETS", "whsec_doctor")
+            .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-doctor");
+    }
+    command.output().expect("run doctor")
+}
+
+#[test]
+fn doctor_passes_a_ready_installation_against_the_fakes() {
+    let install = ready_install();
+    let out = doctor(&install, true);
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let levels: Vec<&str> = printed.lines().map(|l| &l[..4]).collect();
+    assert!(levels.iter().all(|l| *l == "ok  "), "{printed}");
+    for name in [
+        "config",
+        "config file",
+        "database",
+        "database file",
+        "public url",
+        "stripe key",
+        "stripe publishable key",
+        "webhook secret",
+        "anthropic key",
+        "mail",
+    ] {
+        assert!(
+            printed.lines().any(|l| l[6..].starts_with(name)),
+            "{name} missing: {printed}"
+        );
+    }
+    assert!(printed.contains("test-mode key accepted"), "{printed}");
+    assert!(printed.contains("SMTP server accepts"), "{printed}");
+}
+
+#[test]
+fn doctor_names_what_is_broken() {
+    let install = ready_install();
+    // SMTP and Stripe where nothing listens; a database others can write.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = dead.local_addr().expect("address").port();
+    drop(dead);
+    let config = std::fs::read_to_string(install.config()).expect("config");
+    let smtp = crate::services::service("COMPASS_TEST_SMTP");
+    let (_, smtp_port) = smtp.rsplit_once(':').expect("port");
+    let config = config
+        .replace(
+            &format!("smtp_port = {smtp_port}"),
+            &format!("smtp_port = {port}"),
+        )
+        .replace(
+            &crate::services::service("COMPASS_TEST_STRIPE_URL"),
+            &format!("http://127.0.0.1:{port}"),
+        );
+    std::fs::write(install.config(), config).expect("write config");
+    std::fs::set_permissions(
+        install.database(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("chmod");
+
+    let out = doctor(&install, false);
+    assert_eq!(out.status.code(), Some(1));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let level_of = |name: &str| {
+        printed
+            .lines()
+            .find(|l| l[6..].starts_with(&format!("{name} ")))
+            .map(|l| l[..4].trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} line: {printed}"))
+    };
+    assert_eq!(level_of("database file"), "FAIL");
+    assert_eq!(level_of("stripe key"), "FAIL", "no key set");
+    assert_eq!(level_of("webhook secret"), "FAIL");
+    assert_eq!(level_of("anthropic key"), "FAIL");
+    assert_eq!(level_of("mail"), "FAIL");
+    assert_eq!(level_of("database"), "ok");
+    assert!(
+        printed.contains("COMPASS_ANTHROPIC_API_KEY"),
+        "says what to set: {printed}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("check(s) failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // With keys, an unreachable Stripe is named too.
+    let printed = String::from_utf8_lossy(&doctor(&install, true).stdout).into_owned();
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.starts_with("FAIL  stripe key") && l.contains("cannot reach Stripe")),
+        "{printed}"
+    );
+}
