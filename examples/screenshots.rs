@@ -204,6 +204,7 @@ fn main() -> anyhow::Result<()> {
         env: &env,
         workers: 2,
         shutdown: Arc::clone(&shutdown),
+        metrics: None,
     };
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let server = scope.spawn(|| http::serve(listener, &serve_options));

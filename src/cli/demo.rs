@@ -113,6 +113,7 @@ fn demo(args: &Args, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
         env: &env,
         workers: 2,
         shutdown: Arc::clone(&shutdown),
+        metrics: None,
     };
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();

@@ -24,6 +24,10 @@ pub struct Args {
     /// Requests handled at once, each with its own database connection
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (keep it private: 127.0.0.1 or a VPN)
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 pub fn run(
@@ -41,16 +45,28 @@ pub fn run(
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
             .context("cannot install the signal handlers")?;
     }
+    let metrics = args.metrics_listen.as_deref().map(http::bind).transpose()?;
+    let metrics_address = metrics
+        .as_ref()
+        .map(|l| {
+            l.local_addr()
+                .context("the metrics listener has no address")
+        })
+        .transpose()?;
     let options = http::Serve {
         config,
         env,
         workers: usize::from(args.workers),
         shutdown,
+        metrics,
     };
     // Opening the workers checks the configuration, the database and the secrets first; the
     // address is printed only once requests can be served.
     http::serve_with(listener, &options, || {
         writeln!(out, "listening on http://{address}")?;
+        if let Some(metrics) = metrics_address {
+            writeln!(out, "metrics on http://{metrics}/metrics")?;
+        }
         out.flush()?;
         Ok(())
     })

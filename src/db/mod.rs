@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use time::OffsetDateTime;
 
 pub use mail::{CustomerOrder, MailFacts, OutboxEmail, SignInLimits, SignInRequest};
-pub use ops::{BackupInfo, Stats, Violation};
+pub use ops::{BackupInfo, Stats, StoreCounts, Violation};
 pub use orders::{
     Artifact, EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow,
     RefundRow, StoredOrder, normalize_email,

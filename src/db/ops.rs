@@ -281,3 +281,62 @@ impl Db {
         Ok(stats)
     }
 }
+
+/// What `/metrics` reports from the store: it covers `process`'s work as well as `serve`'s,
+/// and survives restarts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreCounts {
+    /// (status, orders)
+    pub orders: Vec<(String, i64)>,
+    /// (kind, status, emails)
+    pub emails: Vec<(String, String, i64)>,
+    /// (type, handled|failing|pending, events)
+    pub stripe_events: Vec<(String, String, i64)>,
+    /// (outcome, calls, input tokens, output tokens, cost in micro-dollars, milliseconds)
+    pub claude_calls: Vec<(String, i64, i64, i64, i64, i64)>,
+}
+
+impl Db {
+    /// The counts `/metrics` exposes.
+    pub fn store_counts(&self) -> anyhow::Result<StoreCounts> {
+        let pairs = |sql: &str| -> anyhow::Result<Vec<(String, i64)>> {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        let triples = |sql: &str| -> anyhow::Result<Vec<(String, String, i64)>> {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT outcome, count(*), sum(input_tokens), sum(output_tokens), sum(cost_micros), \
+             sum(duration_ms) FROM llm_calls GROUP BY outcome ORDER BY outcome",
+        )?;
+        let claude_calls = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let counts: anyhow::Result<StoreCounts> = Ok(StoreCounts {
+            orders: pairs("SELECT status, count(*) FROM orders GROUP BY status ORDER BY status")?,
+            emails: triples(
+                "SELECT kind, status, count(*) FROM emails GROUP BY kind, status ORDER BY 1, 2",
+            )?,
+            stripe_events: triples(
+                "SELECT type, CASE WHEN handled_at IS NOT NULL THEN 'handled' \
+                 WHEN attempts > 0 THEN 'failing' ELSE 'pending' END, count(*) \
+                 FROM stripe_events GROUP BY 1, 2 ORDER BY 1, 2",
+            )?,
+            claude_calls,
+        });
+        counts.context("cannot count for the metrics")
+    }
+}

@@ -11,6 +11,7 @@
 mod customer;
 mod demo_stripe;
 pub mod limits;
+pub mod metrics;
 mod routes;
 
 use std::io::Read;
@@ -25,6 +26,8 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::clock;
+use crate::db::Db;
+use metrics::Metrics;
 
 pub use demo_stripe::DemoStripe;
 pub use routes::handle;
@@ -119,6 +122,8 @@ pub struct Serve<'a> {
     pub workers: usize,
     /// Set to stop: by a signal, or by a test.
     pub shutdown: Arc<AtomicBool>,
+    /// Where `/metrics` is served, if anywhere (never on the public listener).
+    pub metrics: Option<TcpListener>,
 }
 
 /// Serves on `listener` until `shutdown` is set (Ok) or the listener fails (Err).
@@ -153,14 +158,31 @@ pub fn serve_with(
     tracing::info!(%address, workers = apps.len(), "serving");
     ready()?;
     let failed = AtomicBool::new(false);
+    let counted = Metrics::default();
+    let exporter = match &options.metrics {
+        Some(listener) => {
+            let address = listener
+                .local_addr()
+                .context("the metrics listener has no address")?;
+            let server = tiny_http::Server::from_listener(listener.try_clone()?, None)
+                .map_err(|err| anyhow::anyhow!("cannot serve metrics on {address}: {err}"))?;
+            Some((server, Db::open(&apps[0].config.database)?))
+        }
+        None => None,
+    };
     let result = std::thread::scope(|scope| {
+        if let Some((server, db)) = exporter {
+            let counted = &counted;
+            scope.spawn(move || export(&server, &db, counted, &options.shutdown));
+        }
         let handles: Vec<_> = apps
             .into_iter()
             .enumerate()
             .map(|(n, mut app)| {
                 let server = &server;
                 let failed = &failed;
-                scope.spawn(move || work(n, &mut app, server, options, failed))
+                let counted = &counted;
+                scope.spawn(move || work(n, &mut app, server, options, failed, counted))
             })
             .collect();
         handles
@@ -174,12 +196,40 @@ pub fn serve_with(
     result.map(|_| tracing::info!("stopped"))
 }
 
+/// Answers `GET /metrics` on the metrics listener until shutdown.
+fn export(server: &tiny_http::Server, db: &Db, metrics: &Metrics, shutdown: &AtomicBool) {
+    while !shutdown.load(Ordering::Relaxed) {
+        let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let (status, body) = match (request.method(), request.url()) {
+            (tiny_http::Method::Get, "/metrics") => match metrics.render(db) {
+                Ok(text) => (200, text),
+                Err(err) => {
+                    tracing::error!("cannot render the metrics: {err:#}");
+                    (500, "cannot read the store\n".to_owned())
+                }
+            },
+            _ => (404, "only /metrics here\n".to_owned()),
+        };
+        let mut reply = tiny_http::Response::from_string(body).with_status_code(status);
+        if let Ok(header) = tiny_http::Header::from_bytes(
+            "Content-Type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ) {
+            reply.add_header(header);
+        }
+        let _ = request.respond(reply);
+    }
+}
+
 fn work(
     n: usize,
     app: &mut App,
     server: &tiny_http::Server,
     options: &Serve<'_>,
     failed: &AtomicBool,
+    metrics: &Metrics,
 ) -> anyhow::Result<()> {
     let mut last_drain = std::time::Instant::now();
     loop {
@@ -191,7 +241,7 @@ fn work(
             server.recv_timeout(Duration::from_millis(200))
         };
         match next {
-            Ok(Some(request)) => respond(app, request, options.env),
+            Ok(Some(request)) => respond(app, request, options.env, metrics),
             Ok(None) if stopping => return Ok(()),
             Ok(None) => {}
             Err(err) => {
@@ -219,6 +269,7 @@ fn respond(
     app: &mut App,
     mut request: tiny_http::Request,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
+    metrics: &Metrics,
 ) {
     let started = std::time::Instant::now();
     let (response, after) = match (read(&mut request), clock::now(env)) {
@@ -249,7 +300,9 @@ fn respond(
     if let Err(err) = request.respond(reply) {
         tracing::debug!("client went away: {err}");
     }
-    tracing::info!(%method, %path, status, micros = started.elapsed().as_micros() as u64, "request");
+    let took = started.elapsed();
+    metrics.observe(&method, &path, status, took);
+    tracing::info!(%method, %path, status, micros = took.as_micros() as u64, "request");
     // Work that must not delay the answer.
     match after {
         Some((routes::After::HandleEvent(id), now)) => {

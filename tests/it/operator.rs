@@ -269,3 +269,79 @@ fn doctor_names_what_is_broken() {
         "{printed}"
     );
 }
+
+#[test]
+fn metrics_count_a_scripted_flow_on_their_own_address_only() {
+    use std::io::BufRead;
+    let install = Install::with_stripe(&crate::services::service("COMPASS_TEST_STRIPE_URL"));
+    let mut db = install.db();
+    for (i, plan) in [Plan::Unpaid, Plan::Completed, Plan::Failed]
+        .into_iter()
+        .enumerate()
+    {
+        seed_order(&mut db, i, i, plan, NOW, &Policy::default()).expect("seed");
+    }
+    drop(db);
+    let mut command = install.command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    command
+        .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
+        .env(
+            "COMPASS_STRIPE_WEBHOOK_SECRETS",
+            crate::support::WEBHOOK_SECRET,
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().expect("serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut line = || lines.next().expect("a line").expect("text");
+    let base = line().trim_start_matches("listening on ").to_owned();
+    let metrics_url = line().trim_start_matches("metrics on ").to_owned();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |url: &str| {
+        let mut response = agent.get(url).call().expect("answered");
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(get(&format!("{base}/")).0, 200);
+    }
+    assert_eq!(get(&format!("{base}/status/{}", "Q".repeat(43))).0, 404);
+    assert_eq!(
+        get(&format!("{base}/metrics")).0,
+        404,
+        "not on the public address"
+    );
+
+    let (status, text) = get(&metrics_url);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    for expected in [
+        r#"compass_http_requests_total{route="/",method="GET",status="200"} 3"#,
+        r#"compass_http_requests_total{route="/status/{token}",method="GET",status="404"} 1"#,
+        r#"compass_http_requests_total{route="/metrics",method="GET",status="404"} 1"#,
+        r#"compass_orders{status="pending_payment"} 1"#,
+        r#"compass_orders{status="completed"} 1"#,
+        r#"compass_orders{status="failed"} 1"#,
+        r#"compass_orders{status="refunded"} 0"#,
+        r#"compass_emails{kind="payment_confirmation",status="queued"} 2"#,
+        r#"compass_emails{kind="processing_failed",status="queued"} 1"#,
+        "compass_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    assert!(!text.contains(&"Q".repeat(43)), "no token in a label");
+}
