@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::http::form_guard::FormKey;
 use crate::http::limits::RateLimiter;
 use crate::pages::Pages;
 use crate::questionnaire::Questionnaire;
@@ -28,6 +29,8 @@ pub struct App {
     pub questionnaire: Questionnaire,
     /// Per-client rate limits; `serve` shares one among its workers.
     pub limiter: Arc<RateLimiter>,
+    /// Signs the intake form's "shown at" time; `serve` shares one among its workers.
+    pub form_key: FormKey,
 }
 
 impl App {
@@ -47,6 +50,7 @@ impl App {
             pages: Pages::new()?,
             questionnaire: Questionnaire::builtin(),
             limiter: Arc::default(),
+            form_key: FormKey::random()?,
         })
     }
 

@@ -103,6 +103,8 @@ pub struct Limits {
     pub sign_ins_per_hour: u32,
     /// Reverse proxies whose `X-Forwarded-For` names the client; anyone else's is ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The intake form sent sooner than this after it was shown is taken for a bot.
+    pub min_form_seconds: u32,
 }
 
 /// What each tier costs.
@@ -480,6 +482,7 @@ struct RawLimits {
     refund_requests_per_hour: u32,
     sign_ins_per_hour: u32,
     trusted_proxies: Vec<String>,
+    min_form_seconds: u32,
 }
 
 impl Default for RawLimits {
@@ -489,6 +492,7 @@ impl Default for RawLimits {
             refund_requests_per_hour: 5,
             sign_ins_per_hour: 3,
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+            min_form_seconds: 3,
         }
     }
 }
@@ -706,6 +710,12 @@ impl RawConfig {
             bail!("processing.backoff_cap_secs must not be below processing.backoff_base_secs");
         }
         let l = self.limits;
+        if l.min_form_seconds > 600 {
+            bail!(
+                "limits.min_form_seconds must be at most 600, got {}",
+                l.min_form_seconds
+            );
+        }
         let trusted_proxies = l
             .trusted_proxies
             .iter()
@@ -748,6 +758,7 @@ impl RawConfig {
                 refund_requests_per_hour: l.refund_requests_per_hour,
                 sign_ins_per_hour: l.sign_ins_per_hour,
                 trusted_proxies,
+                min_form_seconds: l.min_form_seconds,
             },
         })
     }

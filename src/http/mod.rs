@@ -10,6 +10,7 @@
 
 mod customer;
 mod demo_stripe;
+pub mod form_guard;
 pub mod limits;
 pub mod metrics;
 mod routes;
@@ -143,11 +144,13 @@ pub fn serve_with(
     // Every worker opens its App before the first request, so a bad setup fails at start.
     let write_lock = Arc::new(std::sync::Mutex::new(()));
     let limiter = Arc::new(limits::RateLimiter::default());
+    let form_key = form_guard::FormKey::random()?;
     let apps = (0..options.workers.max(1))
         .map(|_| {
             let mut app = App::open(options.config, options.env)?;
             app.db.share_write_lock(Arc::clone(&write_lock));
             app.limiter = Arc::clone(&limiter);
+            app.form_key = form_key.clone();
             Ok(app)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::form_guard;
 use super::limits::{Action, client_ip};
 use super::{Request, Response, customer};
 use crate::app::App;
@@ -92,7 +93,7 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let result = match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["healthz"]) => Ok(healthz(app)),
-        ("GET", [""]) => intake_page(app, &BTreeMap::new(), &[], 200),
+        ("GET", [""]) => intake_page(app, &BTreeMap::new(), &[], None, 200, now),
         ("GET", ["assets", "site.css"]) => Ok(asset("text/css", pages::SITE_CSS)),
         ("GET", ["assets", "pay.js"]) => Ok(asset("text/javascript", pages::PAY_JS)),
         ("GET", ["assets", "status.js"]) => Ok(asset("text/javascript", pages::STATUS_JS)),
@@ -241,7 +242,9 @@ fn intake_page(
     app: &App,
     values: &BTreeMap<String, String>,
     errors: &[FieldError],
+    notice: Option<&str>,
     status: u16,
+    now: OffsetDateTime,
 ) -> anyhow::Result<Response> {
     let q = &app.questionnaire;
     let error_of = |field: &str| {
@@ -329,6 +332,8 @@ fn intake_page(
     data["pillars"] = json!(pillars);
     data["free_text"] = json!(q.free_text);
     data["tiers"] = json!(tiers);
+    data["notice"] = json!(notice);
+    data["started"] = json!(app.form_key.started(now));
     render(app, status, "intake", data)
 }
 
@@ -392,10 +397,38 @@ fn wants_json(req: &Request) -> bool {
 
 fn post_order(app: &mut App, req: &Request, now: OffsetDateTime) -> anyhow::Result<Response> {
     let json = wants_json(req);
-    let fields = match submitted_fields(req) {
+    let mut fields = match submitted_fields(req) {
         Ok(fields) => fields,
         Err(response) => return Ok(response),
     };
+    let honeypot = fields.remove(form_guard::HONEYPOT);
+    let started = fields.remove(form_guard::STARTED);
+    // API clients have no form to have been shown; the honeypot still applies if they send it.
+    let min_seconds = app.config.limits.min_form_seconds;
+    let checked = if json {
+        form_guard::check_honeypot(honeypot.as_deref())
+    } else {
+        app.form_key
+            .check(honeypot.as_deref(), started.as_deref(), min_seconds, now)
+    };
+    if let Err(suspicion) = checked {
+        tracing::warn!(?suspicion, "intake form refused as automated");
+        if json {
+            return Ok(Response::json_error(
+                422,
+                "rejected",
+                "the submission was refused",
+            ));
+        }
+        return intake_page(
+            app,
+            &fields,
+            &[],
+            Some("Please check your answers and send the form again."),
+            422,
+            now,
+        );
+    }
     let intake: Intake = match app.questionnaire.validate(&fields) {
         Ok(intake) => intake,
         Err(errors) if json => {
@@ -408,7 +441,7 @@ fn post_order(app: &mut App, req: &Request, now: OffsetDateTime) -> anyhow::Resu
                 }}),
             ));
         }
-        Err(errors) => return intake_page(app, &fields, &errors, 422),
+        Err(errors) => return intake_page(app, &fields, &errors, None, 422, now),
     };
     let (order, intent) = payments::place_order(app, &intake, now)?;
     let pay_url = format!("{}/pay/{}", app.config.public_url, order.status_token);

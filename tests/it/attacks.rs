@@ -113,8 +113,12 @@ fn forged_webhooks_are_refused_and_nothing_is_stored() {
     assert_eq!(counts(&server).0, before.0 + 2);
 }
 
-fn form(fields: &[(&str, &str)]) -> Vec<u8> {
-    serde_urlencoded::to_string(fields)
+/// A form as the browser sends it, with the start time of a form the server showed.
+fn form_from(server: &Serving, fields: &[(&str, &str)]) -> Vec<u8> {
+    let started = server.form_started();
+    let mut fields = fields.to_vec();
+    fields.push(("started", &started));
+    serde_urlencoded::to_string(&fields)
         .expect("encode")
         .into_bytes()
 }
@@ -143,7 +147,7 @@ fn bad_orders_are_refused_and_nothing_is_stored() {
     let (status, _, page) = server.post(
         "/orders",
         "application/x-www-form-urlencoded",
-        &form(&with("email", "ada@")),
+        &form_from(&server, &with("email", "ada@")),
     );
     assert_eq!(status, 422);
     assert!(
@@ -157,7 +161,7 @@ fn bad_orders_are_refused_and_nothing_is_stored() {
     let (status, _, page) = server.post(
         "/orders",
         "application/x-www-form-urlencoded",
-        &form(&fields),
+        &form_from(&server, &fields),
     );
     assert_eq!(status, 422);
     assert!(
@@ -169,7 +173,7 @@ fn bad_orders_are_refused_and_nothing_is_stored() {
     let (status, _, _) = server.post(
         "/orders",
         "application/x-www-form-urlencoded",
-        &form(&with("tier", "platinum")),
+        &form_from(&server, &with("tier", "platinum")),
     );
     assert_eq!(status, 422, "unknown tier");
 
@@ -307,4 +311,50 @@ fn every_answer_carries_the_security_headers() {
             "{path}"
         );
     }
+}
+
+#[test]
+fn bots_filling_the_honeypot_or_racing_the_form_are_refused_and_nothing_is_stored() {
+    // The default configuration: a form must be at least 3 seconds old.
+    let server = Serving::start(Install::with_stripe(&service("COMPASS_TEST_STRIPE_URL")));
+    let before = counts(&server);
+    let post = |extra: &[(&str, &str)]| {
+        let mut fields = VALID.to_vec();
+        fields.extend_from_slice(extra);
+        let body = serde_urlencoded::to_string(&fields).expect("encode");
+        server.post(
+            "/orders",
+            "application/x-www-form-urlencoded",
+            body.as_bytes(),
+        )
+    };
+    let started = server.form_started();
+    for (what, extra) in [
+        ("sent at once", vec![("started", started.as_str())]),
+        ("no start time", vec![]),
+        (
+            "a forged start time",
+            vec![("started", "1700000000.00000000000000000000000000000000")],
+        ),
+        (
+            "the honeypot filled",
+            vec![
+                ("started", started.as_str()),
+                ("website_url", "http://spam.example"),
+            ],
+        ),
+    ] {
+        let (status, _, page) = post(&extra);
+        assert_eq!(status, 422, "{what}");
+        assert!(
+            page.contains("Please check your answers and send the form again."),
+            "{what}: the person sees the form again"
+        );
+        assert!(page.contains("value=\"Acme\""), "{what}: answers kept");
+    }
+    let json = json!({ "company": "Acme", "website_url": "http://spam.example" }).to_string();
+    let (status, _, body) = server.post("/orders", "application/json", json.as_bytes());
+    assert_eq!(status, 422);
+    assert!(body.contains("\"rejected\""), "{body}");
+    assert_eq!(counts(&server), before, "nothing stored");
 }

@@ -138,9 +138,12 @@ fn timeline(server: &Serving, order_id: &str) -> Vec<String> {
 
 #[test]
 fn a_form_order_gets_a_payment_page() {
-    let server = Serving::start(Install::with_stripe(&localstripe()));
-    let form = "company=Acme+%3Cb%3ELtd%3C%2Fb%3E&industry=Manufacturing&employees=11-50\
-                &country=UK&name=Ada&email=ada%40example.com&tier=standard&strategy_1=4";
+    let server = Serving::start(Install::with_stripe(&localstripe()).without_rate_limits());
+    let form = format!(
+        "company=Acme+%3Cb%3ELtd%3C%2Fb%3E&industry=Manufacturing&employees=11-50\
+         &country=UK&name=Ada&email=ada%40example.com&tier=standard&strategy_1=4&started={}",
+        server.form_started()
+    );
     let (status, location, _) = server.post(
         "/orders",
         "application/x-www-form-urlencoded",

@@ -159,11 +159,12 @@ impl Install {
 }
 
 impl Install {
-    /// Turns off `serve`'s per-client rate limits, for tests that send many requests from
-    /// one address about something else.
+    /// Turns off `serve`'s per-client rate limits and the intake form's minimum fill time,
+    /// for tests that send many requests from one address about something else.
     pub fn without_rate_limits(self) -> Install {
         let config = std::fs::read_to_string(self.config()).expect("read config");
         let config = config
+            .replace("min_form_seconds = 3", "min_form_seconds = 0")
             .replace("orders_per_hour = 5", "orders_per_hour = 0")
             .replace(
                 "refund_requests_per_hour = 5",
@@ -246,6 +247,16 @@ impl Serving {
     pub fn get(&self, path: &str) -> (u16, String) {
         let response = Serving::agent().get(&format!("{}{path}", self.base)).call();
         read(response)
+    }
+
+    /// The signed "form shown at" value of a freshly loaded intake form.
+    pub fn form_started(&self) -> String {
+        let (_, page) = self.get("/");
+        page.split("name=\"started\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the intake form carries its start time")
+            .to_owned()
     }
 
     /// GET a file: status, headers (names lower-cased) and the bytes.
