@@ -275,6 +275,11 @@ fn respond(
     metrics: &Metrics,
 ) {
     let started = std::time::Instant::now();
+    // Every log line about this request, and the work after it, carries its id; the id is
+    // also in the answer's X-Request-Id for a customer's report of a problem.
+    let request_id = uuid::Uuid::now_v7().simple().to_string();
+    let span = tracing::info_span!("request", id = %request_id);
+    let _entered = span.enter();
     let (response, after) = match (read(&mut request), clock::now(env)) {
         (Ok(req), Ok(now)) => {
             let handled = handle(app, &req, now);
@@ -295,6 +300,9 @@ fn respond(
         .unwrap_or_default()
         .to_owned();
     let mut reply = tiny_http::Response::from_data(response.body).with_status_code(status);
+    if let Ok(header) = tiny_http::Header::from_bytes("X-Request-Id", request_id.as_bytes()) {
+        reply.add_header(header);
+    }
     for (name, value) in response.headers {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             reply.add_header(header);
@@ -305,7 +313,9 @@ fn respond(
     }
     let took = started.elapsed();
     metrics.observe(&method, &path, status, took);
-    tracing::info!(%method, %path, status, micros = took.as_micros() as u64, "request");
+    // The route, not the path: a path can hold a status token, which opens an order.
+    let route = metrics::route_of(&path);
+    tracing::info!(%method, route, status, micros = took.as_micros() as u64, "request");
     // Work that must not delay the answer.
     match after {
         Some((routes::After::HandleEvent(id), now)) => {

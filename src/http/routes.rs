@@ -109,7 +109,10 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
                 return refused.into();
             }
             return customer::request_refund(app, req, token, now).unwrap_or_else(|err| {
-                tracing::error!(path = %req.path, "request failed: {err:#}");
+                tracing::error!(
+                    route = super::metrics::route_of(&req.path),
+                    "request failed: {err:#}"
+                );
                 failure(app).into()
             });
         }
@@ -138,7 +141,10 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
     };
     result
         .unwrap_or_else(|err| {
-            tracing::error!(path = %req.path, "request failed: {err:#}");
+            tracing::error!(
+                route = super::metrics::route_of(&req.path),
+                "request failed: {err:#}"
+            );
             failure(app)
         })
         .into()

@@ -272,7 +272,6 @@ fn doctor_names_what_is_broken() {
 
 #[test]
 fn metrics_count_a_scripted_flow_on_their_own_address_only() {
-    use std::io::BufRead;
     let install = Install::with_stripe(&crate::services::service("COMPASS_TEST_STRIPE_URL"));
     let mut db = install.db();
     for (i, plan) in [Plan::Unpaid, Plan::Completed, Plan::Failed]
@@ -282,26 +281,9 @@ fn metrics_count_a_scripted_flow_on_their_own_address_only() {
         seed_order(&mut db, i, i, plan, NOW, &Policy::default()).expect("seed");
     }
     drop(db);
-    let mut command = install.command(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ]);
-    command
-        .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
-        .env(
-            "COMPASS_STRIPE_WEBHOOK_SECRETS",
-            crate::support::WEBHOOK_SECRET,
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = command.spawn().expect("serve");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut line = || lines.next().expect("a line").expect("text");
-    let base = line().trim_start_matches("listening on ").to_owned();
-    let metrics_url = line().trim_start_matches("metrics on ").to_owned();
+    let (mut child, lines) = spawn_serve(&install, &["--metrics-listen", "127.0.0.1:0"], false);
+    let base = lines[0].trim_start_matches("listening on ").to_owned();
+    let metrics_url = lines[1].trim_start_matches("metrics on ").to_owned();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -344,4 +326,86 @@ fn metrics_count_a_scripted_flow_on_their_own_address_only() {
         assert!(text.contains(expected), "{expected} missing:\n{text}");
     }
     assert!(!text.contains(&"Q".repeat(43)), "no token in a label");
+}
+
+/// `compass serve` on a free port, with `extra` arguments: the child and its first lines
+/// (`listening on`, and `metrics on` when asked for). With `logs`, stderr is kept at info.
+fn spawn_serve(
+    install: &Install,
+    extra: &[&str],
+    logs: bool,
+) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut command = install.command(&args);
+    command
+        .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
+        .env(
+            "COMPASS_STRIPE_WEBHOOK_SECRETS",
+            crate::support::WEBHOOK_SECRET,
+        )
+        .env("COMPASS_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(if logs {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        });
+    let mut child = command.spawn().expect("serve");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let count = 1 + extra.iter().filter(|a| **a == "--metrics-listen").count();
+    let lines = (0..count)
+        .map(|_| stdout.next().expect("a line").expect("text"))
+        .collect();
+    (child, lines)
+}
+
+#[test]
+fn logs_carry_request_ids_and_never_a_status_token() {
+    use std::io::Read;
+    let install = Install::with_stripe(&crate::services::service("COMPASS_TEST_STRIPE_URL"));
+    let mut db = install.db();
+    let id = seed_order(&mut db, 0, 0, Plan::Completed, NOW, &Policy::default()).expect("seed");
+    let token = db.order(&id).expect("read").expect("order").status_token;
+    drop(db);
+    let (mut child, lines) = spawn_serve(&install, &[], true);
+    let base = lines[0].trim_start_matches("listening on ").to_owned();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .get(&format!("{base}/status/{token}"))
+        .call()
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 200);
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Request-Id")
+        .to_owned();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut logs)
+        .expect("logs");
+    let _ = child.wait();
+    assert!(
+        !logs.contains(&token),
+        "a status token reached the logs:\n{logs}"
+    );
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&request_id))
+        .unwrap_or_else(|| panic!("no log line with {request_id}:\n{logs}"));
+    let json: serde_json::Value = serde_json::from_str(line).expect("JSON lines off a terminal");
+    assert_eq!(json["fields"]["route"], "/status/{token}", "{line}");
+    assert_eq!(json["fields"]["status"], 200, "{line}");
 }
