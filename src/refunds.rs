@@ -10,7 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::app::App;
-use crate::db::RefundToIssue;
+use crate::db::{RefundToIssue, Violation};
 use crate::order::Event;
 
 /// What asking Stripe for one refund came to.
@@ -124,4 +124,50 @@ fn issue(app: &mut App, refund: &RefundToIssue, now: OffsetDateTime) -> anyhow::
         ),
         status => Ok(Issued::Pending(status.unwrap_or("pending").to_owned())),
     }
+}
+
+/// Refunds Stripe made that compass does not account for: for each order, Stripe's succeeded
+/// refunds since `since` must not add up to more than the order records as refunded. (A refund
+/// made in the Dashboard is accounted for once its `charge.refunded` event is handled.)
+pub fn unknown_at_stripe(app: &App, since: OffsetDateTime) -> anyhow::Result<Vec<Violation>> {
+    let stripe = app.stripe()?;
+    let mut by_order: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    let mut after: Option<String> = None;
+    'pages: loop {
+        let page = stripe
+            .list_refunds(after.as_deref())
+            .map_err(|err| anyhow::anyhow!("cannot list Stripe's refunds: {err}"))?;
+        for refund in &page.data {
+            if refund.created != 0 && refund.created < since.unix_timestamp() {
+                break 'pages;
+            }
+            if refund.status.as_deref() != Some("succeeded") {
+                continue;
+            }
+            let order = app
+                .db
+                .order_of_payment(refund.payment_intent.as_deref(), refund.charge.as_deref())?;
+            if let Some(order) = order {
+                *by_order.entry(order).or_default() += refund.amount;
+            }
+        }
+        match (page.has_more, page.data.last()) {
+            (true, Some(last)) => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    let mut found = Vec::new();
+    for (order, at_stripe) in by_order {
+        let recorded = app.db.order(&order)?.map_or(0, |o| o.order.refunded_cents);
+        if at_stripe > recorded {
+            found.push(Violation {
+                rule: "refund_unknown_locally",
+                order_id: Some(order),
+                detail: format!(
+                    "Stripe refunded {at_stripe} cents, compass records {recorded}: run `compass reconcile`"
+                ),
+            });
+        }
+    }
+    Ok(found)
 }

@@ -7,7 +7,10 @@ use comfy_table::Cell;
 use time::OffsetDateTime;
 
 use super::orders::new_table;
+use anyhow::Context;
+
 use crate::app::App;
+use crate::{clock, refunds};
 
 /// Check that the money adds up; exit 1 if anything is wrong
 ///
@@ -15,9 +18,18 @@ use crate::app::App;
 /// way, nothing paid and undelivered for a day); every paid order has its payment; every
 /// completed order has its three report files; refunds never exceed what is recorded as
 /// refunded and each has its Stripe id; no email was sent twice for the same fact. Prints each
-/// violation with its order. Cheap: run it daily from a timer.
+/// violation with its order. With --stripe, also checks that every refund Stripe made is
+/// accounted for here. Cheap: run it daily from a timer.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Also ask Stripe: every refund it made is accounted for here (needs the secret key)
+    #[arg(long)]
+    stripe: bool,
+
+    /// With --stripe, how far back to read Stripe's refunds: an age (30d) or a date
+    #[arg(long, default_value = "90d", value_name = "WHEN", requires = "stripe")]
+    since: String,
+
     /// Print the violations as JSON
     #[arg(long)]
     json: bool,
@@ -31,7 +43,11 @@ pub fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let app = App::open(config, env)?;
-    let violations = app.db.audit_violations(now)?;
+    let mut violations = app.db.audit_violations(now)?;
+    if args.stripe {
+        let since = clock::parse_since(&args.since, now).context("invalid --since")?;
+        violations.extend(refunds::unknown_at_stripe(&app, since)?);
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &violations)?;
         writeln!(out)?;

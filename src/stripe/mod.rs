@@ -161,6 +161,11 @@ impl StripeClient {
         self.get("/v1/payment_intents", &page_query(starting_after))
     }
 
+    /// One page of Refunds, newest first.
+    pub fn list_refunds(&self, starting_after: Option<&str>) -> Result<List<Refund>, StripeError> {
+        self.get("/v1/refunds", &page_query(starting_after))
+    }
+
     /// One page of Events, newest first, each kept as Stripe sent it (for the event store).
     pub fn list_events(
         &self,

@@ -67,6 +67,9 @@ pub struct Refund {
     pub metadata: HashMap<String, String>,
     #[serde(default)]
     pub failure_reason: Option<String>,
+    /// When it was made (Unix seconds).
+    #[serde(default)]
+    pub created: i64,
 }
 
 /// A Dispute (`dp_...`).

@@ -607,3 +607,53 @@ fn a_client_over_its_limit_gets_429_and_others_do_not() {
     assert_eq!(status, 429);
     assert!(body.contains("\"rate_limited\""), "{body}");
 }
+
+#[test]
+fn a_refund_made_at_stripe_behind_compass_back_is_caught_by_the_audit() {
+    let server = Serving::start(install(&model("audit-stripe")));
+    let (order_id, _) = paid_order(&server, "starter", &recipient("audit-stripe"));
+    let audit = || {
+        let mut command = server.install.command(&["audit", "--stripe", "--json"]);
+        command
+            .env_remove("COMPASS_NOW")
+            .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
+        command.output().expect("run audit")
+    };
+    let clean = audit();
+    let found: serde_json::Value = serde_json::from_slice(&clean.stdout).expect("JSON");
+    assert!(
+        !found
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|v| v["order_id"] == order_id.as_str()),
+        "{found}"
+    );
+
+    // Someone refunds in the Dashboard; localstripe sends no refund events, so compass never hears.
+    let intent = order_detail(&server, &order_id).payments[0]
+        .payment_intent_id
+        .clone();
+    let (status, _) = crate::payments::stripe_post(
+        "/v1/refunds",
+        &[("payment_intent", intent.as_str()), ("amount", "1000")],
+    );
+    assert_eq!(status, 200);
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let violation = found
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|v| v["order_id"] == order_id.as_str())
+        .unwrap_or_else(|| panic!("not caught: {found}"));
+    assert_eq!(violation["rule"], "refund_unknown_locally");
+    assert!(
+        violation["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("Stripe refunded 1000 cents, compass records 0"),
+        "{violation}"
+    );
+}
