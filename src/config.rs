@@ -93,6 +93,72 @@ pub struct Config {
     pub lease: Duration,
     /// What one client may ask of `serve`.
     pub limits: Limits,
+    /// A CAPTCHA on the intake form, if configured.
+    pub captcha: Option<Captcha>,
+}
+
+/// A CAPTCHA provider whose answer the intake form must carry.
+#[derive(Clone, Debug)]
+pub struct Captcha {
+    pub provider: CaptchaProvider,
+    /// Public: the widget on the form shows it.
+    pub site_key: String,
+    /// Where the answer is checked (the provider's, unless a test points elsewhere).
+    pub verify_url: String,
+    pub secret: SecretSlot,
+}
+
+/// The CAPTCHA services compass knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptchaProvider {
+    /// Cloudflare Turnstile.
+    Turnstile,
+    /// hCaptcha.
+    Hcaptcha,
+}
+
+impl CaptchaProvider {
+    /// The provider's server-side check.
+    pub fn verify_url(self) -> &'static str {
+        match self {
+            CaptchaProvider::Turnstile => {
+                "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+            }
+            CaptchaProvider::Hcaptcha => "https://api.hcaptcha.com/siteverify",
+        }
+    }
+
+    /// The form field its widget fills in.
+    pub fn field(self) -> &'static str {
+        match self {
+            CaptchaProvider::Turnstile => "cf-turnstile-response",
+            CaptchaProvider::Hcaptcha => "h-captcha-response",
+        }
+    }
+
+    /// Its script, and the origins the page must allow for script, frames and requests.
+    pub fn script(self) -> &'static str {
+        match self {
+            CaptchaProvider::Turnstile => "https://challenges.cloudflare.com/turnstile/v0/api.js",
+            CaptchaProvider::Hcaptcha => "https://js.hcaptcha.com/1/api.js",
+        }
+    }
+
+    /// The origins its widget loads from.
+    pub fn origins(self) -> &'static str {
+        match self {
+            CaptchaProvider::Turnstile => "https://challenges.cloudflare.com",
+            CaptchaProvider::Hcaptcha => "https://hcaptcha.com https://*.hcaptcha.com",
+        }
+    }
+
+    /// The class of the widget's element.
+    pub fn widget_class(self) -> &'static str {
+        match self {
+            CaptchaProvider::Turnstile => "cf-turnstile",
+            CaptchaProvider::Hcaptcha => "h-captcha",
+        }
+    }
 }
 
 /// Requests per client (IP address) and hour; 0 turns a limit off.
@@ -316,6 +382,7 @@ struct RawConfig {
     refunds: RawRefunds,
     processing: RawProcessing,
     limits: RawLimits,
+    captcha: RawCaptcha,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -475,6 +542,16 @@ impl Default for RawRefunds {
     }
 }
 
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+struct RawCaptcha {
+    provider: String,
+    site_key: String,
+    verify_url: String,
+    secret_file: Option<PathBuf>,
+    secret: Refused,
+}
+
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 struct RawLimits {
@@ -534,6 +611,7 @@ impl RawConfig {
                 WEBHOOK_SECRETS,
             ),
             ("claude.api_key", &self.claude.api_key, ANTHROPIC_KEY),
+            ("captcha.secret", &self.captcha.secret, CAPTCHA_SECRET),
             (
                 "mail.smtp_password",
                 &self.mail.smtp_password,
@@ -709,6 +787,39 @@ impl RawConfig {
         if p.backoff_cap_secs < p.backoff_base_secs {
             bail!("processing.backoff_cap_secs must not be below processing.backoff_base_secs");
         }
+        let c = self.captcha;
+        let captcha = match c.provider.as_str() {
+            "" => None,
+            name @ ("turnstile" | "hcaptcha") => {
+                let provider = if name == "turnstile" {
+                    CaptchaProvider::Turnstile
+                } else {
+                    CaptchaProvider::Hcaptcha
+                };
+                non_empty("captcha.site_key", &c.site_key)?;
+                let verify_url = if c.verify_url.is_empty() {
+                    provider.verify_url().to_owned()
+                } else {
+                    c.verify_url
+                };
+                Some(Captcha {
+                    provider,
+                    site_key: c.site_key,
+                    verify_url,
+                    secret: secret(
+                        "CAPTCHA secret key",
+                        CAPTCHA_SECRET,
+                        "captcha.secret_file",
+                        c.secret_file,
+                        dir,
+                        env,
+                    )?,
+                })
+            }
+            other => bail!(
+                "captcha.provider must be \"\" (none), \"turnstile\" or \"hcaptcha\", got \"{other}\""
+            ),
+        };
         let l = self.limits;
         if l.min_form_seconds > 600 {
             bail!(
@@ -753,6 +864,7 @@ impl RawConfig {
                 auto_approve_refunds: r.auto_approve,
             },
             lease: Duration::seconds(p.lease_secs),
+            captcha,
             limits: Limits {
                 orders_per_hour: l.orders_per_hour,
                 refund_requests_per_hour: l.refund_requests_per_hour,
@@ -768,6 +880,7 @@ const STRIPE_KEY: &str = "COMPASS_STRIPE_SECRET_KEY";
 const WEBHOOK_SECRETS: &str = "COMPASS_STRIPE_WEBHOOK_SECRETS";
 const ANTHROPIC_KEY: &str = "COMPASS_ANTHROPIC_API_KEY";
 const SMTP_PASSWORD: &str = "COMPASS_SMTP_PASSWORD";
+const CAPTCHA_SECRET: &str = "COMPASS_CAPTCHA_SECRET";
 
 /// Reads a secret from `var`, else from the file named by `var_FILE`, else from the file named
 /// in compass.toml. A named file that cannot be read is an error now, not when it is needed.

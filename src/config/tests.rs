@@ -120,6 +120,18 @@ fn other_values_are_checked() {
             "only allowed for a relay on localhost",
         ),
         (
+            "[captcha]\nprovider = \"recaptcha\"",
+            "captcha.provider must be \"\" (none), \"turnstile\" or \"hcaptcha\", got \"recaptcha\"",
+        ),
+        (
+            "[captcha]\nprovider = \"turnstile\"",
+            "captcha.site_key",
+        ),
+        (
+            "[limits]\ntrusted_proxies = [\"my-proxy\"]",
+            "limits.trusted_proxies: `my-proxy` is not an IP address",
+        ),
+        (
             "[refunds]\nwindow_days = 400",
             "refunds.window_days must be between 0 and 365, got 400",
         ),

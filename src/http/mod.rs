@@ -8,6 +8,7 @@
 //! (tiny_http then stops accepting for good), `serve` returns an error so the process exits
 //! non-zero and systemd restarts it.
 
+mod captcha;
 mod customer;
 mod demo_stripe;
 pub mod form_guard;

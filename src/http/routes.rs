@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::form_guard;
 use super::limits::{Action, client_ip};
 use super::{Request, Response, customer};
+use super::{captcha, form_guard};
 use crate::app::App;
 use crate::db::StoredOrder;
 use crate::money;
@@ -46,7 +46,8 @@ impl From<Response> for Handled {
 pub fn handle(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
     let mut handled = route(app, req, now);
     let https = app.config.public_url.starts_with("https://");
-    secure(&mut handled.response, https);
+    let captcha = app.config.captcha.as_ref().map(|c| c.provider.origins());
+    secure(&mut handled.response, https, captcha);
     handled
 }
 
@@ -58,11 +59,21 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
      connect-src 'self' https://api.stripe.com; img-src 'self' data:; style-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Adds each security header the route did not set itself.
-fn secure(response: &mut Response, https: bool) {
-    let mut defaults =
-        vec![
-        ("Content-Security-Policy", CONTENT_SECURITY_POLICY.to_owned()),
+/// Adds each security header the route did not set itself. A configured CAPTCHA's origins are
+/// allowed to load its widget.
+fn secure(response: &mut Response, https: bool, captcha: Option<&str>) {
+    let csp = match captcha {
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+        Some(origins) => CONTENT_SECURITY_POLICY
+            .replace("script-src 'self'", &format!("script-src 'self' {origins}"))
+            .replace("frame-src 'self'", &format!("frame-src 'self' {origins}"))
+            .replace(
+                "connect-src 'self'",
+                &format!("connect-src 'self' {origins}"),
+            ),
+    };
+    let mut defaults = vec![
+        ("Content-Security-Policy", csp),
         ("X-Frame-Options", "DENY".to_owned()),
         ("X-Content-Type-Options", "nosniff".to_owned()),
         ("Referrer-Policy", "same-origin".to_owned()),
@@ -340,6 +351,14 @@ fn intake_page(
     data["tiers"] = json!(tiers);
     data["notice"] = json!(notice);
     data["started"] = json!(app.form_key.started(now));
+    data["captcha"] = match &app.config.captcha {
+        Some(c) => json!({
+            "class": c.provider.widget_class(),
+            "site_key": c.site_key,
+            "script": c.provider.script(),
+        }),
+        None => json!(null),
+    };
     render(app, status, "intake", data)
 }
 
@@ -417,6 +436,11 @@ fn post_order(app: &mut App, req: &Request, now: OffsetDateTime) -> anyhow::Resu
         app.form_key
             .check(honeypot.as_deref(), started.as_deref(), min_seconds, now)
     };
+    let captcha_answer = app
+        .config
+        .captcha
+        .as_ref()
+        .and_then(|c| fields.remove(c.provider.field()));
     if let Err(suspicion) = checked {
         tracing::warn!(?suspicion, "intake form refused as automated");
         if json {
@@ -434,6 +458,27 @@ fn post_order(app: &mut App, req: &Request, now: OffsetDateTime) -> anyhow::Resu
             422,
             now,
         );
+    }
+    if let Some(captcha) = &app.config.captcha {
+        let client = client_ip(req, &app.config.limits.trusted_proxies);
+        if let Err(why) = captcha::verify(captcha, captcha_answer.as_deref(), client) {
+            tracing::warn!("intake form refused: {why}");
+            if json {
+                return Ok(Response::json_error(
+                    422,
+                    "captcha_failed",
+                    "the CAPTCHA answer is missing or was not accepted",
+                ));
+            }
+            return intake_page(
+                app,
+                &fields,
+                &[],
+                Some("Please complete the check at the end of the form and send it again."),
+                422,
+                now,
+            );
+        }
     }
     let intake: Intake = match app.questionnaire.validate(&fields) {
         Ok(intake) => intake,

@@ -358,3 +358,79 @@ fn bots_filling_the_honeypot_or_racing_the_form_are_refused_and_nothing_is_store
     assert!(body.contains("\"rejected\""), "{body}");
     assert_eq!(counts(&server), before, "nothing stored");
 }
+
+#[test]
+fn a_configured_captcha_is_checked_with_the_provider_before_anything_is_stored() {
+    use crate::fake_http::{Answer, FakeHttp};
+    // The provider: the first answer is refused, the second accepted.
+    let provider = FakeHttp::start(vec![
+        Answer::json(
+            200,
+            json!({ "success": false, "error-codes": ["invalid-input-response"] }),
+        ),
+        Answer::json(200, json!({ "success": true, "error-codes": [] })),
+    ]);
+    let install = Install::with_stripe(&service("COMPASS_TEST_STRIPE_URL")).without_rate_limits();
+    let config = std::fs::read_to_string(install.config()).expect("config");
+    let config = config
+        .replace("provider = \"\"", "provider = \"turnstile\"")
+        .replace("site_key = \"\"", "site_key = \"0x4AAAAAAAsitekey\"")
+        .replace(
+            "verify_url = \"\"",
+            &format!("verify_url = \"{}/turnstile/v0/siteverify\"", provider.base),
+        );
+    std::fs::write(install.config(), config).expect("write config");
+    let server = Serving::start_with_env(install, &[("COMPASS_CAPTCHA_SECRET", "captcha-secret")]);
+
+    let (_, page) = server.get("/");
+    assert!(
+        page.contains("class=\"cf-turnstile\" data-sitekey=\"0x4AAAAAAAsitekey\""),
+        "the widget"
+    );
+    let (_, headers, _) = server.get_bytes("/");
+    let csp = headers
+        .iter()
+        .find(|(n, _)| n == "content-security-policy")
+        .map(|(_, v)| v.clone())
+        .expect("CSP");
+    assert!(
+        csp.contains("script-src 'self' https://challenges.cloudflare.com"),
+        "{csp}"
+    );
+
+    let before = counts(&server);
+    let send = |answer: &str| {
+        let mut fields = VALID.to_vec();
+        fields.push(("cf-turnstile-response", answer));
+        server.post(
+            "/orders",
+            "application/x-www-form-urlencoded",
+            &form_from(&server, &fields),
+        )
+    };
+    let (status, _, page) = send("bot-guess");
+    assert_eq!(status, 422);
+    assert!(page.contains("Please complete the check"), "{page}");
+    assert_eq!(counts(&server), before, "nothing stored");
+    let (status, location, _) = send("human-token");
+    assert_eq!(status, 303, "accepted: on to payment");
+    assert!(location.expect("location").contains("/pay/"));
+
+    let asked = provider.received();
+    assert_eq!(asked.len(), 2);
+    assert!(
+        asked[0]
+            .request_line
+            .starts_with("POST /turnstile/v0/siteverify")
+    );
+    assert!(
+        asked[0].body.contains("secret=captcha-secret"),
+        "{}",
+        asked[0].body
+    );
+    assert!(
+        asked[1].body.contains("response=human-token"),
+        "{}",
+        asked[1].body
+    );
+}

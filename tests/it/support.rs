@@ -201,8 +201,14 @@ pub struct Serving {
 impl Serving {
     /// Starts `compass serve` on a free port and waits until `/healthz` answers.
     pub fn start(install: Install) -> Serving {
+        Serving::start_with_env(install, &[])
+    }
+
+    /// `start`, with more environment variables (secrets) for serve.
+    pub fn start_with_env(install: Install, env: &[(&str, &str)]) -> Serving {
         use std::io::BufRead;
         let mut command = install.command(&["serve", "--listen", "127.0.0.1:0", "--workers", "4"]);
+        command.envs(env.iter().copied());
         command
             .env_remove("COMPASS_NOW")
             .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY)
