@@ -5,6 +5,7 @@
 
 mod attacks;
 mod bad_input;
+mod chaos;
 mod claude_client;
 mod cli;
 mod customers;

@@ -206,6 +206,28 @@ impl Serving {
 
     /// `start`, with more environment variables (secrets) for serve.
     pub fn start_with_env(install: Install, env: &[(&str, &str)]) -> Serving {
+        let (child, base) = Serving::spawn(&install, env);
+        let serving = Serving {
+            install,
+            base,
+            child,
+        };
+        serving.wait_healthy();
+        serving
+    }
+
+    /// Kills serve with SIGKILL (no shutdown at all) and starts it again on the same
+    /// installation, on a new port.
+    pub fn restart_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base) = Serving::spawn(&self.install, &[]);
+        self.child = child;
+        self.base = base;
+        self.wait_healthy();
+    }
+
+    fn spawn(install: &Install, env: &[(&str, &str)]) -> (std::process::Child, String) {
         use std::io::BufRead;
         let mut command = install.command(&["serve", "--listen", "127.0.0.1:0", "--workers", "4"]);
         command.envs(env.iter().copied());
@@ -226,18 +248,17 @@ impl Serving {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
             .to_owned();
-        let serving = Serving {
-            install,
-            base,
-            child,
-        };
+        (child, base)
+    }
+
+    fn wait_healthy(&self) {
         for _ in 0..100 {
-            if serving.get("/healthz").0 == 200 {
-                return serving;
+            if self.get("/healthz").0 == 200 {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("compass serve did not become healthy at {}", serving.base);
+        panic!("compass serve did not become healthy at {}", self.base);
     }
 
     pub fn agent() -> ureq::Agent {

@@ -1,0 +1,327 @@
+//! The chaos test: compass's promises (no payment lost, nothing done or sent twice) under
+//! redelivered and reordered webhooks, a flaky model, an SMTP outage, and `serve` and
+//! `process` killed with SIGKILL at random moments and started again.
+//!
+//! A short version runs with the suite. `COMPASS_CHAOS_ORDERS=200 COMPASS_CHAOS_KILLS=20`
+//! runs the long one (minutes): `scripts/test-services start && eval "$(scripts/test-services
+//! env)" && COMPASS_CHAOS_ORDERS=200 cargo test --test it chaos -- --nocapture`.
+//!
+//! The SMTP outage points compass at a closed port for a while rather than stopping maildev,
+//! which the rest of the suite is using at the same time.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use compass::order::{Status, Tier};
+use compass::questionnaire::Questionnaire;
+use serde_json::json;
+
+use crate::maildev::inbox;
+use crate::payments::{localstripe, pay, place_json_order, register_webhook};
+use crate::services::service;
+use crate::support::{Install, STRIPE_KEY, Serving, stdout};
+
+/// A small deterministic generator (xorshift), seeded per run and printed, so a failing run
+/// can be replayed with `COMPASS_CHAOS_SEED`.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Short leases and backoffs, so that killed runs are taken over within seconds.
+fn chaos_install(model: &str) -> Install {
+    let install = Install::with_stripe(&localstripe()).without_rate_limits();
+    crate::seed::point_at_claude(
+        &install.config(),
+        &service("COMPASS_TEST_CLAUDE_URL"),
+        model,
+    )
+    .expect("point at llmock");
+    install.use_smtp(&service("COMPASS_TEST_SMTP"));
+    let config = std::fs::read_to_string(install.config()).expect("config");
+    let config = config
+        .replace("timeout_secs = 300", "timeout_secs = 4")
+        .replace("lease_secs = 900", "lease_secs = 9")
+        .replace("backoff_base_secs = 30", "backoff_base_secs = 1")
+        .replace("backoff_cap_secs = 3600", "backoff_cap_secs = 2")
+        .replace("max_attempts = 5", "max_attempts = 12");
+    std::fs::write(install.config(), config).expect("write config");
+    install
+}
+
+fn set_smtp_port(install: &Install, from: &str, to: &str) {
+    let config = std::fs::read_to_string(install.config()).expect("config");
+    std::fs::write(
+        install.config(),
+        config.replace(&format!("smtp_port = {from}"), &format!("smtp_port = {to}")),
+    )
+    .expect("write config");
+}
+
+fn spawn_process(install: &Install) -> Child {
+    let mut command = install.command(&["process", "--concurrency", "4"]);
+    command
+        .env_remove("COMPASS_NOW")
+        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-chaos")
+        .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command.spawn().expect("start process")
+}
+
+/// Every `payment_intent.succeeded` event localstripe recorded for `intents`.
+fn payment_events(intents: &[String]) -> Vec<serde_json::Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut found = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/events?limit=100", localstripe());
+        if let Some(id) = &after {
+            url.push_str(&format!("&starting_after={id}"));
+        }
+        let body = agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {STRIPE_KEY}"))
+            .call()
+            .expect("localstripe answers")
+            .body_mut()
+            .read_to_string()
+            .expect("events");
+        let page: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        for event in &data {
+            let id = event["data"]["object"]["id"].as_str().unwrap_or_default();
+            if event["type"] == "payment_intent.succeeded" && intents.iter().any(|i| i == id) {
+                found.push(event.clone());
+            }
+        }
+        match (page["has_more"].as_bool(), data.last()) {
+            (Some(true), Some(last)) => after = last["id"].as_str().map(str::to_owned),
+            _ => return found,
+        }
+    }
+}
+
+#[test]
+fn money_and_mail_survive_redelivery_faults_and_kills() {
+    let orders = env_number("COMPASS_CHAOS_ORDERS", 12) as usize;
+    let kills_wanted = env_number("COMPASS_CHAOS_KILLS", 4);
+    let seed = env_number("COMPASS_CHAOS_SEED", u64::from(std::process::id()) | 1);
+    let mut rng = Rng(seed);
+    println!("chaos: {orders} orders, at least {kills_wanted} kills, seed {seed}");
+    let started = Instant::now();
+
+    let model = format!("claude-chaos-{}", std::process::id());
+    let reply = serde_json::to_string(&compass::report::sample::written(
+        Tier::Standard,
+        &Questionnaire::builtin(),
+    ))
+    .expect("json");
+    crate::llmock::script(
+        &model,
+        json!([
+            { "type": "fail", "status": 429, "retry_after": 1, "times": 2 },
+            { "type": "fail", "status": 529, "times": 3 },
+            { "type": "fail", "status": 500, "times": 3 },
+            { "type": "delay", "seconds": 0.4, "times": orders },
+            { "type": "reply", "text": reply, "times": null },
+        ]),
+    );
+    let install = chaos_install(&model);
+    let mut server = Serving::start(install);
+    register_webhook(&server);
+
+    // Customers order and pay; each gets an address of their own, so maildev can be read per order.
+    let run = std::process::id();
+    let mut placed = Vec::new();
+    for i in 0..orders {
+        let email = format!("chaos-{run}-{i}@example.com");
+        let (order_id, intent) = place_json_order(&server, "standard", &email);
+        assert_eq!(pay(&intent, "pm_card_visa"), 200);
+        placed.push((order_id, intent, email));
+    }
+
+    // SMTP is down for the first part of the work.
+    let maildev_port = service("COMPASS_TEST_SMTP")
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .expect("port");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_port = dead.local_addr().expect("address").port().to_string();
+    drop(dead);
+    set_smtp_port(&server.install, &maildev_port, &dead_port);
+
+    // Webhooks: each payment event delivered 1-5 times, re-signed, in shuffled order, while
+    // serve and process are killed and restarted.
+    let intents: Vec<String> = placed.iter().map(|(_, i, _)| i.clone()).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut deliveries: Vec<serde_json::Value> = payment_events(&intents)
+        .into_iter()
+        .flat_map(|e| std::iter::repeat_n(e, 1 + rng.below(5) as usize))
+        .collect();
+    for i in (1..deliveries.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        deliveries.swap(i, j);
+    }
+    let mut kills = 0;
+    let mut workers: Vec<Child> = Vec::new();
+    let mut delivered = 0;
+    for (n, event) in deliveries.iter().enumerate() {
+        let (status, _) = server.deliver(&event.to_string());
+        if status == 200 {
+            delivered += 1;
+        }
+        if n % 7 == 0 {
+            workers.push(spawn_process(&server.install));
+        }
+        if rng.below(10) == 0 && !workers.is_empty() {
+            let victim = workers.remove(rng.below(workers.len() as u64) as usize);
+            kill(victim);
+            kills += 1;
+        }
+        if rng.below(40) == 0 {
+            server.restart_hard();
+            register_webhook(&server);
+            kills += 1;
+        }
+    }
+    // More kills of process runs mid-work, until enough happened.
+    let mut round = 0;
+    while kills < kills_wanted || round < 3 {
+        round += 1;
+        let victim = spawn_process(&server.install);
+        std::thread::sleep(Duration::from_millis(200 + rng.below(1500)));
+        kill(victim);
+        kills += 1;
+        if round == 3 {
+            set_smtp_port(&server.install, &dead_port, &maildev_port);
+        }
+    }
+    for worker in workers {
+        kill(worker);
+        kills += 1;
+    }
+    set_smtp_port(&server.install, &dead_port, &maildev_port);
+
+    // Calm: process runs until every paid order is done and the outbox is empty.
+    let deadline = Instant::now() + Duration::from_secs(60 + 3 * orders as u64);
+    loop {
+        let mut command = server.install.command(&["process", "--concurrency", "4"]);
+        command
+            .env_remove("COMPASS_NOW")
+            .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-chaos")
+            .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
+        stdout(&command.output().expect("process"));
+        let db = server.install.db();
+        let busy = placed.iter().any(|(id, _, _)| {
+            let detail = db.order_detail(id).expect("read").expect("order");
+            matches!(
+                detail.summary.status,
+                Status::PendingPayment
+                    | Status::Paid
+                    | Status::Generating
+                    | Status::Refunding
+                    | Status::Failed
+            ) || detail.emails.iter().any(|e| e.status != "sent")
+        });
+        if !busy {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the orders did not settle in time"
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+
+    // The promises.
+    let db = server.install.db();
+    let mut outcome: BTreeMap<String, usize> = BTreeMap::new();
+    for (id, _, email) in &placed {
+        let detail = db.order_detail(id).expect("read").expect("order");
+        let status = detail.summary.status;
+        assert!(
+            matches!(status, Status::Completed | Status::Refunded),
+            "order {id} ended {status}"
+        );
+        *outcome.entry(status.to_string()).or_default() += 1;
+        let kinds: Vec<&str> = detail.timeline.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "payment_confirmed").count(),
+            1,
+            "{id}: paid once: {kinds:?}"
+        );
+        if status == Status::Completed {
+            assert_eq!(
+                kinds.iter().filter(|k| **k == "generated").count(),
+                1,
+                "{id}: written once: {kinds:?}"
+            );
+            let after = kinds.iter().skip_while(|k| **k != "generated").skip(1);
+            assert!(
+                after.clone().all(|k| *k != "claimed"),
+                "{id}: worked after completion: {kinds:?}"
+            );
+        }
+        // Exactly one email per (order, kind) reached the customer.
+        let mut subjects: BTreeMap<String, usize> = BTreeMap::new();
+        for message in inbox(email) {
+            *subjects
+                .entry(message["subject"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        assert!(
+            subjects.values().all(|n| *n == 1),
+            "{id}: a message went out twice: {subjects:?}"
+        );
+        assert_eq!(
+            subjects.len(),
+            detail.emails.len(),
+            "{id}: every queued email arrived: {subjects:?}"
+        );
+    }
+    drop(db);
+    let mut audit = server
+        .install
+        .command(&["audit", "--stripe", "--since", "1d"]);
+    audit
+        .env_remove("COMPASS_NOW")
+        .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
+    let audited = audit.output().expect("audit");
+    assert!(
+        audited.status.success(),
+        "audit: {}{}",
+        String::from_utf8_lossy(&audited.stdout),
+        String::from_utf8_lossy(&audited.stderr)
+    );
+    println!(
+        "chaos: {orders} orders ({outcome:?}), {delivered} webhook deliveries of {} events, {kills} kills, {:.0} s; audit clean",
+        intents.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(kills >= kills_wanted);
+}
+
+/// SIGKILL, and reap.
+fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
