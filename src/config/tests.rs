@@ -123,10 +123,7 @@ fn other_values_are_checked() {
             "[captcha]\nprovider = \"recaptcha\"",
             "captcha.provider must be \"\" (none), \"turnstile\" or \"hcaptcha\", got \"recaptcha\"",
         ),
-        (
-            "[captcha]\nprovider = \"turnstile\"",
-            "captcha.site_key",
-        ),
+        ("[captcha]\nprovider = \"turnstile\"", "captcha.site_key"),
         (
             "[limits]\ntrusted_proxies = [\"my-proxy\"]",
             "limits.trusted_proxies: `my-proxy` is not an IP address",

@@ -375,5 +375,13 @@ pub fn bind(address: &str) -> anyhow::Result<TcpListener> {
     let socket: SocketAddr = address
         .parse()
         .with_context(|| format!("`{address}` is not an address like 127.0.0.1:8080"))?;
-    TcpListener::bind(socket).with_context(|| format!("cannot listen on {address}"))
+    let listener =
+        TcpListener::bind(socket).with_context(|| format!("cannot listen on {address}"))?;
+    // tiny_http writes a response's head and body separately; with Nagle's algorithm on, a
+    // keep-alive client's delayed ACK then holds every page over a few hundred bytes for 40 ms.
+    // Accepted connections inherit the option from the listener (Linux).
+    socket2::SockRef::from(&listener)
+        .set_tcp_nodelay(true)
+        .with_context(|| format!("cannot set TCP_NODELAY on {address}"))?;
+    Ok(listener)
 }
