@@ -35,9 +35,9 @@ pub struct OutboxEmail {
     pub link_token: Option<String>,
 }
 
-/// What an order's emails say about it.
+/// An order as its emails and pages describe it.
 #[derive(Clone, Debug, Serialize)]
-pub struct MailFacts {
+pub struct OrderFacts {
     pub name: String,
     pub company: String,
     pub tier: Tier,
@@ -191,8 +191,8 @@ impl Db {
             .context("cannot count the outbox")
     }
 
-    /// What an order's emails need to say.
-    pub fn mail_facts(&self, order_id: &str) -> anyhow::Result<Option<MailFacts>> {
+    /// An order as its emails and pages describe it (one query).
+    pub fn order_facts(&self, order_id: &str) -> anyhow::Result<Option<OrderFacts>> {
         self.conn
             .prepare_cached(
                 "SELECT c.name, o.company, o.tier, o.status, o.amount_cents, o.currency, \
@@ -200,7 +200,7 @@ impl Db {
                  FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = ?1",
             )?
             .query_row([order_id], |row| {
-                Ok(MailFacts {
+                Ok(OrderFacts {
                     name: row.get(0)?,
                     company: row.get(1)?,
                     tier: parse_col(row, 2)?,

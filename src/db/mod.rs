@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
-pub use mail::{CustomerOrder, MailFacts, OutboxEmail, SignInLimits, SignInRequest};
+pub use mail::{CustomerOrder, OrderFacts, OutboxEmail, SignInLimits, SignInRequest};
 pub use ops::{BackupInfo, Stats, StoreCounts, Violation};
 pub use orders::{
     Artifact, EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow,

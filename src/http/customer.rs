@@ -84,9 +84,9 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
     let Some(order) = order_by_token(app, token)? else {
         return Ok(not_found(app));
     };
-    let detail = app
+    let facts = app
         .db
-        .order_detail(&order.id)?
+        .order_facts(&order.id)?
         .ok_or_else(|| anyhow::anyhow!("order {} vanished", order.id))?;
     let status = order.order.status;
     let (heading, text) = match status {
@@ -171,7 +171,7 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
     data["token"] = json!(token);
     data["order_number"] = json!(order.id[..8].to_ascii_uppercase());
     data["tier"] = json!(order.tier.title());
-    data["company"] = json!(detail.summary.company);
+    data["company"] = json!(facts.company);
     data["paid"] = json!(money::format(
         order.order.amount_cents,
         &order.order.currency

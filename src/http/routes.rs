@@ -553,8 +553,11 @@ fn payment_page(app: &mut App, token: &str, now: OffsetDateTime) -> anyhow::Resu
             ));
         }
     };
-    let detail = app.db.order_detail(&order.id)?;
-    let company = detail.map(|d| d.summary.company).unwrap_or_default();
+    let company = app
+        .db
+        .order_facts(&order.id)?
+        .map(|f| f.company)
+        .unwrap_or_default();
     let mut data = base(app, "Payment");
     data["tier"] = json!(order.tier.title());
     data["company"] = json!(company);

@@ -115,7 +115,7 @@ fn compose(
         .as_deref()
         .ok_or_else(|| anyhow::anyhow!("a {} email without an order", email.kind))?;
     let facts = db
-        .mail_facts(order_id)?
+        .order_facts(order_id)?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} is gone"))?;
     let data = json!({
         "business": config.business_name,
