@@ -106,4 +106,16 @@ mod tests {
         assert!(starter.contains("Five quick wins"));
         assert!(!starter.contains("Budget ranges") && !starter.contains("Risks"));
     }
+
+    #[test]
+    fn fragments_of_markup_only_ever_appear_escaped() {
+        // From fuzzing (fuzz/fuzz_targets/report_html.rs): `><` and friends as the company.
+        for text in ["><", "\"'`=", "</title><script>", "&amp;"] {
+            let company = format!("|{text}|");
+            let html = render(&report(Tier::Standard, &company), "Compass").expect("renders");
+            let escaped = format!("|{}|", handlebars::html_escape(text));
+            assert!(html.contains(&escaped), "{text}: {escaped} missing");
+            assert!(!html.contains(&company), "{text}: raw in the page");
+        }
+    }
 }
