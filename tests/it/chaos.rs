@@ -205,6 +205,39 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
             kills += 1;
         }
     }
+    // Every tenth customer asks for a refund (inside the rule: refunded at once, by serve right
+    // after its answer); now and then serve is killed straight after, before it could ask
+    // Stripe, and process must carry the refund out instead.
+    let refunders: Vec<usize> = (0..orders).filter(|i| i % 10 == 3).collect();
+    for i in &refunders {
+        let (id, _, _) = &placed[*i];
+        let token = server
+            .install
+            .db()
+            .order(id)
+            .expect("read")
+            .expect("order")
+            .status_token;
+        let body = serde_urlencoded::to_string([("reason", "chaos")]).expect("form");
+        let (status, _, page) = server.post_with(
+            &format!("/status/{token}/refund"),
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Origin", "http://127.0.0.1:8080"),
+            ],
+            body.as_bytes(),
+        );
+        assert!(
+            status == 303 || status == 409,
+            "{id}: refund answered {status}: {page}"
+        );
+        if rng.below(3) == 0 {
+            server.restart_hard();
+            register_webhook(&server);
+            kills += 1;
+        }
+    }
+
     // More kills of process runs mid-work, until enough happened.
     let mut round = 0;
     while kills < kills_wanted || round < 3 {
@@ -257,13 +290,36 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
     // The promises.
     let db = server.install.db();
     let mut outcome: BTreeMap<String, usize> = BTreeMap::new();
-    for (id, _, email) in &placed {
+    for (i, (id, _, email)) in placed.iter().enumerate() {
         let detail = db.order_detail(id).expect("read").expect("order");
         let status = detail.summary.status;
         assert!(
             matches!(status, Status::Completed | Status::Refunded),
             "order {id} ended {status}"
         );
+        // Refunded exactly once at Stripe, and Stripe's refund is the one compass recorded.
+        let at_stripe = crate::customers::localstripe_refunds(&detail);
+        if refunders.contains(&i) {
+            assert_eq!(status, Status::Refunded, "{id} asked for a refund");
+            assert_eq!(
+                at_stripe.len(),
+                1,
+                "{id}: refunded once at Stripe: {at_stripe:?}"
+            );
+            assert_eq!(at_stripe[0]["amount"], detail.summary.amount_cents);
+            let ours: Vec<_> = detail
+                .refunds
+                .iter()
+                .filter(|r| r.status == "succeeded")
+                .collect();
+            assert_eq!(ours.len(), 1, "{id}: {:?}", detail.refunds);
+            assert_eq!(
+                ours[0].stripe_refund_id.as_deref(),
+                at_stripe[0]["id"].as_str()
+            );
+        } else {
+            assert!(at_stripe.is_empty(), "{id}: refunded without being asked");
+        }
         *outcome.entry(status.to_string()).or_default() += 1;
         let kinds: Vec<&str> = detail.timeline.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(

@@ -77,7 +77,7 @@ fn refund_form(server: &Serving, token: &str, reason: &str, origin: Option<&str>
         .0
 }
 
-fn localstripe_refunds(order: &compass::db::OrderDetail) -> Vec<serde_json::Value> {
+pub fn localstripe_refunds(order: &compass::db::OrderDetail) -> Vec<serde_json::Value> {
     let intent = &order.payments[0].payment_intent_id;
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     let body = agent
