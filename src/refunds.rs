@@ -13,6 +13,10 @@ use crate::app::App;
 use crate::db::{RefundToIssue, Violation};
 use crate::order::Event;
 
+/// How long a refund row is held by the process asking Stripe for it: far longer than the
+/// call (with its retries) may take.
+const CLAIM: time::Duration = time::Duration::minutes(1);
+
 /// What asking Stripe for one refund came to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "result", content = "detail")]
@@ -43,7 +47,7 @@ pub fn issue_pending(
     only: Option<&str>,
     now: OffsetDateTime,
 ) -> anyhow::Result<Vec<IssuedRefund>> {
-    let due = app.db.refunds_to_issue(only)?;
+    let due = app.db.claim_refunds(only, now, CLAIM)?;
     let mut done = Vec::with_capacity(due.len());
     for refund in due {
         let issued = issue(app, &refund, now)?;

@@ -51,26 +51,42 @@ impl Db {
         })
     }
 
-    /// Pending refunds not yet known to Stripe, oldest first; of one order, or of all.
-    pub fn refunds_to_issue(&self, order_id: Option<&str>) -> anyhow::Result<Vec<RefundToIssue>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT r.order_id, r.number, r.amount_cents, r.idempotency_key, \
-             (SELECT p.payment_intent_id FROM payments p WHERE p.order_id = r.order_id \
-              ORDER BY p.status = 'succeeded' DESC, p.id LIMIT 1) \
-             FROM refunds r WHERE r.status = 'pending' AND r.stripe_refund_id IS NULL \
-             AND (?1 IS NULL OR r.order_id = ?1) ORDER BY r.created_at, r.number",
-        )?;
-        let rows = stmt.query_map([order_id], |row| {
-            Ok(RefundToIssue {
-                order_id: row.get(0)?,
-                number: row.get(1)?,
-                amount_cents: row.get(2)?,
-                idempotency_key: row.get(3)?,
-                payment_intent: row.get(4)?,
-            })
-        })?;
-        rows.collect::<Result<_, _>>()
-            .context("cannot read the refunds to issue")
+    /// Claims the pending refunds not yet known to Stripe (of one order, or of all), oldest
+    /// first, until `now + hold`: a refund another process is asking for is left alone.
+    pub fn claim_refunds(
+        &mut self,
+        order_id: Option<&str>,
+        now: OffsetDateTime,
+        hold: time::Duration,
+    ) -> anyhow::Result<Vec<RefundToIssue>> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE refunds SET claimed_until = ?3 \
+                 WHERE status = 'pending' AND stripe_refund_id IS NULL \
+                 AND (claimed_until IS NULL OR claimed_until <= ?2) \
+                 AND (?1 IS NULL OR order_id = ?1) \
+                 RETURNING order_id, number, amount_cents, idempotency_key, \
+                 (SELECT p.payment_intent_id FROM payments p WHERE p.order_id = refunds.order_id \
+                  ORDER BY p.status = 'succeeded' DESC, p.id LIMIT 1), created_at",
+            )?;
+            let mut claimed: Vec<(RefundToIssue, i64)> = stmt
+                .query_map(params![order_id, to_db(now), to_db(now + hold)], |row| {
+                    Ok((
+                        RefundToIssue {
+                            order_id: row.get(0)?,
+                            number: row.get(1)?,
+                            amount_cents: row.get(2)?,
+                            idempotency_key: row.get(3)?,
+                            payment_intent: row.get(4)?,
+                        },
+                        row.get(5)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            claimed.sort_by_key(|(r, created)| (*created, r.number));
+            Ok(claimed.into_iter().map(|(r, _)| r).collect())
+        })
+        .context("cannot claim the refunds to issue")
     }
 
     /// Records Stripe's id for our refund `number` of `order_id`.
@@ -101,8 +117,9 @@ impl Db {
         error: &str,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
+        // The claim goes: the next pass asks again.
         self.execute(
-            "UPDATE refunds SET last_error = ?3, updated_at = ?4 \
+            "UPDATE refunds SET last_error = ?3, updated_at = ?4, claimed_until = NULL \
              WHERE order_id = ?1 AND number = ?2",
             params![order_id, number, error, to_db(now)],
         )

@@ -45,6 +45,7 @@ fn released_migrations_are_never_edited() {
         [
             "V1__init 11871807138905593650",
             "V2__customers 8364569449095443846",
+            "V3__refund_claims 14420552205075066461",
         ]
     "#]]
     .assert_debug_eq(&listed);
