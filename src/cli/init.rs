@@ -80,7 +80,7 @@ pub fn run(
         )?;
         writeln!(
             out,
-            "  3. `compass orders` lists the orders as they come in."
+            "  3. `compass doctor` checks the setup; `compass orders` lists the orders as they come in."
         )?;
     }
     Ok(())

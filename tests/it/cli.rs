@@ -54,13 +54,13 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         wrote   DIR/compass.toml
-        created DIR/compass.db (schema version 2)
+        created DIR/compass.db (schema version 3)
 
         Next:
           1. Edit DIR/compass.toml: your business name, public_url, prices and mail sender.
           2. Set the secrets in the service's environment (never in the file):
              COMPASS_STRIPE_SECRET_KEY, COMPASS_STRIPE_WEBHOOK_SECRETS, COMPASS_ANTHROPIC_API_KEY, COMPASS_SMTP_PASSWORD
-          3. `compass orders` lists the orders as they come in.
+          3. `compass doctor` checks the setup; `compass orders` lists the orders as they come in.
     "#]]
     .assert_eq(&printed);
     assert_eq!(
@@ -84,7 +84,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         kept    DIR/compass.toml
-        kept    DIR/compass.db (schema version 2)
+        kept    DIR/compass.db (schema version 3)
     "#]]
     .assert_eq(&printed);
     assert_eq!(
