@@ -21,6 +21,7 @@ use crate::order::Status;
 ///   compass orders --status paid --since 2d  paid orders from the last two days
 ///   compass orders --email ada@example.com   one customer's orders
 ///   compass orders --json --limit 0 | jq     every order, for scripts
+///   compass orders --csv --limit 0 > orders.csv  for the accountant (amounts in cents)
 ///   compass orders show 019a4c2e             one order: payment, refunds, emails, timeline
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, verbatim_doc_comment)]
@@ -48,8 +49,13 @@ pub struct Args {
 
     /// Print a JSON array instead of a table (stable field names, RFC 3339 times, amounts in
     /// cents)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
+
+    /// Print CSV for accounting: date, order, customer, tier, status, amounts in cents,
+    /// currency, and the Stripe ids of the payment and its refunds
+    #[arg(long)]
+    csv: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -96,6 +102,9 @@ pub fn run(
         },
     };
     let orders = app.db.list_orders(&filter)?;
+    if args.csv {
+        return csv(&app, &orders, out);
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &orders)?;
         writeln!(out)?;
@@ -122,6 +131,46 @@ pub fn run(
             )?;
         }
     }
+    Ok(())
+}
+
+/// The orders as CSV, one row each, with a header.
+fn csv(app: &App, orders: &[OrderSummary], out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut writer = ::csv::Writer::from_writer(out);
+    writer.write_record([
+        "created_at",
+        "order_id",
+        "email",
+        "name",
+        "company",
+        "tier",
+        "status",
+        "amount_cents",
+        "refunded_cents",
+        "currency",
+        "payment_intent",
+        "charge",
+        "refunds",
+    ])?;
+    for order in orders {
+        let (intent, charge, refunds) = app.db.stripe_ids(&order.id)?;
+        writer.write_record([
+            clock::rfc3339(order.created_at).as_str(),
+            &order.id,
+            &order.email,
+            &order.name,
+            &order.company,
+            order.tier.as_str(),
+            order.status.as_str(),
+            &order.amount_cents.to_string(),
+            &order.refunded_cents.to_string(),
+            &order.currency,
+            intent.as_deref().unwrap_or(""),
+            charge.as_deref().unwrap_or(""),
+            &refunds.join(" "),
+        ])?;
+    }
+    writer.flush()?;
     Ok(())
 }
 

@@ -373,6 +373,32 @@ impl Db {
             .with_context(|| format!("cannot read the orders of customer {customer_id}"))
     }
 
+    /// An order's Stripe ids, for the accounting export: its PaymentIntent and charge (the
+    /// succeeded payment, else the first), and the ids of its succeeded refunds.
+    pub fn stripe_ids(
+        &self,
+        order_id: &str,
+    ) -> anyhow::Result<(Option<String>, Option<String>, Vec<String>)> {
+        let (intent, charge) = self
+            .conn
+            .prepare_cached(
+                "SELECT payment_intent_id, charge_id FROM payments WHERE order_id = ?1 \
+                 ORDER BY status = 'succeeded' DESC, id LIMIT 1",
+            )?
+            .query_row([order_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?
+            .unwrap_or((None, None));
+        let refunds = self
+            .conn
+            .prepare_cached(
+                "SELECT stripe_refund_id FROM refunds WHERE order_id = ?1 \
+                 AND status = 'succeeded' AND stripe_refund_id IS NOT NULL ORDER BY number",
+            )?
+            .query_map([order_id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok((intent, charge, refunds))
+    }
+
     /// Counts a download of the report (it feeds the self-service refund rule).
     pub fn record_download(&mut self, order_id: &str, now: OffsetDateTime) -> anyhow::Result<()> {
         self.execute(

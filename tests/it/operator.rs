@@ -409,3 +409,48 @@ fn logs_carry_request_ids_and_never_a_status_token() {
     assert_eq!(json["fields"]["route"], "/status/{token}", "{line}");
     assert_eq!(json["fields"]["status"], 200, "{line}");
 }
+
+#[test]
+fn the_csv_export_parses_and_its_revenue_matches_stats() {
+    let install = Install::new();
+    let mut db = install.db();
+    seed(&mut db, 120, NOW, Duration::hours(5), &Policy::default()).expect("seed");
+    drop(db);
+    let printed = stdout(&install.compass(&["orders", "--csv", "--limit", "0"]));
+    let mut reader = csv::Reader::from_reader(printed.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("a header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header[..3], ["created_at", "order_id", "email"]);
+    let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("CSV");
+    assert_eq!(rows.len(), 120);
+    let column = |name: &str| header.iter().position(|h| h == name).expect("column");
+    let (amount, refunded, status) = (
+        column("amount_cents"),
+        column("refunded_cents"),
+        column("status"),
+    );
+    let paid = |row: &csv::StringRecord| !matches!(&row[status], "pending_payment" | "expired");
+    let cents = |row: &csv::StringRecord, i: usize| row[i].parse::<i64>().expect("cents");
+    let revenue: i64 = rows
+        .iter()
+        .filter(|r| paid(r))
+        .map(|r| cents(r, amount))
+        .sum();
+    let refunds: i64 = rows.iter().map(|r| cents(r, refunded)).sum();
+    let stats: serde_json::Value = serde_json::from_str(&stdout(
+        &install.compass(&["stats", "--since", "90d", "--json"]),
+    ))
+    .expect("JSON");
+    assert_eq!(stats["revenue_cents"], revenue);
+    assert_eq!(stats["refunded_cents"], refunds);
+    let conflict = install.compass(&["orders", "--csv", "--json"]);
+    assert_eq!(
+        conflict.status.code(),
+        Some(2),
+        "--csv and --json together is a usage mistake"
+    );
+}
