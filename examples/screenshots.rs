@@ -13,11 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use compass::config::EXAMPLE;
 use compass::db::{Db, NewOrder};
 use compass::http::{self, DemoStripe};
 use compass::order::{Event, Policy, RefundSource, Tier};
-use compass::process::{self, Options, Outcome, Progress, Writer};
+use compass::process::{self, Options, Silent, Writer};
 use compass::questionnaire::Questionnaire;
 use time::OffsetDateTime;
 
@@ -36,28 +35,9 @@ fn main() -> anyhow::Result<()> {
     let listener = http::bind("127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);
     let config = dir.path().join("compass.toml");
-    std::fs::write(
-        &config,
-        EXAMPLE
-            .replace(
-                "public_url = \"http://127.0.0.1:8080\"",
-                &format!("public_url = \"{base}\""),
-            )
-            .replace(
-                "api_base = \"https://api.stripe.com\"",
-                &format!("api_base = \"{}\"", stand_in.base),
-            )
-            .replace(
-                "publishable_key = \"\"",
-                "publishable_key = \"pk_test_demo\"",
-            ),
-    )?;
+    std::fs::write(&config, stand_in.config(&base))?;
     let mut db = Db::create(&dir.path().join("compass.db"))?.0;
-    let env = |name: &str| match name {
-        "COMPASS_STRIPE_SECRET_KEY" => Some("sk_test_screenshots".to_owned()),
-        "COMPASS_STRIPE_WEBHOOK_SECRETS" => Some("whsec_screenshots".to_owned()),
-        _ => None,
-    };
+    let env = http::demo_env;
 
     let now = OffsetDateTime::now_utc();
     let policy = Policy::default();
@@ -115,7 +95,7 @@ fn main() -> anyhow::Result<()> {
         concurrency: 2,
         writer: Writer::Sample,
     };
-    process::run_once(&config, &env, &clock, &options, &Quiet)?;
+    process::run_once(&config, &env, &clock, &options, &Silent)?;
     db.record_download(&review.0, now)?;
     db.request_refund(
         &review.0,
@@ -254,12 +234,4 @@ fn shoot(chromium: &str, url: &str, file: &Path, width: u32, height: u32) -> any
         "{chromium} could not shoot {url}"
     );
     Ok(())
-}
-
-struct Quiet;
-
-impl Progress for Quiet {
-    fn claimed(&self, _total: usize) {}
-    fn working(&self, _order_id: &str) {}
-    fn done(&self, _outcome: &Outcome) {}
 }

@@ -100,6 +100,15 @@ pub trait Progress: Sync {
     fn done(&self, outcome: &Outcome);
 }
 
+/// Progress nobody watches (the demo, the screenshots).
+pub struct Silent;
+
+impl Progress for Silent {
+    fn claimed(&self, _total: usize) {}
+    fn working(&self, _order_id: &str) {}
+    fn done(&self, _outcome: &Outcome) {}
+}
+
 /// The clock, read at each step of a long batch.
 pub type Clock<'a> = &'a (dyn Fn() -> anyhow::Result<OffsetDateTime> + Sync);
 

@@ -10,17 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::config::EXAMPLE;
 use crate::db::Db;
 use crate::http::{self, DemoStripe};
 use crate::order::{Status, Tier};
-use crate::process::{self, Options, Outcome, Progress, Writer};
+use crate::process::{self, Options, Silent, Writer};
 use crate::{clock, stripe};
 
 /// The sample customer's answers (the same file `compass preview` takes).
 const SAMPLE_ANSWERS: &str = include_str!("../../examples/questionnaire.json");
-const DEMO_STRIPE_KEY: &str = "sk_test_compass_demo";
-const DEMO_WEBHOOK_SECRET: &str = "whsec_compass_demo";
 
 /// Try compass end to end without keys: one sample order, paid, written and emailed
 ///
@@ -74,19 +71,7 @@ fn demo(args: &Args, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let stand_in = DemoStripe::start()?;
 
     let config = dir.join("compass.toml");
-    let text = EXAMPLE
-        .replace(
-            "public_url = \"http://127.0.0.1:8080\"",
-            &format!("public_url = \"{base}\""),
-        )
-        .replace(
-            "api_base = \"https://api.stripe.com\"",
-            &format!("api_base = \"{}\"", stand_in.base),
-        )
-        .replace(
-            "publishable_key = \"\"",
-            "publishable_key = \"pk_test_demo\"",
-        );
+    let text = stand_in.config(&base);
     anyhow::ensure!(
         !config.exists(),
         "{} exists already: give --dir an empty directory",
@@ -95,12 +80,7 @@ fn demo(args: &Args, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
     Db::create(&dir.join("compass.db"))?;
     super::init::restrict_to_owner(&dir.join("compass.db"))?;
-    // The demo's only secrets; nothing is read from the real environment.
-    let env = |name: &str| match name {
-        "COMPASS_STRIPE_SECRET_KEY" => Some(DEMO_STRIPE_KEY.to_owned()),
-        "COMPASS_STRIPE_WEBHOOK_SECRETS" => Some(DEMO_WEBHOOK_SECRET.to_owned()),
-        _ => None,
-    };
+    let env = http::demo_env;
     writeln!(out, "demo installation in {}", dir.display())?;
 
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -201,7 +181,7 @@ fn walk_through(
         "data": { "object": paid },
     })
     .to_string();
-    let signature = stripe::webhook::sign(event.as_bytes(), DEMO_WEBHOOK_SECRET, now);
+    let signature = stripe::webhook::sign(event.as_bytes(), http::DEMO_WEBHOOK_SECRET, now);
     let status = agent
         .post(&format!("{base}/webhooks/stripe"))
         .header("Content-Type", "application/json")
@@ -232,7 +212,7 @@ fn walk_through(
             concurrency: 1,
             writer: Writer::Sample,
         },
-        &Quiet,
+        &Silent,
     )?;
     anyhow::ensure!(
         summary.outcomes.iter().any(|o| o.order_id == order_id),
@@ -257,13 +237,4 @@ fn walk_through(
         &order_id[..8]
     )?;
     Ok(())
-}
-
-/// The demo prints its own steps.
-struct Quiet;
-
-impl Progress for Quiet {
-    fn claimed(&self, _total: usize) {}
-    fn working(&self, _order_id: &str) {}
-    fn done(&self, _outcome: &Outcome) {}
 }

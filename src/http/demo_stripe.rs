@@ -11,6 +11,21 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 
+/// The demo's Stripe secret key: only the stand-in accepts it.
+pub const DEMO_STRIPE_KEY: &str = "sk_test_compass_demo";
+/// The demo's webhook signing secret.
+pub const DEMO_WEBHOOK_SECRET: &str = "whsec_compass_demo";
+
+/// The demo's only secrets. Nothing is read from the real environment, so a demo can never
+/// reach a Stripe account, live or test.
+pub fn demo_env(name: &str) -> Option<String> {
+    match name {
+        "COMPASS_STRIPE_SECRET_KEY" => Some(DEMO_STRIPE_KEY.to_owned()),
+        "COMPASS_STRIPE_WEBHOOK_SECRETS" => Some(DEMO_WEBHOOK_SECRET.to_owned()),
+        _ => None,
+    }
+}
+
 /// The stand-in, running until dropped.
 pub struct DemoStripe {
     /// `http://127.0.0.1:PORT`, the `stripe.api_base` of the demo.
@@ -47,6 +62,24 @@ impl DemoStripe {
             stop,
             thread: Some(thread),
         })
+    }
+
+    /// The configuration of a demo installation: the example's defaults, served at
+    /// `public_url`, with payments going to this stand-in.
+    pub fn config(&self, public_url: &str) -> String {
+        crate::config::EXAMPLE
+            .replace(
+                "public_url = \"http://127.0.0.1:8080\"",
+                &format!("public_url = \"{public_url}\""),
+            )
+            .replace(
+                "api_base = \"https://api.stripe.com\"",
+                &format!("api_base = \"{}\"", self.base),
+            )
+            .replace(
+                "publishable_key = \"\"",
+                "publishable_key = \"pk_test_demo\"",
+            )
     }
 
     /// Marks a PaymentIntent paid, as a card payment would; the PaymentIntent as it is now.

@@ -31,7 +31,7 @@ use crate::clock;
 use crate::db::Db;
 use metrics::Metrics;
 
-pub use demo_stripe::DemoStripe;
+pub use demo_stripe::{DEMO_WEBHOOK_SECRET, DemoStripe, demo_env};
 pub use routes::handle;
 
 /// Form and JSON bodies larger than this answer 413.
