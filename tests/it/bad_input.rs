@@ -246,3 +246,115 @@ fn refunds_the_order_cannot_take_are_refused_before_stripe_is_asked() {
     assert!(line.contains("not at a terminal: add --yes"), "{line}");
     assert_eq!(files(install.dir.path()), before, "nothing written");
 }
+
+/// A paid order with its payment on record, against a scripted Stripe.
+fn paid_with_payment(stripe: &crate::fake_http::FakeHttp) -> (Install, String) {
+    let install = Install::with_stripe(&stripe.base);
+    let now = crate::support::NOW;
+    let mut db = install.db();
+    let id = crate::seed::paid_order(&mut db, compass::order::Tier::Starter, "Refused Ltd", now)
+        .expect("paid");
+    db.upsert_payment(
+        &compass::db::PaymentRecord {
+            order_id: &id,
+            payment_intent_id: "pi_refused",
+            status: "succeeded",
+            amount_cents: 4_900,
+            currency: "usd",
+            charge_id: Some("ch_refused"),
+            last_error: None,
+        },
+        now,
+    )
+    .expect("payment");
+    (install, id)
+}
+
+fn refund(install: &Install, id: &str) -> std::process::Output {
+    let mut command = install.command(&["refund", id, "--yes"]);
+    command.env("COMPASS_STRIPE_SECRET_KEY", "sk_test_compass");
+    command.output().expect("run refund")
+}
+
+#[test]
+fn a_refund_stripe_refuses_is_recorded_as_failed_and_the_audit_shows_the_money_owed() {
+    use crate::fake_http::{Answer, FakeHttp};
+    let stripe = FakeHttp::start(vec![Answer::json(
+        400,
+        serde_json::json!({ "error": {
+            "type": "invalid_request_error",
+            "message": "Charge ch_refused has already been refunded.",
+        }}),
+    )]);
+    let (install, id) = paid_with_payment(&stripe);
+    let out = refund(&install, &id);
+    assert_eq!(out.status.code(), Some(1));
+    // The warnings logged on the way (the operator alert) come before the one error line.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(line.starts_with("error: "), "{stderr}");
+    assert!(
+        line.contains("Stripe refused the refund of $49.00")
+            && line.contains("has already been refunded"),
+        "{line}"
+    );
+    let asked = stripe.received();
+    assert_eq!(asked.len(), 1, "a refusal is not retried");
+    assert_eq!(
+        asked[0].header("Idempotency-Key"),
+        Some(format!("compass-refund-{id}-1").as_str())
+    );
+    let detail = install
+        .db()
+        .order_detail(&id)
+        .expect("read")
+        .expect("order");
+    assert_eq!(detail.refunds[0].status, "failed");
+    assert!(
+        detail.refunds[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("already been refunded"))
+    );
+    // Nothing is refunding any more, yet the money is owed: the audit says so.
+    let out = install.compass(&["audit", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(found[0]["rule"], "owed_without_refund", "{found}");
+}
+
+#[test]
+fn a_refund_stripe_cannot_take_now_stays_pending_for_the_next_pass() {
+    use crate::fake_http::{Answer, FakeHttp};
+    // One 503, then nothing listens: every retry fails to connect.
+    let stripe = FakeHttp::start(vec![Answer::json(
+        503,
+        serde_json::json!({ "error": { "type": "api_error", "message": "overloaded" } }),
+    )]);
+    let (install, id) = paid_with_payment(&stripe);
+    let out = refund(&install, &id);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("the refund of $49.00 is recorded but Stripe was not reached"),
+        "{printed}"
+    );
+    let detail = install
+        .db()
+        .order_detail(&id)
+        .expect("read")
+        .expect("order");
+    assert_eq!(detail.refunds[0].status, "pending");
+    assert!(detail.refunds[0].stripe_refund_id.is_none());
+    assert!(detail.refunds[0].last_error.is_some());
+    // Its claim was let go: the next pass may ask at once.
+    let again = install
+        .db()
+        .claim_refunds(Some(&id), crate::support::NOW, time::Duration::minutes(1))
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+}
