@@ -292,6 +292,11 @@ impl Db {
         load(&self.conn, id)
     }
 
+    /// The order a status token opens, in one lookup (the customer's pages ask on every view).
+    pub fn order_by_token(&self, token: &str) -> anyhow::Result<Option<StoredOrder>> {
+        load_where(&self.conn, "o.status_token", token)
+    }
+
     /// Resolves what an operator typed: a whole id or a prefix of at least 8 characters that
     /// names one order.
     pub fn resolve_order_id(&self, typed: &str) -> anyhow::Result<String> {
@@ -638,22 +643,33 @@ fn query_all<T>(
 }
 
 fn load(conn: &rusqlite::Connection, id: &str) -> anyhow::Result<Option<StoredOrder>> {
+    load_where(conn, "o.id", id).with_context(|| format!("cannot read order {id}"))
+}
+
+/// The order whose `column` is `key` (its id, or its status token), with its pending refunds.
+/// Errors never name the key: a status token is a secret.
+fn load_where(
+    conn: &rusqlite::Connection,
+    column: &str,
+    key: &str,
+) -> anyhow::Result<Option<StoredOrder>> {
     let stored = conn
         .prepare_cached(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = ?1"
+            "SELECT {ORDER_COLUMNS} FROM orders o WHERE {column} = ?1"
         ))?
-        .query_row([id], stored_order)
+        .query_row([key], stored_order)
         .optional()
-        .with_context(|| format!("cannot read order {id}"))?;
+        .context("cannot read an order")?;
     let Some(mut stored) = stored else {
         return Ok(None);
     };
+    let id = stored.id.clone();
     let mut pending = conn.prepare_cached(
         "SELECT number, amount_cents FROM refunds \
          WHERE order_id = ?1 AND status = 'pending' ORDER BY number",
     )?;
     stored.order.pending_refunds = pending
-        .query_map([id], |row| {
+        .query_map([&id], |row| {
             Ok(PendingRefund {
                 number: row.get(0)?,
                 amount_cents: row.get(1)?,

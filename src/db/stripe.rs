@@ -298,15 +298,6 @@ impl Db {
             .context("cannot read the payment of an order")
     }
 
-    /// An order's id by its status token.
-    pub fn order_by_token(&self, token: &str) -> anyhow::Result<Option<String>> {
-        self.conn
-            .prepare_cached("SELECT id FROM orders WHERE status_token = ?1")?
-            .query_row([token], |row| row.get(0))
-            .optional()
-            .context("cannot look up a status token")
-    }
-
     /// Writes an audit row: who did what to which order.
     pub fn audit(
         &mut self,

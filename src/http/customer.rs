@@ -37,10 +37,7 @@ pub fn order_by_token(app: &App, token: &str) -> anyhow::Result<Option<StoredOrd
     if !plausible_token(token) {
         return Ok(None);
     }
-    match app.db.order_by_token(token)? {
-        Some(id) => app.db.order(&id),
-        None => Ok(None),
-    }
+    app.db.order_by_token(token)
 }
 
 /// Where the order is, as the customer's progress bar shows it.
