@@ -43,11 +43,12 @@ impl App {
         } else {
             None
         };
+        let pages = Pages::with_policies(Some(&config.policies_dir))?;
         Ok(App {
             config,
             db,
             stripe,
-            pages: Pages::new()?,
+            pages,
             questionnaire: Questionnaire::builtin(),
             limiter: Arc::default(),
             form_key: FormKey::random()?,

@@ -95,6 +95,10 @@ pub struct Config {
     pub limits: Limits,
     /// A CAPTCHA on the intake form, if configured.
     pub captcha: Option<Captcha>,
+    /// Where the operator's own policy pages may replace the built-in ones.
+    pub policies_dir: PathBuf,
+    /// How long answers and reports are kept; `None` keeps them.
+    pub retention: Option<Duration>,
 }
 
 /// A CAPTCHA provider whose answer the intake form must carry.
@@ -383,6 +387,7 @@ struct RawConfig {
     processing: RawProcessing,
     limits: RawLimits,
     captcha: RawCaptcha,
+    retention: RawRetention,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -407,14 +412,22 @@ impl Default for RawBusiness {
 #[serde(default, deny_unknown_fields)]
 struct RawPaths {
     database: PathBuf,
+    policies: PathBuf,
 }
 
 impl Default for RawPaths {
     fn default() -> Self {
         RawPaths {
             database: "compass.db".into(),
+            policies: "policies".into(),
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+struct RawRetention {
+    purge_after_days: i64,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -759,6 +772,17 @@ impl RawConfig {
                 r.window_days
             );
         }
+        let retention = match self.retention.purge_after_days {
+            0 => None,
+            days if (30..=3650).contains(&days) && days > r.window_days => {
+                Some(Duration::days(days))
+            }
+            days => bail!(
+                "retention.purge_after_days must be 0 (keep everything) or between 30 and 3650 \
+                 days, and longer than refunds.window_days ({}), got {days}",
+                r.window_days
+            ),
+        };
         let p = self.processing;
         if !(1..=100).contains(&p.max_attempts) {
             bail!(
@@ -843,6 +867,8 @@ impl RawConfig {
             public_url,
             support_email: b.support_email,
             database: dir.join(self.paths.database),
+            policies_dir: dir.join(self.paths.policies),
+            retention,
             prices: Prices {
                 currency,
                 starter: t.starter,

@@ -1,6 +1,11 @@
 //! The customer-facing pages: handlebars templates embedded in the binary, rendered with HTML
 //! escaping on (`{{x}}` escapes; nothing uses triple braces), in strict mode so a misspelt
 //! variable is an error, not an empty string.
+//!
+//! The policy pages (terms, privacy, refund policy) are the operator's to rewrite: a file of
+//! the same name in the configured folder replaces the built-in page, under the same rules.
+
+use std::path::Path;
 
 use anyhow::Context;
 use handlebars::Handlebars;
@@ -26,6 +31,17 @@ const TEMPLATES: [(&str, &str); 8] = [
     ),
 ];
 
+/// The policy pages, by route: the built-in text of each, which names the configured business
+/// and states the configured refund rule.
+pub const POLICIES: [(&str, &str); 3] = [
+    ("terms", include_str!("../templates/policies/terms.hbs")),
+    ("privacy", include_str!("../templates/policies/privacy.hbs")),
+    (
+        "refund-policy",
+        include_str!("../templates/policies/refund-policy.hbs"),
+    ),
+];
+
 /// The stylesheet every page links.
 pub const SITE_CSS: &str = include_str!("../templates/assets/site.css");
 /// The payment page's script (Stripe Payment Element).
@@ -34,8 +50,14 @@ pub const PAY_JS: &str = include_str!("../templates/assets/pay.js");
 pub const STATUS_JS: &str = include_str!("../templates/assets/status.js");
 
 impl Pages {
-    /// Compiles the embedded templates.
+    /// Compiles the embedded templates, with the built-in policy pages.
     pub fn new() -> anyhow::Result<Pages> {
+        Pages::with_policies(None)
+    }
+
+    /// Compiles the embedded templates; a policy page found in `policies` as `{name}.hbs`
+    /// replaces the built-in one.
+    pub fn with_policies(policies: Option<&Path>) -> anyhow::Result<Pages> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.set_prevent_indent(true);
@@ -43,6 +65,21 @@ impl Pages {
             registry
                 .register_template_string(name, text)
                 .with_context(|| format!("template {name} does not compile"))?;
+        }
+        for (name, builtin) in POLICIES {
+            let own = policies.map(|dir| dir.join(format!("{name}.hbs")));
+            match own.filter(|path| path.exists()) {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    registry
+                        .register_template_string(name, text)
+                        .with_context(|| format!("{} does not compile", path.display()))?;
+                }
+                None => registry
+                    .register_template_string(name, builtin)
+                    .with_context(|| format!("policy page {name} does not compile"))?,
+            }
         }
         Ok(Pages { registry })
     }

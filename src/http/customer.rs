@@ -186,6 +186,7 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
     data["report"] = report;
     data["refundable"] = json!(refundable);
     data["max_reason"] = json!(MAX_REASON);
+    data["refund_rule"] = json!(super::policies::refund_rule(&app.config));
     data["refresh"] = json!(pending(status));
     Ok(no_store(render(app, 200, "status", data)?))
 }

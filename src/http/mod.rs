@@ -14,6 +14,7 @@ mod demo_stripe;
 pub mod form_guard;
 pub mod limits;
 pub mod metrics;
+mod policies;
 mod routes;
 
 use std::io::Read;

@@ -7,7 +7,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::limits::{Action, client_ip};
-use super::{Request, Response, customer};
+use super::{Request, Response, customer, policies};
 use super::{captcha, form_guard};
 use crate::app::App;
 use crate::db::StoredOrder;
@@ -105,6 +105,7 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
     let result = match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["healthz"]) => Ok(healthz(app)),
         ("GET", [""]) => intake_page(app, &BTreeMap::new(), &[], None, 200, now),
+        ("GET", [page @ ("terms" | "privacy" | "refund-policy")]) => policies::page(app, page),
         ("GET", ["assets", "site.css"]) => Ok(asset("text/css", pages::SITE_CSS)),
         ("GET", ["assets", "pay.js"]) => Ok(asset("text/javascript", pages::PAY_JS)),
         ("GET", ["assets", "status.js"]) => Ok(asset("text/javascript", pages::STATUS_JS)),
@@ -249,7 +250,7 @@ pub(super) fn not_found(app: &App) -> Response {
     )
 }
 
-const TIER_DESCRIPTIONS: [&str; 3] = [
+pub(super) const TIER_DESCRIPTIONS: [&str; 3] = [
     "Overall score, six pillar scores with findings, five quick wins.",
     "Starter, plus recommendations per pillar, risks and a 90-day roadmap.",
     "Standard, plus a use-case portfolio with effort and impact, a 12-month roadmap and budget ranges.",

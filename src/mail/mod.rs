@@ -48,6 +48,7 @@ const TEMPLATES: [(&str, &str, &str, &str); 6] = kind_templates!(
 );
 
 const LAYOUT: &str = include_str!("../../templates/mail/layout.html.hbs");
+const TEXT_FOOTER: &str = include_str!("../../templates/mail/footer.txt.hbs");
 
 /// A message ready to send.
 #[derive(Clone, Debug)]
@@ -77,6 +78,8 @@ impl Composer {
         text.register_escape_fn(handlebars::no_escape);
         html.register_template_string("layout", LAYOUT)
             .context("the mail layout does not compile")?;
+        text.register_template_string("footer", TEXT_FOOTER)
+            .context("the mail footer does not compile")?;
         for (kind, subject, body, page) in TEMPLATES {
             text.register_template_string(&format!("{kind}.subject"), subject)
                 .with_context(|| format!("the subject of {kind} does not compile"))?;

@@ -104,6 +104,7 @@ fn compose(
         let data = json!({
             "business": config.business_name,
             "support_email": config.support_email,
+            "site": base,
             "name": db.customer_name(email.customer_id)?,
             "link_url": format!("{base}/my/{token}"),
             "minutes": SIGN_IN_MINUTES,
@@ -120,6 +121,7 @@ fn compose(
     let data = json!({
         "business": config.business_name,
         "support_email": config.support_email,
+        "site": base,
         "name": facts.name,
         "company": facts.company,
         "tier": facts.tier.title(),

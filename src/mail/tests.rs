@@ -6,6 +6,7 @@ fn data() -> serde_json::Value {
     json!({
         "business": "Compass & Co",
         "support_email": "help@example.com",
+        "site": "https://compass.example",
         "name": "Ada <script>alert(1)</script>",
         "company": "{{#each}} Ltd\r\nBcc: victim@example.com",
         "tier": "Premium",
@@ -28,6 +29,15 @@ fn every_kind_renders_its_three_parts() {
         assert!(email.text.contains("Hello Ada"), "{kind}: {}", email.text);
         assert!(email.html.contains("<!doctype html>"), "{kind}");
         assert!(email.html.contains("Compass &amp; Co"), "{kind}");
+        // Every email links the policies, in both parts.
+        for page in ["terms", "privacy", "refund-policy"] {
+            let link = format!("https://compass.example/{page}");
+            assert!(email.text.contains(&link), "{kind}: {page}");
+            assert!(
+                email.html.contains(&format!("href=\"{link}\"")),
+                "{kind}: {page}"
+            );
+        }
     }
 }
 
@@ -124,6 +134,7 @@ fn the_report_ready_text_reads_well() {
 
         -- 
         Compass & Co · help@example.com
+        Terms: https://compass.example/terms · Privacy: https://compass.example/privacy · Refunds: https://compass.example/refund-policy
     "#]]
     .assert_eq(&format!("{}\n---\n{}", email.subject, email.text));
 }

@@ -15,6 +15,7 @@ mod llmock;
 mod maildev;
 mod operator;
 mod payments;
+mod policies;
 mod process;
 mod seed;
 mod services;

@@ -1,0 +1,68 @@
+//! The policy pages: terms, privacy and refund policy. Their data comes from the
+//! configuration, so the refund rule a page states is the rule `order::step` applies.
+
+use serde_json::json;
+
+use super::Response;
+use super::routes::{TIER_DESCRIPTIONS, base, render};
+use crate::app::App;
+use crate::config::Config;
+use crate::money;
+use crate::order::Tier;
+
+/// The page for `name` (`terms`, `privacy` or `refund-policy`).
+pub fn page(app: &App, name: &str) -> anyhow::Result<Response> {
+    let config = &app.config;
+    let title = match name {
+        "terms" => "Terms of service",
+        "privacy" => "Privacy notice",
+        _ => "Refund policy",
+    };
+    let tiers: Vec<_> = Tier::ALL
+        .iter()
+        .zip(TIER_DESCRIPTIONS)
+        .map(|(tier, description)| {
+            json!({
+                "title": tier.title(),
+                "price": money::format(config.prices.of(*tier), &config.prices.currency),
+                "description": description,
+            })
+        })
+        .collect();
+    let mut data = base(app, title);
+    data["site"] = json!(config.public_url);
+    data["tiers"] = json!(tiers);
+    data["refund_rule"] = json!(refund_rule(config));
+    data["window_days"] = json!(config.policy.refund_window.whole_days());
+    data["auto_approve"] = json!(config.policy.auto_approve_refunds);
+    data["retention"] = json!(retention(config));
+    render(app, 200, name, data)
+}
+
+/// The refund rule in one or two sentences, as the status page and the policies state it.
+pub fn refund_rule(config: &Config) -> String {
+    let policy = &config.policy;
+    if policy.auto_approve_refunds {
+        format!(
+            "Within {} days of payment, before you download the report, your first refund goes \
+             through at once. Any other request is reviewed by a person, usually within one \
+             business day.",
+            policy.refund_window.whole_days()
+        )
+    } else {
+        "Every refund request is reviewed by a person, usually within one business day.".to_owned()
+    }
+}
+
+fn retention(config: &Config) -> String {
+    match config.retention {
+        Some(after) => format!(
+            "Your answers and your report are erased {} days after you order; after that the \
+             report can no longer be downloaded.",
+            after.whole_days()
+        ),
+        None => "Your answers and your report are kept so that you can download the report \
+                 again, until you ask us to erase them."
+            .to_owned(),
+    }
+}

@@ -1,0 +1,175 @@
+//! The policy pages: they name the configured business, state the configured refund rule (the
+//! rule the refund requests are then held to), are linked from every page a customer passes,
+//! and can be replaced by the operator's own.
+
+use compass::order::{Policy, Status};
+use time::Duration;
+
+use crate::seed::{Plan, seed_order};
+use crate::support::{Install, NOW, Serving};
+
+const ORIGIN: &str = "http://127.0.0.1:8080";
+
+fn install_with(edit: &[(&str, &str)]) -> Install {
+    let install = Install::new().without_rate_limits();
+    let mut config = std::fs::read_to_string(install.config()).expect("read config");
+    for (from, to) in edit {
+        assert!(config.contains(from), "the config has {from}");
+        config = config.replace(from, to);
+    }
+    std::fs::write(install.config(), config).expect("write config");
+    install
+}
+
+/// A completed order paid `days` ago, and its status token.
+fn completed_days_ago(install: &Install, days: i64) -> (String, String) {
+    let mut db = install.db();
+    let id = seed_order(
+        &mut db,
+        0,
+        1,
+        Plan::Completed,
+        NOW - Duration::days(days),
+        &Policy::default(),
+    )
+    .expect("seeded");
+    let token = db.order(&id).expect("read").expect("order").status_token;
+    (id, token)
+}
+
+fn ask_for_refund(server: &Serving, token: &str) -> u16 {
+    server
+        .post_with(
+            &format!("/status/{token}/refund"),
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Origin", ORIGIN),
+            ],
+            b"reason=Not+for+us",
+        )
+        .0
+}
+
+#[test]
+fn the_pages_name_the_business_and_state_the_configured_rule_which_requests_then_follow() {
+    let server = Serving::start(install_with(&[
+        (
+            "name = \"Compass AI Readiness\"",
+            "name = \"Lovelace Advisory\"",
+        ),
+        (
+            "support_email = \"hello@example.com\"",
+            "support_email = \"ada@lovelace.example\"",
+        ),
+        ("window_days = 7", "window_days = 14"),
+    ]));
+    for page in ["/terms", "/privacy", "/refund-policy"] {
+        let (status, body) = server.get(page);
+        assert_eq!(status, 200, "{page}");
+        assert!(body.contains("Lovelace Advisory"), "{page}");
+        assert!(body.contains("ada@lovelace.example"), "{page}");
+    }
+    let (_, refunds) = server.get("/refund-policy");
+    assert!(refunds.contains("Within 14 days of payment"), "{refunds}");
+    assert!(refunds.contains("you paid less than 14 days ago"));
+    let (_, terms) = server.get("/terms");
+    assert!(terms.contains("Within 14 days of payment"));
+    assert!(
+        terms.contains("$399.00"),
+        "the prices are the configured ones"
+    );
+    let (_, privacy) = server.get("/privacy");
+    assert!(privacy.contains("sets no cookies"));
+    assert!(privacy.contains("The only third-party\nscript is Stripe.js"));
+
+    // The status page states the same rule, and a request 10 days in is inside it.
+    let (id, token) = completed_days_ago(&server.install, 10);
+    let (_, status_page) = server.get(&format!("/status/{token}"));
+    assert!(status_page.contains("Within 14 days of payment"));
+    assert_eq!(ask_for_refund(&server, &token), 303);
+    let order = server
+        .install
+        .db()
+        .order(&id)
+        .expect("read")
+        .expect("order");
+    assert_eq!(
+        order.order.status,
+        Status::Refunding,
+        "approved without review"
+    );
+}
+
+#[test]
+fn a_shorter_window_or_no_auto_approval_sends_the_same_request_to_review() {
+    for (edit, says) in [
+        (
+            ("window_days = 7", "window_days = 5"),
+            "Within 5 days of payment",
+        ),
+        (
+            ("auto_approve = true", "auto_approve = false"),
+            "Every refund request is reviewed by a person",
+        ),
+    ] {
+        let server = Serving::start(install_with(&[edit]));
+        let (_, page) = server.get("/refund-policy");
+        assert!(page.contains(says), "{page}");
+        let (id, token) = completed_days_ago(&server.install, 6);
+        assert_eq!(ask_for_refund(&server, &token), 303);
+        let order = server
+            .install
+            .db()
+            .order(&id)
+            .expect("read")
+            .expect("order");
+        assert_eq!(order.order.status, Status::RefundRequested, "{edit:?}");
+    }
+}
+
+#[test]
+fn every_customer_page_links_the_policies() {
+    let server = Serving::start(Install::new());
+    let (_, token) = completed_days_ago(&server.install, 1);
+    for path in ["/", "/my", "/terms", &format!("/status/{token}")] {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 200, "{path}");
+        for link in [
+            "href=\"/terms\"",
+            "href=\"/privacy\"",
+            "href=\"/refund-policy\"",
+        ] {
+            assert!(body.contains(link), "{path} links {link}");
+        }
+    }
+    let (_, intake) = server.get("/");
+    assert!(intake.contains("By continuing you accept our <a href=\"/terms\">terms</a>"));
+}
+
+#[test]
+fn the_operators_own_page_replaces_the_built_in_one_and_a_broken_one_is_refused() {
+    let install = Install::new();
+    let dir = install.dir.path().join("policies");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("terms.hbs"),
+        "{{#> layout}}<h1>Our own terms</h1><p>{{business}} · {{refund_rule}}</p>{{/layout}}",
+    )
+    .expect("write");
+    let server = Serving::start(install);
+    let (_, terms) = server.get("/terms");
+    assert!(terms.contains("<h1>Our own terms</h1>"), "{terms}");
+    assert!(terms.contains("Compass AI Readiness · Within 7 days"));
+    let (_, privacy) = server.get("/privacy");
+    assert!(
+        privacy.contains("Privacy notice"),
+        "the others stay built in"
+    );
+
+    // A page that does not compile stops compass at start, naming the file.
+    std::fs::write(dir.join("privacy.hbs"), "{{#if}}").expect("write");
+    let out = server.install.compass(&["orders"]);
+    assert!(!out.status.success());
+    let stderr = crate::support::text(&out.stderr);
+    assert!(stderr.contains("privacy.hbs does not compile"), "{stderr}");
+}
