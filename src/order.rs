@@ -150,6 +150,8 @@ named_enum! {
         RefundUnderReview = "refund_under_review",
         /// A link to all of a customer's orders (not tied to one order).
         SignInLink = "sign_in_link",
+        /// Something the operator must look at, to `mail.operator` (not tied to a customer).
+        OperatorAlert = "operator_alert",
     }
 }
 
@@ -332,7 +334,8 @@ pub enum Action {
     },
     /// Record how an issued refund ended.
     SettleRefund { number: u32, outcome: RefundOutcome },
-    /// Something the operator must look at.
+    /// Something the operator must look at, said with what to do; `{order}` in it stands for
+    /// the order's id.
     AlertOperator(String),
 }
 
@@ -668,7 +671,9 @@ pub fn step(
                             next.lease = None;
                             actions.push(Action::SendEmail(EmailKind::RefundUnderReview));
                             actions.push(Action::AlertOperator(format!(
-                                "refund request waits for review: {}",
+                                "refund request waits for review: {}; refund it with `compass \
+                                 refund {{order}}`, or decline it with `compass refund {{order}} \
+                                 --decline --reason \"...\"`",
                                 why.join(", ")
                             )));
                         }
@@ -763,7 +768,7 @@ pub fn step(
                 outcome: RefundOutcome::Failed(error.clone()),
             });
             actions.push(Action::AlertOperator(format!(
-                "refund failed at Stripe: {error}; retry with `compass refund`"
+                "refund failed at Stripe: {error}; retry with `compass refund {{order}}`"
             )));
         }
         (_, Event::RefundFailed { .. }) => return Err(reject(Rejection::NotAllowed)),

@@ -199,6 +199,9 @@ pub fn handle_event(app: &mut App, id: &str, now: OffsetDateTime) -> anyhow::Res
     Ok(())
 }
 
+/// Failed attempts at an event before the operator is alerted (about 15 minutes of retries).
+pub const EVENT_ALERT_AFTER: u32 = 5;
+
 /// How long a handler holds an event before another may take it over.
 const EVENT_LEASE: Duration = Duration::minutes(2);
 
@@ -224,10 +227,25 @@ pub fn handle_stored(
             Ok(true)
         }
         Err(err) => {
-            let retry_at = now + event_backoff(event.attempts + 1);
+            let attempts = event.attempts + 1;
+            let retry_at = now + event_backoff(attempts);
             let error = format!("{err:#}");
             tracing::warn!(event = %event.id, kind = %event.kind, %retry_at, "not handled yet: {error}");
             app.db.event_failed(&event.id, &error, retry_at)?;
+            if attempts >= EVENT_ALERT_AFTER {
+                app.db.alert(
+                    &format!("event {} not handled", event.id),
+                    event.order_id.as_deref(),
+                    &format!(
+                        "Stripe event not handled: {} ({}) failed {attempts} times, last with \
+                         \"{error}\"; it is retried every hour at most. Look at it with \
+                         `compass events --failed`, fix the cause, then `compass events replay \
+                         {}`",
+                        event.id, event.kind, event.id
+                    ),
+                    now,
+                )?;
+            }
             Ok(false)
         }
     }
@@ -337,17 +355,16 @@ fn payment_intent_event(
         let others = app.db.other_succeeded_payments(&order_id, &intent.id)?;
         if !others.is_empty() {
             let message = format!(
-                "order {order_id} was paid twice: {} and {}; refund {} in the Stripe dashboard",
+                "order paid twice: {order_id} was paid by {} and by {}; refund {} in the Stripe \
+                 dashboard",
                 others.join(", "),
                 intent.id,
                 intent.id
             );
-            tracing::error!("{message}");
-            app.db.audit(
-                "stripe",
-                "alert",
+            app.db.alert(
+                &format!("paid twice {}", intent.id),
                 Some(&order_id),
-                &serde_json::json!({ "message": message }),
+                &message,
                 now,
             )?;
         }

@@ -24,7 +24,8 @@ fn sha256_hex(token: &str) -> String {
 pub struct OutboxEmail {
     pub id: i64,
     pub order_id: Option<String>,
-    pub customer_id: i64,
+    /// None for an operator alert.
+    pub customer_id: Option<i64>,
     pub kind: EmailKind,
     pub recipient: String,
     /// Attempts including this one.
@@ -33,6 +34,8 @@ pub struct OutboxEmail {
     pub resend_of: Option<i64>,
     /// The sign-in link's token, for a sign-in email only.
     pub link_token: Option<String>,
+    /// An operator alert's text.
+    pub message: Option<String>,
 }
 
 /// An order as its emails and pages describe it.
@@ -83,7 +86,7 @@ pub struct SignInLimits {
 }
 
 const OUTBOX_COLUMNS: &str =
-    "id, order_id, customer_id, kind, recipient, attempts, resend_of, link_token";
+    "id, order_id, customer_id, kind, recipient, attempts, resend_of, link_token, message";
 
 fn outbox_email(row: &Row<'_>) -> rusqlite::Result<OutboxEmail> {
     Ok(OutboxEmail {
@@ -95,10 +98,58 @@ fn outbox_email(row: &Row<'_>) -> rusqlite::Result<OutboxEmail> {
         attempts: row.get(5)?,
         resend_of: row.get(6)?,
         link_token: row.get(7)?,
+        message: row.get(8)?,
     })
 }
 
+/// Queues an alert to the operator about `fact`, unless one about it was queued before, and
+/// records it in the audit log; true if it is new. Inside the caller's transaction, so the
+/// alert exists exactly when the change that raised it does.
+pub(super) fn alert_in(
+    tx: &rusqlite::Connection,
+    fact: &str,
+    order_id: Option<&str>,
+    message: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<bool> {
+    let at = to_db(now);
+    let queued = exec(
+        tx,
+        "INSERT INTO emails (order_id, kind, recipient, fact, message, next_attempt_at, \
+         created_at, updated_at) VALUES (?1, 'operator_alert', 'operator', ?2, ?3, ?4, ?4, ?4) \
+         ON CONFLICT (fact) WHERE fact IS NOT NULL DO NOTHING",
+        params![order_id, fact, message, at],
+    )
+    .with_context(|| format!("cannot queue the alert about {fact}"))?;
+    if queued == 0 {
+        return Ok(false);
+    }
+    tracing::warn!(order = ?order_id, "operator alert: {message}");
+    exec(
+        tx,
+        "INSERT INTO audit_log (at, actor, action, order_id, detail) \
+         VALUES (?1, 'compass', 'alert', ?2, ?3)",
+        params![
+            at,
+            order_id,
+            serde_json::json!({ "fact": fact, "message": message }).to_string()
+        ],
+    )?;
+    Ok(true)
+}
+
 impl Db {
+    /// Alerts the operator about `fact` by email, once however often it is raised.
+    pub fn alert(
+        &mut self,
+        fact: &str,
+        order_id: Option<&str>,
+        message: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        self.write(|tx| alert_in(tx, fact, order_id, message, now))
+    }
+
     /// Claims up to `limit` due emails until `now + hold`, counting an attempt on each. An
     /// email whose sender died mid-send is due again once its claim ends: it may then go out
     /// twice, never not at all.

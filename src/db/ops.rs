@@ -169,7 +169,7 @@ impl Db {
             (
                 "email_twice",
                 "SELECT order_id, kind || ' sent ' || count(*) || ' times' FROM emails \
-                 WHERE resend_of IS NULL AND order_id IS NOT NULL AND status = 'sent' \
+                 WHERE resend_of IS NULL AND fact IS NULL AND order_id IS NOT NULL AND status = 'sent' \
                  GROUP BY order_id, kind HAVING count(*) > 1",
                 String::new(),
             ),

@@ -773,6 +773,10 @@ fn record_step(
         actor,
         &detail,
     )?;
+    // The step's timeline row names the fact behind each alert it raises: a step is stored
+    // once, so its alerts are queued once.
+    let step_row = tx.last_insert_rowid();
+    let mut alerts = 0;
     for action in &step.actions {
         match action {
             Action::SendEmail(kind) => {
@@ -782,7 +786,7 @@ fn record_step(
                      created_at, updated_at) \
                      SELECT o.id, o.customer_id, ?2, c.email, ?3, ?3, ?3 \
                      FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = ?1 \
-                     ON CONFLICT (order_id, kind) WHERE resend_of IS NULL DO NOTHING",
+                     ON CONFLICT (order_id, kind) WHERE resend_of IS NULL AND fact IS NULL DO NOTHING",
                     params![id, kind.as_str(), at],
                 )?;
             }
@@ -826,17 +830,9 @@ fn record_step(
                 )?;
             }
             Action::AlertOperator(message) => {
-                tracing::warn!(order = %id, "{message}");
-                exec(
-                    tx,
-                    "INSERT INTO audit_log (at, actor, action, order_id, detail) \
-                     VALUES (?1, 'compass', 'alert', ?2, ?3)",
-                    params![
-                        at,
-                        id,
-                        serde_json::json!({ "message": message }).to_string()
-                    ],
-                )?;
+                alerts += 1;
+                let fact = format!("order {id} step {step_row}#{alerts}");
+                super::mail::alert_in(tx, &fact, Some(id), &message.replace("{order}", id), now)?;
             }
         }
     }

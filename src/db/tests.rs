@@ -46,6 +46,7 @@ fn released_migrations_are_never_edited() {
             "V1__init 11871807138905593650",
             "V2__customers 8364569449095443846",
             "V3__refund_claims 14420552205075066461",
+            "V4__operator_alerts 11709420491964133163",
         ]
     "#]]
     .assert_debug_eq(&listed);
@@ -698,4 +699,126 @@ fn the_audit_finds_each_broken_money_invariant() {
             "{rule} for {order} not found in {found:?}"
         );
     }
+}
+
+#[test]
+fn the_v4_rebuild_of_emails_keeps_every_row_and_link() {
+    let conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
+    let mut db = Db::configure(conn, None).expect("configure");
+    db.migrate_to(Some(3)).expect("V3");
+    let now = datetime!(2026-11-22 12:00 UTC);
+    let order = db
+        .create_order(&new_order("ada@example.com"), now)
+        .expect("order");
+    db.conn
+        .execute_batch(&format!(
+            "INSERT INTO emails (id, order_id, customer_id, kind, recipient, status, attempts, \
+             next_attempt_at, message_id, sent_at, created_at, updated_at) \
+             VALUES (1, '{id}', 1, 'payment_confirmation', 'ada@example.com', 'sent', 1, 0, \
+             '<m1@x>', 5, 0, 5); \
+             INSERT INTO emails (id, order_id, customer_id, kind, recipient, resend_of, \
+             next_attempt_at, created_at, updated_at) \
+             VALUES (2, '{id}', 1, 'payment_confirmation', 'ada@work.example', 1, 9, 9, 9);",
+            id = order.id
+        ))
+        .expect("V3 rows");
+    let rows = |db: &Db| -> Vec<String> {
+        let mut stmt = db
+            .conn
+            .prepare(
+                "SELECT id, order_id, customer_id, kind, recipient, resend_of, status, attempts, \
+                 next_attempt_at, message_id, sent_at FROM emails ORDER BY id",
+            )
+            .expect("prepare");
+        stmt.query_map([], |row| {
+            Ok((0..11)
+                .map(|i| format!("{:?}", row.get_ref(i).expect("column")))
+                .collect::<Vec<_>>()
+                .join(" "))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    };
+    let before = rows(&db);
+    db.migrate().expect("V4");
+    assert_eq!(rows(&db), before);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM pragma_foreign_key_check"),
+        0
+    );
+    // The resend still points at its original, in the rebuilt table.
+    let table: String = db
+        .conn
+        .query_row(
+            "SELECT \"table\" FROM pragma_foreign_key_list('emails') WHERE \"from\" = 'resend_of'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the resend_of key");
+    assert_eq!(table, "emails");
+}
+
+#[test]
+fn an_alert_is_queued_once_per_fact_and_audited_once() {
+    let mut db = Db::open_in_memory().expect("db");
+    let now = datetime!(2026-11-22 12:00 UTC);
+    let order = db
+        .create_order(&new_order("ada@example.com"), now)
+        .expect("order");
+    let policy = Policy::default();
+    db.apply(&order.id, &confirm(), &policy, "stripe", now)
+        .expect("stored")
+        .expect("paid");
+    let dispute = Event::DisputeOpened {
+        dispute: "dp_1".into(),
+        reason: "fraudulent".into(),
+    };
+    db.apply(&order.id, &dispute, &policy, "stripe", now)
+        .expect("stored")
+        .expect("disputed");
+    // The same dispute again (a redelivered webhook) is refused, and raises nothing.
+    assert!(
+        db.apply(&order.id, &dispute, &policy, "stripe", now)
+            .expect("read")
+            .is_err()
+    );
+    // A fact raised outside a step, twice.
+    for _ in 0..2 {
+        db.alert(
+            "event evt_1 not handled",
+            None,
+            "Stripe event not handled: ...",
+            now,
+        )
+        .expect("alert");
+    }
+    let alerts = "SELECT count(*) FROM emails WHERE kind = 'operator_alert'";
+    assert_eq!(count(&db, alerts), 2);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM audit_log WHERE action = 'alert'"),
+        2
+    );
+    let (recipient, customer, message): (String, Option<i64>, String) = db
+        .conn
+        .query_row(
+            "SELECT recipient, customer_id, message FROM emails \
+             WHERE kind = 'operator_alert' AND order_id IS NOT NULL",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("the dispute's alert");
+    assert_eq!((recipient.as_str(), customer), ("operator", None));
+    assert!(
+        message.starts_with("dispute dp_1 opened (fraudulent)"),
+        "{message}"
+    );
+    // The customer's own emails are untouched by the alert's (order, kind) sharing.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM emails WHERE kind = 'payment_confirmation'"
+        ),
+        1
+    );
 }

@@ -38,13 +38,14 @@ macro_rules! kind_templates {
 }
 
 /// Subject, text and HTML templates of every kind of email.
-const TEMPLATES: [(&str, &str, &str, &str); 6] = kind_templates!(
+const TEMPLATES: [(&str, &str, &str, &str); 7] = kind_templates!(
     "payment_confirmation",
     "report_ready",
     "processing_failed",
     "refund_processed",
     "refund_under_review",
     "sign_in_link",
+    "operator_alert",
 );
 
 const LAYOUT: &str = include_str!("../../templates/mail/layout.html.hbs");
@@ -272,7 +273,7 @@ pub fn applies(kind: EmailKind, status: Status, refunded_cents: i64) -> Result<(
         ),
         EmailKind::RefundProcessed => refunded_cents > 0,
         EmailKind::RefundUnderReview => status == Status::RefundRequested,
-        EmailKind::SignInLink => false,
+        EmailKind::SignInLink | EmailKind::OperatorAlert => false,
     };
     if fits {
         Ok(())

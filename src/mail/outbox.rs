@@ -68,19 +68,26 @@ pub fn send_due(
             Err(error) => {
                 tracing::error!(email = email.id, kind = %email.kind, "given up: {error}");
                 db.email_not_sent(email.id, &error, None, now)?;
-                db.audit(
-                    "compass",
-                    "alert",
-                    email.order_id.as_deref(),
-                    &json!({
-                        "message": format!(
-                            "the {} email to {} failed {MAX_ATTEMPTS} times ({error}); \
-                             fix the mail settings, then `compass resend-email`",
-                            email.kind, email.recipient
-                        )
-                    }),
-                    now,
-                )?;
+                // An alert that cannot be sent is not alerted about: it would fail the same way.
+                if email.kind != EmailKind::OperatorAlert {
+                    let resend = match &email.order_id {
+                        Some(order) => {
+                            format!("`compass resend-email {order} --kind {}`", email.kind)
+                        }
+                        None => "ask the customer to request it again".to_owned(),
+                    };
+                    db.alert(
+                        &format!("email {} given up", email.id),
+                        email.order_id.as_deref(),
+                        &format!(
+                            "email not delivered: the {} email failed {MAX_ATTEMPTS} times \
+                             ({error}); fix the cause (`compass doctor` checks the mail \
+                             settings), then {resend}",
+                            email.kind
+                        ),
+                        now,
+                    )?;
+                }
                 sent.failed += 1;
             }
         }
@@ -96,6 +103,20 @@ fn compose(
     email: &OutboxEmail,
 ) -> anyhow::Result<Email> {
     let base = config.public_url.trim_end_matches('/');
+    if email.kind == EmailKind::OperatorAlert {
+        let message = email.message.as_deref().unwrap_or_default();
+        // The subject is what happened; the text after the first colon says what to do.
+        let what = message.split_once(": ").map_or(message, |(what, _)| what);
+        let data = json!({
+            "business": config.business_name,
+            "support_email": config.support_email,
+            "site": base,
+            "what": what,
+            "message": message,
+            "order": email.order_id,
+        });
+        return composer.compose(email.kind, &config.mail.operator, &data);
+    }
     if email.kind == EmailKind::SignInLink {
         let token = email
             .link_token
@@ -105,7 +126,11 @@ fn compose(
             "business": config.business_name,
             "support_email": config.support_email,
             "site": base,
-            "name": db.customer_name(email.customer_id)?,
+            "name": db.customer_name(
+                email
+                    .customer_id
+                    .ok_or_else(|| anyhow::anyhow!("a sign-in email without a customer"))?
+            )?,
             "link_url": format!("{base}/my/{token}"),
             "minutes": SIGN_IN_MINUTES,
         });

@@ -30,7 +30,18 @@ fn install(model: &str) -> Install {
     )
     .expect("point at llmock");
     install.use_smtp(&service("COMPASS_TEST_SMTP"));
+    let config = std::fs::read_to_string(install.config()).expect("read config");
+    let config = config.replace(
+        "operator = \"you@example.com\"",
+        &format!("operator = \"{}\"", operator(model)),
+    );
+    std::fs::write(install.config(), config).expect("write config");
     install
+}
+
+/// The operator's address of the installation made for `model`.
+fn operator(model: &str) -> String {
+    format!("operator-{model}@example.com")
 }
 
 /// One `compass process` pass on the real clock (serve stamps orders with it).
@@ -200,6 +211,24 @@ fn a_customer_pays_receives_the_report_downloads_it_and_the_operator_refunds() {
     eventually(10, "the under-review email", || inbox(&email).len() == 3);
     assert!(subjects(&email)[2].contains("refund request"));
     assert!(localstripe_refunds(&order_detail(&server, &order_id)).is_empty());
+    // The operator is told once, with the commands to run.
+    let operator = operator(&model);
+    eventually(10, "the operator's alert", || inbox(&operator).len() == 1);
+    assert_eq!(
+        subjects(&operator),
+        ["Action needed: refund request waits for review"]
+    );
+    let alert = inbox(&operator)[0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        alert.contains(&format!("`compass refund {order_id}`")),
+        "{alert}"
+    );
+    assert!(alert.contains("the report was downloaded"), "{alert}");
+    assert!(alert.contains(&format!("compass orders show {order_id}")));
+    process(&server.install);
 
     let mut refund =
         server
@@ -222,6 +251,7 @@ fn a_customer_pays_receives_the_report_downloads_it_and_the_operator_refunds() {
     process(&server.install);
     eventually(10, "the refund email", || inbox(&email).len() == 4);
     assert!(subjects(&email)[3].contains("refund"));
+    assert_eq!(inbox(&operator).len(), 1, "the alert went once");
 
     // Refunding again is refused with a reason, and Stripe is not asked.
     let mut again = server.install.command(&["refund", &order_id, "--yes"]);

@@ -470,6 +470,60 @@ fn dispute_fixtures_stop_work_and_survive_reordering() {
     eventually(10, "the order to be disputed", || {
         status_of(&server, &order_id) == Status::Disputed
     });
+
+    // Each dispute reached the operator once, however often its events were delivered.
+    let operator = crate::maildev::recipient("dispute-operator");
+    server
+        .install
+        .use_smtp(&crate::services::service("COMPASS_TEST_SMTP"));
+    let config = std::fs::read_to_string(server.install.config()).expect("read config");
+    let config = config.replace(
+        "operator = \"you@example.com\"",
+        &format!("operator = \"{operator}\""),
+    );
+    std::fs::write(server.install.config(), config).expect("write config");
+    for _ in 0..2 {
+        let out = server
+            .install
+            .command(&["process"])
+            .env_remove("COMPASS_NOW")
+            .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
+            .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
+            .output()
+            .expect("run process");
+        assert!(
+            out.status.success(),
+            "{}",
+            crate::support::text(&out.stderr)
+        );
+    }
+    let alerts = server
+        .install
+        .db()
+        .store_counts()
+        .expect("counts")
+        .emails
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "operator_alert")
+        .map(|(_, _, n)| n)
+        .sum::<i64>();
+    assert!(alerts >= 2, "orders 3 and 5 at least: {alerts}");
+    eventually(10, "the alerts in maildev", || {
+        crate::maildev::inbox(&operator).len() == usize::try_from(alerts).expect("count")
+    });
+    let about_order_5: Vec<_> = crate::maildev::inbox(&operator)
+        .into_iter()
+        .filter(|m| m["text"].as_str().unwrap_or_default().contains(&order_id))
+        .collect();
+    assert_eq!(about_order_5.len(), 1, "one alert for one dispute");
+    assert!(
+        about_order_5[0]["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Action needed: dispute dp_fixture_5_"),
+        "{:?}",
+        about_order_5[0]["subject"]
+    );
 }
 
 #[test]
@@ -501,6 +555,47 @@ fn an_event_for_an_order_not_here_yet_is_kept_and_retried() {
             .as_deref()
             .unwrap_or_default()
             .contains("no order has payment")
+    );
+
+    // Failing on: after its fifth failure the operator is alerted, once, whatever follows.
+    let attempts = || {
+        server
+            .install
+            .db()
+            .stripe_event(&id)
+            .expect("read")
+            .map_or(0, |e| e.attempts)
+    };
+    for _ in 0..30 {
+        if attempts() >= compass::payments::EVENT_ALERT_AFTER + 2 {
+            break;
+        }
+        let out = server
+            .install
+            .command(&["events", "replay", &id])
+            .env_remove("COMPASS_NOW")
+            .output()
+            .expect("run events replay");
+        assert_eq!(out.status.code(), Some(1), "still not handled");
+    }
+    assert!(attempts() >= compass::payments::EVENT_ALERT_AFTER + 2);
+    let fact = format!("event {id} not handled");
+    let conn = rusqlite::Connection::open(server.install.database()).expect("open");
+    let alerts: Vec<(String, String)> = conn
+        .prepare("SELECT fact, message FROM emails WHERE kind = 'operator_alert'")
+        .expect("prepare")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].0, fact);
+    assert!(
+        alerts[0]
+            .1
+            .contains(&format!("`compass events replay {id}`")),
+        "{}",
+        alerts[0].1
     );
 }
 
