@@ -88,6 +88,9 @@ pub struct Summary {
     pub refund_error: Option<String>,
     /// The outbox.
     pub emails: Sent,
+    /// Orders whose answers and report were erased under `[retention]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<String>,
 }
 
 /// Told about progress, for a progress bar or log lines.
@@ -112,8 +115,9 @@ impl Progress for Silent {
 /// The clock, read at each step of a long batch.
 pub type Clock<'a> = &'a (dyn Fn() -> anyhow::Result<OffsetDateTime> + Sync);
 
-/// One pass: rescue, claim, work and record; then ask Stripe for the refunds that are due and
-/// send the emails that are due. A refund or an email that cannot go out now stays queued.
+/// One pass: rescue, claim, work and record; then ask Stripe for the refunds that are due,
+/// send the emails that are due, and erase what `[retention]` no longer keeps. A refund or an
+/// email that cannot go out now stays queued.
 pub fn run_once(
     config_path: &Path,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
@@ -153,6 +157,16 @@ pub fn run_once(
         clock,
         EMAILS_PER_PASS,
     )?;
+    if let Some(keep) = app.config.retention {
+        let now = clock()?;
+        summary.erased = app.db.erase_expired(now - keep, now)?;
+        if !summary.erased.is_empty() {
+            tracing::info!(
+                orders = summary.erased.len(),
+                "answers and reports erased (retention)"
+            );
+        }
+    }
     Ok(summary)
 }
 

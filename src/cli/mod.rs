@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+mod customers;
 mod demo;
 mod doctor;
 mod events;
@@ -70,6 +71,7 @@ enum Command {
     ResendEmail(resend_email::Args),
     Reconcile(reconcile::Args),
     Events(events::Args),
+    Customers(customers::Args),
 }
 
 /// Runs the command line at `now`, reading secrets through `env` and printing to `out`.
@@ -96,6 +98,7 @@ pub fn run(
         Command::ResendEmail(args) => resend_email::run(args, &cli.config, now, env, out),
         Command::Reconcile(args) => reconcile::run(args, &cli.config, now, env, out),
         Command::Events(args) => events::run(args, &cli.config, now, env, out),
+        Command::Customers(args) => customers::run(args, &cli.config, now, env, out),
     }
 }
 

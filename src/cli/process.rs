@@ -138,6 +138,13 @@ fn print(out: &mut dyn Write, summary: &Summary, json: bool) -> anyhow::Result<(
             emails.sent, emails.retrying, emails.failed
         )?;
     }
+    if !summary.erased.is_empty() {
+        writeln!(
+            out,
+            "retention: erased the answers and reports of {} order(s)",
+            summary.erased.len()
+        )?;
+    }
     Ok(())
 }
 

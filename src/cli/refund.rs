@@ -165,7 +165,7 @@ pub fn run(
 }
 
 /// Asks at a terminal; without one, only --yes goes ahead.
-fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+pub(super) fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }

@@ -133,6 +133,15 @@ fn other_values_are_checked() {
             "refunds.window_days must be between 0 and 365, got 400",
         ),
         (
+            "[retention]\npurge_after_days = 7",
+            "retention.purge_after_days must be 0 (keep everything) or between 30 and 3650 days, \
+             and longer than refunds.window_days (7), got 7",
+        ),
+        (
+            "[refunds]\nwindow_days = 60\n[retention]\npurge_after_days = 45",
+            "longer than refunds.window_days (60), got 45",
+        ),
+        (
             "[processing]\nmax_attempts = 0",
             "processing.max_attempts must be between 1 and 100, got 0",
         ),

@@ -6,6 +6,7 @@
 //! transaction: the step, its timeline row and the rows its actions ask for land together or not
 //! at all.
 
+mod customers;
 mod llm;
 mod mail;
 mod ops;
@@ -20,6 +21,7 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
+pub use customers::{FORGOTTEN, Forgotten};
 pub use mail::{CustomerOrder, OrderFacts, OutboxEmail, SignInLimits, SignInRequest};
 pub use ops::{BackupInfo, Stats, StoreCounts, Violation};
 pub use orders::{

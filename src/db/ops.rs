@@ -148,7 +148,7 @@ impl Db {
             (
                 "completed_without_report",
                 "SELECT o.id, (SELECT count(*) FROM artifacts a WHERE a.order_id = o.id) || ' of 3 files' \
-                 FROM orders o WHERE o.completed_at IS NOT NULL \
+                 FROM orders o WHERE o.completed_at IS NOT NULL AND o.erased_at IS NULL \
                  AND (SELECT count(*) FROM artifacts a WHERE a.order_id = o.id) < 3",
                 String::new(),
             ),

@@ -47,6 +47,7 @@ fn released_migrations_are_never_edited() {
             "V2__customers 8364569449095443846",
             "V3__refund_claims 14420552205075066461",
             "V4__operator_alerts 11709420491964133163",
+            "V5__data_rights 14078109852047135926",
         ]
     "#]]
     .assert_debug_eq(&listed);
@@ -820,5 +821,31 @@ fn an_alert_is_queued_once_per_fact_and_audited_once() {
             "SELECT count(*) FROM emails WHERE kind = 'payment_confirmation'"
         ),
         1
+    );
+}
+
+#[test]
+fn every_table_says_which_rows_are_a_customers() {
+    let db = Db::open_in_memory().expect("db");
+    let mut tables: Vec<String> = db
+        .conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name <> 'refinery_schema_history' ORDER BY name",
+        )
+        .expect("prepare")
+        .query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    let mut held: Vec<String> = super::customers::held()
+        .iter()
+        .map(|(table, _)| (*table).to_owned())
+        .collect();
+    tables.sort();
+    held.sort();
+    assert_eq!(
+        held, tables,
+        "a new table must say which of its rows are a customer's"
     );
 }

@@ -86,7 +86,18 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
         .order_facts(&order.id)?
         .ok_or_else(|| anyhow::anyhow!("order {} vanished", order.id))?;
     let status = order.order.status;
+    let written = matches!(status, Status::Completed | Status::RefundRequested);
+    // A finished report erased under the retention policy: the page says so.
+    let json_report = if written {
+        app.db.artifact(&order.id, "json")?
+    } else {
+        None
+    };
     let (heading, text) = match status {
+        Status::Completed if json_report.is_none() => (
+            "Your report was erased",
+            "As our privacy notice says, answers and reports are erased some time after the order. Write to us if you need anything about this order.",
+        ),
         Status::PendingPayment => (
             "Waiting for your payment",
             "We have not seen your payment yet. If you paid a moment ago, this page updates by itself.",
@@ -140,11 +151,8 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
         ],
         _ => Vec::new(),
     };
-    let report = if matches!(status, Status::Completed | Status::RefundRequested) {
-        let scores = app
-            .db
-            .artifact(&order.id, "json")?
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+    let report = if let Some(bytes) = json_report {
+        let scores = serde_json::from_slice::<serde_json::Value>(&bytes)
             .map(|report| report["scores"].clone())
             .unwrap_or(json!({}));
         json!({

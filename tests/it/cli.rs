@@ -54,7 +54,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         wrote   DIR/compass.toml
-        created DIR/compass.db (schema version 4)
+        created DIR/compass.db (schema version 5)
 
         Next:
           1. Edit DIR/compass.toml: your business name, public_url, prices and mail sender.
@@ -84,7 +84,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         kept    DIR/compass.toml
-        kept    DIR/compass.db (schema version 4)
+        kept    DIR/compass.db (schema version 5)
     "#]]
     .assert_eq(&printed);
     assert_eq!(

@@ -9,6 +9,7 @@ mod chaos;
 mod claude_client;
 mod cli;
 mod customers;
+mod data_rights;
 mod demo;
 mod fake_http;
 mod llmock;
