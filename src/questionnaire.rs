@@ -224,8 +224,14 @@ impl Questionnaire {
             } else if let Some(problem) = text_problem(&industry, MAX_SHORT, false) {
                 error("industry_other", &problem);
             }
-        } else if !industry.is_empty() && !self.industries.contains(&industry) {
-            error("industry", "Choose an industry from the list, or Other");
+        } else {
+            if !industry.is_empty() && !self.industries.contains(&industry) {
+                error("industry", "Choose an industry from the list, or Other");
+            }
+            // Not used, but not taken unchecked either.
+            if let Some(problem) = text_problem(get("industry_other"), MAX_SHORT, false) {
+                error("industry_other", &problem);
+            }
         }
         if !employees.is_empty() && !self.employees.contains(&employees) {
             error("employees", "Choose a company size from the list");
@@ -356,7 +362,7 @@ pub fn valid_email(email: &str) -> bool {
     };
     let bad = |c: char| c.is_whitespace() || c.is_control() || "<>()[],;:\"\\".contains(c);
     !local.is_empty()
-        && local.len() <= 64
+        && local.chars().count() <= 64
         && !local.contains('@')
         && !email.chars().any(bad)
         && domain.contains('.')
@@ -371,7 +377,8 @@ fn valid_website(site: &str) -> bool {
         .or_else(|| site.strip_prefix("http://"))
         .unwrap_or(site);
     let host = host.split('/').next().unwrap_or_default();
-    site.len() <= 300
+    site.chars().count() <= MAX_SHORT
+        && !site.chars().any(char::is_control)
         && host.contains('.')
         && host
             .chars()

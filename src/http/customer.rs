@@ -342,25 +342,11 @@ pub fn request_refund(
         )
         .into());
     }
-    let policy = app.config.policy.clone();
-    let step = app.db.request_refund(
-        &order.id,
-        RefundSource::Customer,
-        &reason,
-        None,
-        &policy,
-        "customer",
-        now,
-    )?;
-    match step {
-        Ok(step) => {
-            let after = (step.order.status == Status::Refunding)
-                .then(|| After::IssueRefunds(order.id.clone()));
-            Ok(Handled {
-                response: Response::redirect(&format!("{}/status/{token}", app.config.public_url)),
-                after,
-            })
-        }
+    match customer_refund(app, &order.id, &reason, now)? {
+        Ok(after) => Ok(Handled {
+            response: Response::redirect(&format!("{}/status/{token}", app.config.public_url)),
+            after,
+        }),
         Err(rejected) => {
             let text = match rejected.why {
                 Rejection::AlreadyApplied => {
@@ -371,6 +357,104 @@ pub fn request_refund(
                 }
             };
             Ok(message(app, 409, "No refund requested", text).into())
+        }
+    }
+}
+
+/// A customer's refund request, decided by the configured rule: on approval, the refund to
+/// ask Stripe for after the answer.
+fn customer_refund(
+    app: &mut App,
+    order_id: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Result<Option<After>, crate::order::InvalidTransition>> {
+    let policy = app.config.policy.clone();
+    let step = app.db.request_refund(
+        order_id,
+        RefundSource::Customer,
+        reason,
+        None,
+        &policy,
+        "customer",
+        now,
+    )?;
+    Ok(step.map(|step| {
+        (step.order.status == Status::Refunding).then(|| After::IssueRefunds(order_id.to_owned()))
+    }))
+}
+
+/// `POST /api/orders/{token}/refund`: the refund request as JSON, `{"reason": "..."}`. The
+/// status token in the path is the credential; a browser on another site cannot send JSON
+/// here without a CORS preflight, which compass never grants.
+pub fn request_refund_json(
+    app: &mut App,
+    req: &Request,
+    token: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Handled> {
+    let Some(order) = order_by_token(app, token)? else {
+        return Ok(Response::json_error(404, "not_found", "no such order").into());
+    };
+    let is_json = req
+        .header("content-type")
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
+    if !is_json {
+        return Ok(Response::json_error(
+            415,
+            "unsupported_media_type",
+            "send the request as application/json",
+        )
+        .into());
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        reason: Option<serde_json::Value>,
+    }
+    let Ok(body) = serde_json::from_slice::<Body>(&req.body) else {
+        return Ok(
+            Response::json_error(400, "malformed_json", "the body must be a JSON object").into(),
+        );
+    };
+    let reason = match body.reason {
+        Some(serde_json::Value::String(reason)) => reason.trim().to_owned(),
+        _ => String::new(),
+    };
+    if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        return Ok(
+            Response::invalid_fields(&[crate::questionnaire::FieldError {
+                field: "reason".to_owned(),
+                message: format!("a reason of 1 to {MAX_REASON} characters is needed"),
+            }])
+            .into(),
+        );
+    }
+    match customer_refund(app, &order.id, &reason, now)? {
+        Ok(after) => {
+            let status = match after {
+                Some(_) => Status::Refunding,
+                None => Status::RefundRequested,
+            };
+            Ok(Handled {
+                response: Response::json(
+                    202,
+                    &json!({ "status": status.as_str(), "approved": after.is_some() }),
+                ),
+                after,
+            })
+        }
+        Err(rejected) => {
+            let (code, message) = match rejected.why {
+                Rejection::AlreadyApplied => (
+                    "already_requested",
+                    "a refund of this order was already requested",
+                ),
+                _ => (
+                    "not_refundable",
+                    "this order cannot be refunded by request; write to support",
+                ),
+            };
+            Ok(Response::json_error(409, code, message).into())
         }
     }
 }

@@ -14,6 +14,7 @@ mod demo_stripe;
 pub mod form_guard;
 pub mod limits;
 pub mod metrics;
+mod openapi;
 mod policies;
 mod routes;
 
@@ -98,11 +99,27 @@ impl Response {
         response
     }
 
-    /// The one shape of every JSON error: `{"error": {"code", "message"}}`.
+    /// The one shape of every JSON error: `{"error": {"code", "message"}}`, with `field` when
+    /// one field is at fault (docs/openapi.yaml, `Error`).
     pub fn json_error(status: u16, code: &str, message: &str) -> Response {
         Response::json(
             status,
             &serde_json::json!({ "error": { "code": code, "message": message } }),
+        )
+    }
+
+    /// 422 for submitted fields that are wrong: the first in `field` and `message`, all of
+    /// them in `fields`.
+    pub fn invalid_fields(errors: &[crate::questionnaire::FieldError]) -> Response {
+        let first = errors.first();
+        Response::json(
+            422,
+            &serde_json::json!({ "error": {
+                "code": "invalid_fields",
+                "message": first.map_or("the submission has invalid fields", |e| e.message.as_str()),
+                "field": first.map(|e| e.field.as_str()),
+                "fields": errors,
+            }}),
         )
     }
 
@@ -335,6 +352,11 @@ fn respond(
     }
 }
 
+/// Whether `path` belongs to the JSON API (docs/openapi.yaml), whose every answer is JSON.
+pub(crate) fn is_api(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/webhooks/stripe"
+}
+
 /// Reads a request whole, refusing a body over the route's cap with 413.
 fn read(request: &mut tiny_http::Request) -> Result<Request, Response> {
     let url = request.url().to_owned();
@@ -344,7 +366,14 @@ fn read(request: &mut tiny_http::Request) -> Result<Request, Response> {
     } else {
         MAX_FORM_BODY
     };
-    let too_large = || Response::text(413, "Payload Too Large");
+    let json = is_api(path);
+    let too_large = || {
+        if json {
+            Response::json_error(413, "too_large", "the body is too large")
+        } else {
+            Response::text(413, "Payload Too Large")
+        }
+    };
     if request.body_length().is_some_and(|length| length > cap) {
         return Err(too_large());
     }
@@ -353,7 +382,13 @@ fn read(request: &mut tiny_http::Request) -> Result<Request, Response> {
         .as_reader()
         .take(cap as u64 + 1)
         .read_to_end(&mut body)
-        .map_err(|_| Response::text(400, "Bad Request"))?;
+        .map_err(|_| {
+            if json {
+                Response::json_error(400, "bad_request", "the body could not be read")
+            } else {
+                Response::text(400, "Bad Request")
+            }
+        })?;
     if body.len() > cap {
         return Err(too_large());
     }

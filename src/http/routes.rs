@@ -7,7 +7,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::limits::{Action, client_ip};
-use super::{Request, Response, customer, policies};
+use super::{Request, Response, customer, openapi, policies};
 use super::{captcha, form_guard};
 use crate::app::App;
 use crate::db::StoredOrder;
@@ -129,6 +129,23 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
             });
         }
         ("GET", ["api", "orders", token]) => customer::status_json(app, token),
+        ("POST", ["api", "orders", token, "refund"]) => {
+            match over_limit(app, req, Action::RefundRequest, now) {
+                Some(refused) => Ok(refused),
+                None => {
+                    return customer::request_refund_json(app, req, token, now).unwrap_or_else(
+                        |err| {
+                            tracing::error!(
+                                route = super::metrics::route_of(&req.path),
+                                "request failed: {err:#}"
+                            );
+                            internal_error().into()
+                        },
+                    );
+                }
+            }
+        }
+        ("GET", ["api", "openapi.json"]) => Ok(openapi::response()),
         ("GET", ["my"]) => customer::my_page(app),
         ("POST", ["my"]) => match over_limit(app, req, Action::SignIn, now) {
             Some(refused) => Ok(refused),
@@ -137,18 +154,24 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
         ("GET", ["my", token]) => customer::sign_in_page(app, token, now),
         ("POST", ["my", token]) => customer::my_orders(app, req, token, now),
         ("POST", ["webhooks", "stripe"]) => return webhook(app, req, now),
-        (
-            _,
-            ["healthz" | "orders" | "my"]
-            | ["webhooks", "stripe"]
-            | ["pay" | "status" | "my", _]
-            | [
-                "status",
-                _,
-                "refund" | "report" | "report.pdf" | "report.html",
-            ]
-            | ["api", "orders", _],
-        ) => Ok(Response::text(405, "Method Not Allowed")),
+        (method, path) if let Some(allow) = allowed_methods(path) => {
+            let mut response = if super::is_api(&req.path) {
+                Response::json_error(
+                    405,
+                    "method_not_allowed",
+                    &format!("{method} is not allowed here; use {allow}"),
+                )
+            } else {
+                Response::text(405, "Method Not Allowed")
+            };
+            response.headers.push(("Allow", allow.to_owned()));
+            Ok(response)
+        }
+        _ if super::is_api(&req.path) => Ok(Response::json_error(
+            404,
+            "not_found",
+            "there is nothing at this address",
+        )),
         _ => Ok(not_found(app)),
     };
     result
@@ -157,9 +180,38 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
                 route = super::metrics::route_of(&req.path),
                 "request failed: {err:#}"
             );
-            failure(app)
+            if super::is_api(&req.path) || wants_json(req) {
+                internal_error()
+            } else {
+                failure(app)
+            }
         })
         .into()
+}
+
+fn internal_error() -> Response {
+    Response::json_error(
+        500,
+        "internal",
+        "something went wrong; try again in a minute",
+    )
+}
+
+/// The methods a known path answers, for a 405's `Allow` header.
+fn allowed_methods(path: &[&str]) -> Option<&'static str> {
+    Some(match path {
+        ["healthz" | "terms" | "privacy" | "refund-policy"]
+        | ["pay" | "status", _]
+        | ["status", _, "report" | "report.pdf" | "report.html"]
+        | ["api", "orders", _]
+        | ["api", "openapi.json"] => "GET",
+        ["orders"]
+        | ["webhooks", "stripe"]
+        | ["status", _, "refund"]
+        | ["api", "orders", _, "refund"] => "POST",
+        ["my"] | ["my", _] => "GET, POST",
+        _ => return None,
+    })
 }
 
 /// 429 with Retry-After when the client has used up `action` for now.
@@ -385,23 +437,36 @@ fn submitted_fields(req: &Request) -> Result<BTreeMap<String, String>, Response>
             ));
         };
         let mut fields = BTreeMap::new();
+        let mut errors = Vec::new();
         for (key, value) in object {
+            // An answer (`{pillar}_{n}`) is a number, or its digit as text; the rest is text.
+            let answer = key
+                .rsplit_once('_')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
             let text = match value {
                 serde_json::Value::String(s) => s,
-                serde_json::Value::Number(n) => n.to_string(),
+                // JSON does not tell 4 from 4.0.
+                serde_json::Value::Number(n) if answer => match n.as_f64() {
+                    Some(x) if x.fract() == 0.0 && x.abs() < 1e6 => format!("{x:.0}"),
+                    _ => n.to_string(),
+                },
                 serde_json::Value::Null => continue,
                 _ => {
-                    return Err(Response::json(
-                        422,
-                        &json!({ "error": {
-                            "code": "invalid_fields",
-                            "message": "the submission has invalid fields",
-                            "fields": [{ "field": key, "message": "must be a string or a number" }],
-                        }}),
-                    ));
+                    errors.push(FieldError {
+                        message: if answer {
+                            "must be a whole number from 1 to 5".to_owned()
+                        } else {
+                            "must be a string".to_owned()
+                        },
+                        field: key,
+                    });
+                    continue;
                 }
             };
             fields.insert(key, text);
+        }
+        if !errors.is_empty() {
+            return Err(Response::invalid_fields(&errors));
         }
         Ok(fields)
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
@@ -409,9 +474,10 @@ fn submitted_fields(req: &Request) -> Result<BTreeMap<String, String>, Response>
             .map_err(|_| Response::text(400, "The form could not be read."))?;
         Ok(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
     } else {
-        Err(Response::text(
+        Err(Response::json_error(
             415,
-            "Send the questionnaire as a form or as application/json.",
+            "unsupported_media_type",
+            "send the questionnaire as application/json (or as the web form)",
         ))
     }
 }
@@ -483,16 +549,7 @@ fn post_order(app: &mut App, req: &Request, now: OffsetDateTime) -> anyhow::Resu
     }
     let intake: Intake = match app.questionnaire.validate(&fields) {
         Ok(intake) => intake,
-        Err(errors) if json => {
-            return Ok(Response::json(
-                422,
-                &json!({ "error": {
-                    "code": "invalid_fields",
-                    "message": "the submission has invalid fields",
-                    "fields": errors,
-                }}),
-            ));
-        }
+        Err(errors) if json => return Ok(Response::invalid_fields(&errors)),
         Err(errors) => return intake_page(app, &fields, &errors, None, 422, now),
     };
     let (order, intent) = payments::place_order(app, &intake, now)?;
@@ -502,30 +559,26 @@ fn post_order(app: &mut App, req: &Request, now: OffsetDateTime) -> anyhow::Resu
         // Post/Redirect/Get: reloading the payment page never places a second order.
         return Ok(Response::redirect(&pay_url));
     }
-    match intent {
-        Ok(intent) => Ok(Response::json(
-            201,
-            &json!({
-                "order_id": order.id,
-                "client_secret": intent.client_secret,
-                "status_url": status_url,
-                "amount_cents": order.order.amount_cents,
-                "currency": order.order.currency,
-            }),
-        )),
+    // The order is stored either way: without a client secret (Stripe unreachable), the
+    // payment page prepares the payment when the customer opens it.
+    let client_secret = match intent {
+        Ok(intent) => intent.client_secret,
         Err(err) => {
             tracing::error!(order = %order.id, "cannot create the PaymentIntent: {err}");
-            Ok(Response::json(
-                503,
-                &json!({ "error": {
-                    "code": "payment_provider_unavailable",
-                    "message": "the order is saved but the payment could not be prepared; retry at pay_url",
-                    "order_id": order.id,
-                    "pay_url": pay_url,
-                }}),
-            ))
+            None
         }
-    }
+    };
+    Ok(Response::json(
+        201,
+        &json!({
+            "order_id": order.id,
+            "client_secret": client_secret,
+            "pay_url": pay_url,
+            "status_url": status_url,
+            "amount_cents": order.order.amount_cents,
+            "currency": order.order.currency,
+        }),
+    ))
 }
 
 fn status_url(app: &App, order: &StoredOrder) -> String {

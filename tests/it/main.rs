@@ -8,6 +8,7 @@ mod bad_input;
 mod chaos;
 mod claude_client;
 mod cli;
+mod contract;
 mod customers;
 mod data_rights;
 mod demo;
