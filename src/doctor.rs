@@ -244,5 +244,16 @@ fn mail(config: &Config) -> Vec<Check> {
             ),
         ));
     }
+    if config.mail.operator.ends_with("@example.com") {
+        checks.push(check(
+            "operator alerts",
+            Level::Warn,
+            format!(
+                "mail.operator is still the example ({}): refunds to review, disputes and \
+                 failures are emailed there; set your own address",
+                config.mail.operator
+            ),
+        ));
+    }
     checks
 }

@@ -159,7 +159,8 @@ fn ready_install() -> Install {
             "public_url = \"http://127.0.0.1:8080\"",
             "public_url = \"https://compass.example.org\"",
         )
-        .replace("reports@example.com", "reports@compass.example.org");
+        .replace("reports@example.com", "reports@compass.example.org")
+        .replace("you@example.com", "owner@compass.example.org");
     std::fs::write(install.config(), config).expect("write config");
     install
 }
