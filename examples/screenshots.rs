@@ -176,6 +176,8 @@ fn main() -> anyhow::Result<()> {
         ("status-refunded", format!("/status/{}", refunded.1)),
         ("status-expired", format!("/status/{}", expired.1)),
         ("my-orders", "/my".to_owned()),
+        ("refund-policy", "/refund-policy".to_owned()),
+        ("privacy", "/privacy".to_owned()),
     ];
 
     let shutdown = Arc::new(AtomicBool::new(false));

@@ -207,7 +207,7 @@ fn schemathesis_finds_no_answer_that_breaks_the_document() {
         ),
     )
     .expect("config");
-    let report = dir.path().join("report.json");
+    let report = dir.path().join("report.xml");
     let out = Command::new(service("COMPASS_TEST_SCHEMATHESIS"))
         .arg("--config-file")
         .arg(&config)
