@@ -228,7 +228,7 @@ fn over_limit(app: &App, req: &Request, action: Action, now: OffsetDateTime) -> 
     let minutes = (wait.whole_seconds() + 59) / 60;
     let text =
         format!("Too many requests from your address. Please try again in {minutes} minute(s).");
-    let mut response = if wants_json(req) {
+    let mut response = if wants_json(req) || super::is_api(&req.path) {
         Response::json_error(429, "rate_limited", &text)
     } else {
         message(app, 429, "Please wait a little", &text)
