@@ -14,3 +14,6 @@ END;
 
 -- When an order's answers and report were erased (forgotten, or past retention).
 ALTER TABLE orders ADD COLUMN erased_at INTEGER;
+
+-- What the retention purge looks at on every `process` pass.
+CREATE INDEX orders_unerased ON orders (created_at) WHERE erased_at IS NULL;

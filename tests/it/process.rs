@@ -174,6 +174,41 @@ fn a_permanent_failure_fails_the_order_and_queues_the_refund() {
         ("automatic", 14_900)
     );
     assert!(detail.emails.iter().any(|e| e.kind == "processing_failed"));
+    // The operator hears of it once, by email, with what failed. (The seeded order has no
+    // payment on record, so its refund fails too: a second fact, with its own alert.)
+    let conn = rusqlite::Connection::open(install.database()).expect("open");
+    let alerts = || -> Vec<(String, String)> {
+        conn.prepare("SELECT message, status FROM emails WHERE kind = 'operator_alert' ORDER BY id")
+            .expect("prepare")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let first = alerts();
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first[0].0.starts_with("order failed after 1 attempts: 400"),
+        "{first:?}"
+    );
+    assert!(
+        first[1].0.starts_with("refund failed at Stripe"),
+        "{first:?}"
+    );
+    assert!(first.iter().all(|(_, status)| status == "sent"));
+    let sent: Vec<String> = std::fs::read_dir(install.dir.path().join("mail"))
+        .expect("mail dir")
+        .map(|entry| std::fs::read_to_string(entry.expect("entry").path()).expect("read"))
+        .filter(|message| message.contains("To: you@example.com"))
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent.iter()
+            .any(|m| m.contains("Subject: Action needed: order failed after 1 attempts")),
+        "{sent:?}"
+    );
+    process(&install);
+    assert_eq!(alerts(), first, "no fact is alerted twice");
 }
 
 #[test]
