@@ -202,6 +202,7 @@ fn schemathesis_finds_no_answer_that_breaks_the_document() {
         &config,
         format!(
             "parameters = {{ token = \"{token}\" }}\n\n\
+             [checks]\nenabled = true\n\n\
              [[operations]]\ninclude-path = \"/webhooks/stripe\"\n\
              checks.positive_data_acceptance.enabled = false\n"
         ),
