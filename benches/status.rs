@@ -22,23 +22,20 @@ fn main() -> anyhow::Result<()> {
     let mut db = Db::open(&dir.path().join("compass.db"))?;
     let now = time::OffsetDateTime::now_utc();
     // A realistic store behind the page: 10,000 orders, the one asked for among them.
-    let ids = seed::seed(
+    seed::seed(
         &mut db,
         10_000,
         now,
         time::Duration::minutes(5),
         &Policy::default(),
     )?;
-    let id = ids
-        .iter()
-        .rev()
-        .find(|id| {
-            db.order(id)
-                .ok()
-                .flatten()
-                .is_some_and(|o| o.order.status == compass::order::Status::Completed)
-        })
-        .ok_or_else(|| anyhow::anyhow!("no completed order seeded"))?;
+    // The page of a delivered report, with its score, among the 10,000.
+    let id = &seed::completed_order(
+        &mut db,
+        compass::order::Tier::Premium,
+        "Analytical Engines Ltd",
+        now,
+    )?;
     let token = db.order(id)?.map(|o| o.status_token).unwrap_or_default();
     drop(db);
     let server = Server::start(&config, workers, "whsec_bench")?;

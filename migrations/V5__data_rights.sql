@@ -15,5 +15,11 @@ END;
 -- When an order's answers and report were erased (forgotten, or past retention).
 ALTER TABLE orders ADD COLUMN erased_at INTEGER;
 
+-- A delivered report's overall score (0-100), kept beside the order so that its page does
+-- not read the report; NULL when no report was written or no pillar could be scored.
+ALTER TABLE orders ADD COLUMN score INTEGER;
+UPDATE orders SET score = (SELECT json_extract(CAST(a.content AS TEXT), '$.scores.overall')
+                           FROM artifacts a WHERE a.order_id = orders.id AND a.kind = 'json');
+
 -- What the retention purge looks at on every `process` pass.
 CREATE INDEX orders_unerased ON orders (created_at) WHERE erased_at IS NULL;

@@ -90,6 +90,13 @@ impl Pages {
             .render(name, data)
             .with_context(|| format!("cannot render page {name}"))
     }
+
+    /// `render`, taking the data as it is: no copy of it is made for the template.
+    pub fn render_value(&self, name: &str, data: serde_json::Value) -> anyhow::Result<String> {
+        self.registry
+            .render_with_context(name, &handlebars::Context::from(data))
+            .with_context(|| format!("cannot render page {name}"))
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,32 @@ pub fn load(
     expect: u16,
     call: impl Fn(usize) -> Call + Send + Sync + 'static,
 ) -> anyhow::Result<Load> {
+    run_load(base, connections, total, expect, None, call)
+}
+
+/// Open-loop load: request `i` is due at `i / rate` seconds after the start, whether or not
+/// earlier answers came back, and its latency counts from when it was due. So a slow answer
+/// delays the requests queued behind it and they count it (no coordinated omission), as a
+/// real sender at a steady rate would see. `connections` bounds the requests in flight.
+pub fn load_paced(
+    base: &str,
+    connections: usize,
+    total: usize,
+    expect: u16,
+    rate: f64,
+    call: impl Fn(usize) -> Call + Send + Sync + 'static,
+) -> anyhow::Result<Load> {
+    run_load(base, connections, total, expect, Some(rate), call)
+}
+
+fn run_load(
+    base: &str,
+    connections: usize,
+    total: usize,
+    expect: u16,
+    rate: Option<f64>,
+    call: impl Fn(usize) -> Call + Send + Sync + 'static,
+) -> anyhow::Result<Load> {
     let next = Arc::new(AtomicUsize::new(0));
     let call = Arc::new(call);
     let started = Instant::now();
@@ -146,7 +172,14 @@ pub fn load(
                     }
                     let c = call(i);
                     let url = format!("{base}{}", c.path);
-                    let sent = Instant::now();
+                    let sent = match rate {
+                        None => Instant::now(),
+                        Some(rate) => {
+                            let due = started + Duration::from_secs_f64(i as f64 / rate);
+                            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                            due
+                        }
+                    };
                     let answer = if c.post {
                         let mut request = agent.post(&url);
                         for (name, value) in &c.headers {

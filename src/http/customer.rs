@@ -81,20 +81,12 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
     let Some(order) = order_by_token(app, token)? else {
         return Ok(not_found(app));
     };
-    let facts = app
-        .db
-        .order_facts(&order.id)?
-        .ok_or_else(|| anyhow::anyhow!("order {} vanished", order.id))?;
     let status = order.order.status;
     let written = matches!(status, Status::Completed | Status::RefundRequested);
     // A finished report erased under the retention policy: the page says so.
-    let json_report = if written {
-        app.db.artifact(&order.id, "json")?
-    } else {
-        None
-    };
+    let erased = written && order.erased;
     let (heading, text) = match status {
-        Status::Completed if json_report.is_none() => (
+        Status::Completed if erased => (
             "Your report was erased",
             "As our privacy notice says, answers and reports are erased some time after the order. Write to us if you need anything about this order.",
         ),
@@ -151,13 +143,10 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
         ],
         _ => Vec::new(),
     };
-    let report = if let Some(bytes) = json_report {
-        let scores = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .map(|report| report["scores"].clone())
-            .unwrap_or(json!({}));
+    let report = if written && !erased {
         json!({
-            "overall": scores["overall"],
-            "level": scores["level"],
+            "overall": order.score,
+            "level": order.score.map(crate::questionnaire::Level::of),
             "pdf_url": format!("/status/{token}/report.pdf"),
             "html_url": format!("/status/{token}/report.html"),
             "view_url": format!("/status/{token}/report"),
@@ -176,7 +165,7 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
     data["token"] = json!(token);
     data["order_number"] = json!(order.id[..8].to_ascii_uppercase());
     data["tier"] = json!(order.tier.title());
-    data["company"] = json!(facts.company);
+    data["company"] = json!(order.company);
     data["paid"] = json!(money::format(
         order.order.amount_cents,
         &order.order.currency

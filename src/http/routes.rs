@@ -282,7 +282,7 @@ pub(super) fn render(
     page: &str,
     data: serde_json::Value,
 ) -> anyhow::Result<Response> {
-    Ok(Response::html(status, app.pages.render(page, &data)?))
+    Ok(Response::html(status, app.pages.render_value(page, data)?))
 }
 
 pub(super) fn message(app: &App, status: u16, heading: &str, text: &str) -> Response {

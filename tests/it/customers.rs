@@ -161,6 +161,10 @@ fn a_customer_pays_receives_the_report_downloads_it_and_the_operator_refunds() {
 
     let (_, page) = server.get(&format!("/status/{token}"));
     assert!(page.contains("Your report is ready"), "{page}");
+    assert!(
+        page.contains("<p class=\"score\"><span>"),
+        "the score, kept beside the order: {page}"
+    );
     assert!(page.contains(&format!("/status/{token}/report.pdf")));
     assert!(
         !page.contains("http-equiv=\"refresh\""),

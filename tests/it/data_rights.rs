@@ -503,22 +503,14 @@ fn retention_erases_only_finished_orders_older_than_its_days() {
         &Policy::default(),
     )
     .expect("seeded");
-    let old_completed = seed_order(
+    let old_completed = crate::seed::completed_order(
         &mut db,
-        1,
-        4,
-        Plan::Completed,
+        Tier::Starter,
+        "Lamarr Wireless",
         NOW - Duration::days(35),
-        &Policy::default(),
     )
-    .expect("seeded");
-    rusqlite_conn(&db)
-        .execute(
-            "INSERT INTO artifacts (order_id, kind, content, sha256, size, created_at) \
-             VALUES (?1, 'json', X'7B7D', 'x', 2, 0)",
-            [&old_completed],
-        )
-        .expect("its report");
+    .expect("a delivered report");
+    assert!(db.artifact(&old_completed, "pdf").expect("read").is_some());
     drop(db);
 
     let out = install

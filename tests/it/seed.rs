@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use compass::db::{Db, NewOrder};
+use compass::db::{Artifact, Db, NewOrder};
 use compass::order::{Event, Policy, RefundSource, Status, Tier};
 use compass::questionnaire::Questionnaire;
 use time::{Duration, OffsetDateTime};
@@ -249,6 +249,44 @@ pub fn paid_order_for(
     db.apply(&order.id, &paid, &Policy::default(), "stripe", at)?
         .map_err(|rejected| anyhow::anyhow!("payment refused: {rejected}"))?;
     Ok(order.id)
+}
+
+/// A completed order with its report's three files, as `process` leaves it (the sample text
+/// stands in for Claude's); its id.
+pub fn completed_order(
+    db: &mut Db,
+    tier: Tier,
+    company: &str,
+    at: OffsetDateTime,
+) -> anyhow::Result<String> {
+    let id = paid_order(db, tier, company, at)?;
+    let policy = Policy::default();
+    let claim = Event::Claim {
+        owner: "seed".into(),
+        lease_until: at + Duration::minutes(15),
+    };
+    db.apply(&id, &claim, &policy, "process", at)?
+        .map_err(|rejected| anyhow::anyhow!("claim refused: {rejected}"))?;
+    let questionnaire = Questionnaire::builtin();
+    let intake: compass::questionnaire::Intake = serde_json::from_value(db.questionnaire_of(&id)?)?;
+    let report = compass::report::Report {
+        company: company.to_owned(),
+        tier,
+        scores: questionnaire.scores(&intake),
+        written: compass::report::sample::written(tier, &questionnaire),
+        sample: false,
+    };
+    let files = report.files("Compass AI Readiness")?;
+    let artifacts: Vec<Artifact<'_>> = files
+        .iter()
+        .map(|(kind, content)| Artifact {
+            kind,
+            content: content.as_slice(),
+        })
+        .collect();
+    db.complete(&id, "seed", &artifacts, &policy, at + Duration::minutes(2))?
+        .map_err(|rejected| anyhow::anyhow!("completion refused: {rejected}"))?;
+    Ok(id)
 }
 
 /// Points the config file at `path` to a Claude endpoint and model (llmock, in the tests).
