@@ -168,6 +168,7 @@ pub fn serve_with(
         .map(|_| {
             let mut app = App::open(options.config, options.env)?;
             app.db.share_write_lock(Arc::clone(&write_lock));
+            app.db.checkpoint_elsewhere()?;
             app.limiter = Arc::clone(&limiter);
             app.form_key = form_key.clone();
             Ok(app)
@@ -192,11 +193,16 @@ pub fn serve_with(
         }
         None => None,
     };
+    let mut checkpointer = Db::open(&apps[0].config.database)?;
+    checkpointer.share_write_lock(Arc::clone(&write_lock));
     let result = std::thread::scope(|scope| {
+        let stopping =
+            || options.shutdown.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
         if let Some((server, db)) = exporter {
             let counted = &counted;
-            scope.spawn(move || export(&server, &db, counted, &options.shutdown));
+            scope.spawn(move || export(&server, &db, counted, &stopping));
         }
+        scope.spawn(move || checkpoint(&checkpointer, &stopping));
         let handles: Vec<_> = apps
             .into_iter()
             .enumerate()
@@ -218,9 +224,30 @@ pub fn serve_with(
     result.map(|_| tracing::info!("stopped"))
 }
 
-/// Answers `GET /metrics` on the metrics listener until shutdown.
-fn export(server: &tiny_http::Server, db: &Db, metrics: &Metrics, shutdown: &AtomicBool) {
-    while !shutdown.load(Ordering::Relaxed) {
+/// Checkpoints the WAL four times a second until the server stops, so that no request
+/// copies the WAL into the database (the workers' connections leave checkpoints to this
+/// thread; see `Db::checkpoint`).
+fn checkpoint(db: &Db, stopping: &dyn Fn() -> bool) {
+    let mut last_error = None;
+    while !stopping() {
+        std::thread::sleep(Duration::from_millis(250));
+        let outcome = db.checkpoint().map_err(|err| format!("{err:#}"));
+        // One line per kind of failure, not four a second.
+        match outcome {
+            Err(error) if last_error.as_ref() != Some(&error) => {
+                tracing::warn!("{error}");
+                last_error = Some(error);
+            }
+            Err(_) => {}
+            Ok(()) => last_error = None,
+        }
+    }
+    let _ = db.checkpoint();
+}
+
+/// Answers `GET /metrics` on the metrics listener until the server stops.
+fn export(server: &tiny_http::Server, db: &Db, metrics: &Metrics, stopping: &dyn Fn() -> bool) {
+    while !stopping() {
         let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(200)) else {
             continue;
         };

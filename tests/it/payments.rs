@@ -700,3 +700,45 @@ fn events_lists_and_replays_what_was_received() {
         "error: no stored event evt_nope"
     );
 }
+
+#[test]
+fn serve_checkpoints_the_wal_itself_so_no_request_waits_for_it_and_it_stays_small() {
+    // serve's request connections never checkpoint (no request pays for copying the WAL
+    // into the database); its checkpointer thread does. Without it, 3,000 stored events
+    // would leave a WAL of several MiB; with it, the WAL is reused from its start.
+    let server = Serving::start(Install::new());
+    let padding = "x".repeat(1_000);
+    for i in 0..3_000 {
+        let payload = json!({
+            "id": format!("evt_wal_{i}"), "object": "event", "type": "customer.created",
+            "created": 1, "data": { "object": { "id": format!("cus_wal_{i}"), "note": padding } },
+        })
+        .to_string();
+        assert_eq!(server.deliver(&payload).0, 200);
+    }
+    let wal = server.install.database().with_extension("db-wal");
+    let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let during = size();
+    assert!(during < 32 * 1024 * 1024, "the WAL is {during} bytes");
+    // Once the checkpointer has caught up, the next write starts the WAL over, cut back to
+    // journal_size_limit (4 MiB).
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let payload = json!({
+        "id": "evt_wal_last", "object": "event", "type": "customer.created", "created": 1,
+        "data": { "object": { "id": "cus_wal_last" } },
+    })
+    .to_string();
+    assert_eq!(server.deliver(&payload).0, 200);
+    let after = size();
+    assert!(
+        after <= 4 * 1024 * 1024,
+        "the WAL is {after} bytes ({during} before)"
+    );
+    let stored = server
+        .install
+        .db()
+        .stripe_events(false, 5_000)
+        .expect("read")
+        .len();
+    assert_eq!(stored, 3_001);
+}
