@@ -69,10 +69,6 @@ fn latest_version() -> i32 {
     migrations().iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// WAL frames (pages written) after which `Db::checkpoint` makes the WAL start over: SQLite's
-/// own automatic checkpoint threshold, about 4 MiB.
-const WAL_RESTART_FRAMES: i64 = 1_000;
-
 /// A connection to the compass database.
 pub struct Db {
     conn: Connection,
@@ -186,36 +182,6 @@ impl Db {
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .context("cannot set synchronous")
-    }
-
-    /// Leaves checkpointing the WAL to someone else (`serve`'s checkpointer thread): a commit
-    /// that crosses SQLite's 1,000-page mark then no longer copies the WAL into the database
-    /// and syncs it while the request that made the commit waits.
-    pub fn checkpoint_elsewhere(&self) -> anyhow::Result<()> {
-        self.conn
-            .pragma_update(None, "wal_autocheckpoint", 0)
-            .context("cannot turn off automatic checkpoints")
-    }
-
-    /// Copies what it can of the WAL into the database without holding anyone up (a passive
-    /// checkpoint). Under a steady stream of writes such a checkpoint is never complete, and
-    /// only a complete one lets the next writer start the WAL over; so once the WAL is long,
-    /// the writers sharing this connection's write lock are held back for a second passive
-    /// round, which has only the frames written meanwhile left to copy.
-    pub fn checkpoint(&self) -> anyhow::Result<()> {
-        let passive = || -> anyhow::Result<i64> {
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
-                .context("cannot checkpoint the WAL")
-        };
-        if passive()? >= WAL_RESTART_FRAMES {
-            let lock = self.write_lock.clone();
-            let _guard = lock
-                .as_deref()
-                .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
-            passive()?;
-        }
-        Ok(())
     }
 
     /// Applies the migrations this database lacks, each in its own transaction; returns them.

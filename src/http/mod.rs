@@ -168,7 +168,6 @@ pub fn serve_with(
         .map(|_| {
             let mut app = App::open(options.config, options.env)?;
             app.db.share_write_lock(Arc::clone(&write_lock));
-            app.db.checkpoint_elsewhere()?;
             app.limiter = Arc::clone(&limiter);
             app.form_key = form_key.clone();
             Ok(app)
@@ -193,8 +192,6 @@ pub fn serve_with(
         }
         None => None,
     };
-    let mut checkpointer = Db::open(&apps[0].config.database)?;
-    checkpointer.share_write_lock(Arc::clone(&write_lock));
     let result = std::thread::scope(|scope| {
         let stopping =
             || options.shutdown.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
@@ -202,7 +199,6 @@ pub fn serve_with(
             let counted = &counted;
             scope.spawn(move || export(&server, &db, counted, &stopping));
         }
-        scope.spawn(move || checkpoint(&checkpointer, &stopping));
         let handles: Vec<_> = apps
             .into_iter()
             .enumerate()
@@ -222,27 +218,6 @@ pub fn serve_with(
             .collect::<anyhow::Result<Vec<()>>>()
     });
     result.map(|_| tracing::info!("stopped"))
-}
-
-/// Checkpoints the WAL four times a second until the server stops, so that no request
-/// copies the WAL into the database (the workers' connections leave checkpoints to this
-/// thread; see `Db::checkpoint`).
-fn checkpoint(db: &Db, stopping: &dyn Fn() -> bool) {
-    let mut last_error = None;
-    while !stopping() {
-        std::thread::sleep(Duration::from_millis(250));
-        let outcome = db.checkpoint().map_err(|err| format!("{err:#}"));
-        // One line per kind of failure, not four a second.
-        match outcome {
-            Err(error) if last_error.as_ref() != Some(&error) => {
-                tracing::warn!("{error}");
-                last_error = Some(error);
-            }
-            Err(_) => {}
-            Ok(()) => last_error = None,
-        }
-    }
-    let _ = db.checkpoint();
 }
 
 /// Answers `GET /metrics` on the metrics listener until the server stops.
