@@ -11,7 +11,7 @@ mod support;
 
 use compass::db::Db;
 use compass::order::Policy;
-use support::{Call, Server, env_number, load, record};
+use support::{Call, Server, env_number, load, median_of, record};
 
 fn main() -> anyhow::Result<()> {
     let requests = env_number("REQUESTS", 50_000);
@@ -40,14 +40,25 @@ fn main() -> anyhow::Result<()> {
     drop(db);
     let server = Server::start(&config, workers, "whsec_bench")?;
     let path = format!("/status/{token}");
-    let result = load(&server.base, connections, requests, 200, move |_| Call {
-        post: false,
-        path: path.clone(),
-        headers: Vec::new(),
-        body: String::new(),
-    })?;
+    let runs = env_number("RUNS", 3);
+    let result = median_of(
+        runs,
+        |_| {
+            let path = path.clone();
+            load(&server.base, connections, requests, 200, move |_| Call {
+                post: false,
+                path: path.clone(),
+                headers: Vec::new(),
+                body: String::new(),
+            })
+        },
+        support::Load::rate,
+    )?;
     drop(server);
-    println!("status page: {requests} requests, {connections} connections, {workers} workers");
+    println!(
+        "status page: {requests} requests, {connections} connections, {workers} workers \
+         (the median of {runs} runs by requests/s)"
+    );
     println!(
         "  {:.0} requests/s over {:.2} s; {} errors",
         result.rate(),

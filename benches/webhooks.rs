@@ -8,14 +8,17 @@
 //! offers a steady RATE (default 3,000/s, the goal's rate) in open loop and measures each
 //! event's latency from when it was due: that is the p99 the goal is about.
 //!
-//! `cargo bench --bench webhooks`; `EVENTS=N CONNECTIONS=C WORKERS=W RATE=R` change the load.
+//! Each is run three times (`RUNS`) and the median run is reported.
+//!
+//! `cargo bench --bench webhooks`; `EVENTS=N CONNECTIONS=C WORKERS=W RATE=R RUNS=K` change the
+//! load.
 //! The events are of a type compass stores and acknowledges without calling Stripe
 //! (`customer.created`), so the figures are compass's own cost: verify, store, answer, and
 //! the bookkeeping of handling right after.
 
 mod support;
 
-use support::{Call, Server, env_number, load, load_paced, record};
+use support::{Call, Server, env_number, load, load_paced, median_of, record};
 
 const SECRET: &str = "whsec_bench";
 
@@ -28,23 +31,42 @@ fn main() -> anyhow::Result<()> {
     let server = Server::start(&config, workers, SECRET)?;
     let idle = server.rss_kib();
 
-    let result = load(&server.base, connections, events, 200, event)?;
+    let runs = env_number("RUNS", 3);
+    println!("closed loop, {events} events a run:");
+    let result = median_of(
+        runs,
+        |n| {
+            load(&server.base, connections, events, 200, move |i| {
+                event(n * events + i)
+            })
+        },
+        support::Load::rate,
+    )?;
     let rate = env_number("RATE", 3_000);
-    // Five seconds at the steady rate, with ids after the first run's.
+    // Five seconds at the steady rate a run, with ids after the closed-loop runs'.
     let paced_events = rate * 5;
-    let paced = load_paced(
-        &server.base,
-        connections,
-        paced_events,
-        200,
-        rate as f64,
-        move |i| event(events + i),
+    let first = runs * events;
+    println!("open loop at {rate}/s, {paced_events} events a run:");
+    let paced = median_of(
+        runs,
+        |n| {
+            load_paced(
+                &server.base,
+                connections,
+                paced_events,
+                200,
+                rate as f64,
+                move |i| event(first + n * paced_events + i),
+            )
+        },
+        |load| load.ms(0.99),
     )?;
     let memory = server.rss_kib();
     drop(server);
 
     println!(
-        "webhooks: {events} distinct signed events, {connections} connections, {workers} workers"
+        "webhooks: {events} distinct signed events, {connections} connections, {workers} workers \
+         (the median of {runs} runs: by events/s closed loop, by p99 open loop)"
     );
     println!(
         "  {:.0} events/s over {:.2} s; {} errors",

@@ -222,6 +222,31 @@ fn run_load(
     })
 }
 
+/// The run of `runs` (each made by `run(n)`) whose `key` is the median: on a shared machine
+/// one run can be a third off either way, and the median of three is what a repeat would show.
+pub fn median_of(
+    runs: usize,
+    mut run: impl FnMut(usize) -> anyhow::Result<Load>,
+    key: impl Fn(&Load) -> f64,
+) -> anyhow::Result<Load> {
+    let mut all = (0..runs.max(1))
+        .map(&mut run)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (n, load) in all.iter().enumerate() {
+        println!(
+            "  run {}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            n + 1,
+            load.rate(),
+            load.ms(0.5),
+            load.ms(0.99),
+            load.errors
+        );
+    }
+    all.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = all.len() / 2;
+    Ok(all.swap_remove(middle))
+}
+
 /// Adds one figure to the results file named by `BENCH_RESULTS` (JSON lines), which
 /// `scripts/bench` turns into docs/benchmarks.md. `goal` is what the figure must meet, as
 /// people read it; `met` whether it does.

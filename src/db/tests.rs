@@ -857,3 +857,27 @@ fn every_table_says_which_rows_are_a_customers() {
         "a new table must say which of its rows are a customer's"
     );
 }
+
+#[test]
+fn with_the_planner_stable_the_partial_indexes_still_serve_their_queries() {
+    let db = Db::open_in_memory().expect("db");
+    let plan = |sql: &str| -> String {
+        db.conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("prepare")
+            .query_map([], |row| row.get::<_, String>(3))
+            .expect("query")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("plan")
+            .join("; ")
+    };
+    let due = plan(
+        "SELECT id FROM orders WHERE status = 'paid' AND \
+         (next_attempt_at IS NULL OR next_attempt_at <= 5) ORDER BY next_attempt_at, created_at",
+    );
+    assert!(due.contains("orders_due"), "{due}");
+    let pending = plan("SELECT id FROM refunds WHERE status = 'pending' ORDER BY created_at");
+    assert!(pending.contains("refunds_pending"), "{pending}");
+    let by_token = plan("SELECT id FROM orders WHERE status_token = 'x'");
+    assert!(by_token.contains("status_token"), "{by_token}");
+}
