@@ -703,7 +703,7 @@ fn events_lists_and_replays_what_was_received() {
 
 #[test]
 fn a_burst_of_webhooks_leaves_a_wal_of_at_most_4_mib() {
-    // SQLite checkpoints the WAL every 1,000 pages (about 4 MiB) and starts it over at the
+    // compass checkpoints the WAL every 250 pages (about 1 MiB) and starts it over at the
     // next write; a WAL that grew longer while a long read held checkpoints back is cut back
     // to journal_size_limit (4 MiB) when it starts over.
     let server = Serving::start(Install::new());
