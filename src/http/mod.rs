@@ -12,6 +12,7 @@ mod captcha;
 mod customer;
 mod demo_stripe;
 pub mod form_guard;
+mod intake;
 pub mod limits;
 pub mod metrics;
 mod openapi;

@@ -68,6 +68,7 @@ mod tests {
             ["enum"];
         let sources = [
             include_str!("routes.rs"),
+            include_str!("intake.rs"),
             include_str!("customer.rs"),
             include_str!("mod.rs"),
         ];

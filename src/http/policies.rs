@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use super::Response;
-use super::routes::{TIER_DESCRIPTIONS, base, render};
+use super::intake::TIER_DESCRIPTIONS;
+use super::routes::{base, render};
 use crate::app::App;
 use crate::config::Config;
 use crate::money;
