@@ -194,7 +194,7 @@ pub fn status_json(app: &App, token: &str) -> anyhow::Result<Response> {
         return Ok(Response::json_error(404, "not_found", "no such order"));
     };
     let status = order.order.status;
-    let ready = matches!(status, Status::Completed | Status::RefundRequested);
+    let ready = matches!(status, Status::Completed | Status::RefundRequested) && !order.erased;
     Ok(no_store(Response::json(
         200,
         &json!({

@@ -576,4 +576,11 @@ fn retention_erases_only_finished_orders_older_than_its_days() {
     assert_eq!(status, 200);
     assert!(page.contains("Your report was erased"), "{page}");
     assert!(!page.contains("<iframe"), "{page}");
+    let (_, api) = server.get(&format!("/api/orders/{token}"));
+    let api: Value = serde_json::from_str(&api).expect("JSON");
+    assert_eq!(
+        api["report"],
+        Value::Null,
+        "no links to files that are gone"
+    );
 }
