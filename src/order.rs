@@ -652,15 +652,20 @@ pub fn step(
                 prior_refunds,
             },
         ) => {
+            // A customer asking again while their money is already on its way back (or under
+            // review) asked already; that comes before "nothing left to refund", which is what
+            // a fully pending refund would otherwise say.
+            if *source == RefundSource::Customer
+                && matches!(order.status, S::RefundRequested | S::Failed | S::Refunding)
+            {
+                return Err(reject(Rejection::AlreadyApplied));
+            }
             let refundable = order.refundable_cents();
             if refundable == 0 {
                 return Err(reject(Rejection::NothingToRefund));
             }
             match source {
                 RefundSource::Customer => {
-                    if matches!(order.status, S::RefundRequested | S::Failed | S::Refunding) {
-                        return Err(reject(Rejection::AlreadyApplied));
-                    }
                     match policy.refund_decision(order, *prior_refunds, now) {
                         RefundDecision::Approve => {
                             begin_refund(&mut next, &mut actions, refundable, *source, reason);

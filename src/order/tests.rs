@@ -266,7 +266,7 @@ fn transition_table() {
         failed           lease_expired      - not allowed
         failed           generated          - the lease belongs to another run
         failed           generation_failed  - the lease belongs to another run
-        failed           refund_requested   - nothing left to refund
+        failed           refund_requested   - already applied
         failed           refund_requested   - nothing left to refund
         failed           refund_declined    - not allowed
         failed           refund_succeeded   refunded +settle#1:succeeded +mail:refund_processed
@@ -296,7 +296,7 @@ fn transition_table() {
         refunding        lease_expired      - not allowed
         refunding        generated          - the lease belongs to another run
         refunding        generation_failed  - the lease belongs to another run
-        refunding        refund_requested   - nothing left to refund
+        refunding        refund_requested   - already applied
         refunding        refund_requested   - nothing left to refund
         refunding        refund_declined    - not allowed
         refunding        refund_succeeded   refunded +settle#1:succeeded +mail:refund_processed

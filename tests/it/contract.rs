@@ -19,21 +19,27 @@ fn server() -> Serving {
     Serving::start(Install::with_stripe(&localstripe()).without_rate_limits())
 }
 
-/// A completed order paid a day ago (inside the refund window), and its status token.
-fn completed(server: &Serving) -> (String, String) {
+/// An order of customer `customer` taken through `plan` a day ago (inside the refund window),
+/// and its status token.
+fn seeded(server: &Serving, customer: usize, plan: Plan) -> (String, String) {
     let mut db = server.install.db();
     let now = time::OffsetDateTime::now_utc();
     let id = seed_order(
         &mut db,
-        0,
-        1,
-        Plan::Completed,
+        customer,
+        customer,
+        plan,
         now - time::Duration::days(1),
         &Policy::default(),
     )
     .expect("seeded");
     let token = db.order(&id).expect("read").expect("order").status_token;
     (id, token)
+}
+
+/// A completed order, and its status token.
+fn completed(server: &Serving) -> (String, String) {
+    seeded(server, 1, Plan::Completed)
 }
 
 fn error_of(body: &str) -> Value {
@@ -184,9 +190,35 @@ fn a_refund_request_as_json_is_decided_by_the_same_rule() {
         "{:?}",
         order.order.status
     );
-    let (status, answer) = post(br#"{"reason": "again"}"#);
+    // (Asking again while that refund is under way is refused as asked already: the state
+    // machine's table has `refunding + refund_requested: already applied`. Over HTTP it
+    // would race the refund that serve issues right after answering.)
+
+    // A downloaded report's request waits for review; asking again is asking again.
+    let (reviewed, token) = seeded(&server, 2, Plan::Completed);
+    server
+        .install
+        .db()
+        .record_download(&reviewed, time::OffsetDateTime::now_utc())
+        .expect("downloaded");
+    let path = format!("/api/orders/{token}/refund");
+    let (status, _, answer) = server.post_with(&path, &json, br#"{"reason": "too generic"}"#);
+    assert_eq!(status, 202, "{answer}");
+    let accepted: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        accepted,
+        json!({ "status": "refund_requested", "approved": false })
+    );
+    let (status, _, answer) = server.post_with(&path, &json, br#"{"reason": "please"}"#);
     assert_eq!(status, 409);
     assert_eq!(error_of(&answer)["code"], "already_requested");
+
+    // Never paid: nothing to give back.
+    let (_, token) = seeded(&server, 3, Plan::Unpaid);
+    let path = format!("/api/orders/{token}/refund");
+    let (status, _, answer) = server.post_with(&path, &json, br#"{"reason": "changed my mind"}"#);
+    assert_eq!(status, 409);
+    assert_eq!(error_of(&answer)["code"], "not_refundable");
 }
 
 #[test]
