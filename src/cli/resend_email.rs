@@ -54,8 +54,9 @@ pub fn run(
             .emails
             .iter()
             .rev()
-            .find(|e| e.resend_of.is_none())
+            .filter(|e| e.resend_of.is_none())
             .map(|e| e.kind.parse::<EmailKind>())
+            .find(|kind| *kind != Ok(EmailKind::OperatorAlert))
             .transpose()
             .map_err(|err| anyhow::anyhow!(err))?
             .with_context(|| format!("order {id} has had no email yet: name one with --kind"))?,

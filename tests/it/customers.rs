@@ -575,6 +575,21 @@ fn resend_email_sends_again_on_purpose_and_refuses_what_does_not_fit() {
         .find(|e| e.recipient == cfo)
         .expect("the resend row");
     assert!(resend.resend_of.is_some());
+
+    // An operator alert about the order is not the customer's latest email: without --kind
+    // the report is what goes again.
+    install
+        .db()
+        .alert(
+            "test",
+            Some(&order_id),
+            "something: look",
+            crate::support::NOW,
+        )
+        .expect("alert");
+    let again = recipient("resend-again");
+    let printed = stdout(&install.compass(&["resend-email", &order_id, "--to", &again]));
+    assert!(printed.contains("sent the report_ready email"), "{printed}");
 }
 
 #[test]
