@@ -49,8 +49,9 @@ struct Export {
 ///
 /// The orders, payments and refunds stay, for the accounts, with the person's data replaced by
 /// "(forgotten)"; `compass stats` and `compass audit` still add up. Their status and sign-in
-/// links stop working. Refused while one of their orders is in progress (paid, being written,
-/// a refund under way, disputed). Audited without the address. Running it again changes
+/// links stop working, and emails still waiting for them are not sent. Refused while one of
+/// their orders can still move (unpaid, paid, being written, failed or refunding with money
+/// on its way back, refund under review, disputed). Audited without the address. Running it again changes
 /// nothing. Backups taken before still hold the data until they are rotated out. Asks for
 /// confirmation at a terminal; give --yes in scripts.
 #[derive(Debug, clap::Args)]

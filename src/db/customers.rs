@@ -46,10 +46,7 @@ pub(super) fn held() -> [(&'static str, String); 11] {
                  SELECT stripe_refund_id FROM refunds WHERE {of_orders})"
             ),
         ),
-        (
-            "audit_log",
-            format!("{of_orders} OR json_extract(detail, '$.customer') = ?1"),
-        ),
+        ("audit_log", of_orders),
     ]
 }
 
@@ -159,20 +156,7 @@ impl Db {
         let Some(customer) = self.customer_id(email)? else {
             return Ok(None);
         };
-        let busy: Vec<(String, String)> = self
-            .conn
-            .prepare(
-                "SELECT id, status FROM orders WHERE customer_id = ?1 AND status IN \
-                 ('paid', 'generating', 'refund_requested', 'refunding', 'disputed')",
-            )?
-            .query_map([customer], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        if let Some((id, status)) = busy.first() {
-            bail!(
-                "order {id} of this customer is {status}: finish it first (deliver, refund or \
-                 answer the dispute), then forget"
-            );
-        }
+        refuse_while_in_progress(&self.conn, customer)?;
         let terms = self.terms_of(customer)?;
         let mut forgotten = Forgotten {
             customer_id: customer,
@@ -197,7 +181,11 @@ impl Db {
         self.conn
             .pragma_update(None, "secure_delete", true)
             .context("cannot turn on secure delete")?;
-        let result = self.write(|tx| erase(tx, customer, &terms, &forgotten, now));
+        let result = self.write(|tx| {
+            // Again inside the transaction: serve may have moved an order meanwhile.
+            refuse_while_in_progress(tx, customer)?;
+            erase(tx, customer, &terms, &forgotten, now)
+        });
         self.conn.pragma_update(None, "secure_delete", false)?;
         result?;
         self.conn
@@ -246,19 +234,39 @@ impl Db {
         cutoff: OffsetDateTime,
         now: OffsetDateTime,
     ) -> anyhow::Result<Vec<String>> {
+        // Every pass asks; most find nothing, and take no write lock for it.
+        let due: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM orders WHERE created_at < ?1 AND erased_at IS NULL AND \
+                 status IN ('completed', 'refunded', 'failed', 'expired') \
+                 ORDER BY created_at LIMIT 500",
+            )?
+            .query_map([to_db(cutoff)], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if due.is_empty() {
+            return Ok(due);
+        }
         self.conn.pragma_update(None, "secure_delete", true)?;
         let erased = self.write(|tx| {
-            let ids: Vec<String> = tx
-                .prepare(
-                    "SELECT id FROM orders WHERE created_at < ?1 AND erased_at IS NULL AND \
-                     status IN ('completed', 'refunded', 'failed', 'expired') ORDER BY created_at",
-                )?
-                .query_map([to_db(cutoff)], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
+            let mut ids = Vec::with_capacity(due.len());
+            for id in due {
+                // Still finished and not erased: checked again under the write lock.
+                let changed = exec(
+                    tx,
+                    "UPDATE orders SET erased_at = ?2 WHERE id = ?1 AND erased_at IS NULL AND \
+                     status IN ('completed', 'refunded', 'failed', 'expired')",
+                    params![id, to_db(now)],
+                )?;
+                if changed == 1 {
+                    ids.push(id);
+                }
+            }
             for id in &ids {
                 erase_answers(tx, id, now)?;
-                audit(
+                super::audit_in(
                     tx,
+                    "compass",
                     "retention_erased",
                     Some(id),
                     &json!({ "before": to_db(cutoff) }),
@@ -270,6 +278,26 @@ impl Db {
         self.conn.pragma_update(None, "secure_delete", false)?;
         erased.context("cannot erase the expired answers and reports")
     }
+}
+
+/// Refuses to forget a customer while one of their orders can still move: it could be paid,
+/// written, refunded or disputed after their data is gone, and mail them at no address.
+fn refuse_while_in_progress(conn: &rusqlite::Connection, customer: i64) -> anyhow::Result<()> {
+    let busy: Option<(String, String)> = conn
+        .prepare_cached(
+            "SELECT id, status FROM orders WHERE customer_id = ?1 AND status IN \
+             ('pending_payment', 'paid', 'generating', 'failed', 'refund_requested', \
+             'refunding', 'disputed') LIMIT 1",
+        )?
+        .query_row([customer], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    if let Some((id, status)) = busy {
+        bail!(
+            "order {id} of this customer is {status}: finish it first (deliver, refund, answer \
+             the dispute, or let an unpaid order expire), then forget"
+        );
+    }
+    Ok(())
 }
 
 fn erase(
@@ -299,9 +327,13 @@ fn erase(
         "DELETE FROM sign_in_links WHERE customer_id = ?1",
         [customer],
     )?;
+    // What was still to be sent to them is not sent: there is nobody to send it to.
     exec(
         tx,
-        "UPDATE emails SET recipient = ?2, link_token = NULL WHERE customer_id = ?1",
+        "UPDATE emails SET recipient = ?2, link_token = NULL, \
+         status = CASE WHEN status IN ('queued', 'sending') THEN 'failed' ELSE status END, \
+         last_error = CASE WHEN status IN ('queued', 'sending') THEN 'customer forgotten' \
+         ELSE last_error END, claimed_until = NULL WHERE customer_id = ?1",
         params![customer, FORGOTTEN],
     )?;
     exec(
@@ -362,8 +394,9 @@ fn erase(
             )?;
         }
     }
-    audit(
+    super::audit_in(
         tx,
+        "operator",
         "customer_forgotten",
         None,
         &json!({ "customer": customer, "orders": forgotten.orders, "rows": forgotten.rows }),
@@ -376,27 +409,11 @@ fn erase(
 fn erase_answers(tx: &rusqlite::Connection, id: &str, now: OffsetDateTime) -> anyhow::Result<()> {
     exec(
         tx,
-        "UPDATE orders SET questionnaire = '{\"erased\":true}', \
+        "UPDATE orders SET questionnaire = '{\"erased\":true}', score = NULL, \
          erased_at = COALESCE(erased_at, ?2) WHERE id = ?1",
         params![id, to_db(now)],
     )?;
     exec(tx, "DELETE FROM artifacts WHERE order_id = ?1", [id])?;
-    Ok(())
-}
-
-fn audit(
-    tx: &rusqlite::Connection,
-    action: &str,
-    order_id: Option<&str>,
-    detail: &Value,
-    now: OffsetDateTime,
-) -> anyhow::Result<()> {
-    exec(
-        tx,
-        "INSERT INTO audit_log (at, actor, action, order_id, detail) \
-         VALUES (?1, 'operator', ?2, ?3, ?4)",
-        params![to_db(now), action, order_id, detail.to_string()],
-    )?;
     Ok(())
 }
 

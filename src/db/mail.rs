@@ -125,15 +125,13 @@ pub(super) fn alert_in(
         return Ok(false);
     }
     tracing::warn!(order = ?order_id, "operator alert: {message}");
-    exec(
+    super::audit_in(
         tx,
-        "INSERT INTO audit_log (at, actor, action, order_id, detail) \
-         VALUES (?1, 'compass', 'alert', ?2, ?3)",
-        params![
-            at,
-            order_id,
-            serde_json::json!({ "fact": fact, "message": message }).to_string()
-        ],
+        "compass",
+        "alert",
+        order_id,
+        &serde_json::json!({ "fact": fact, "message": message }),
+        now,
     )?;
     Ok(true)
 }
@@ -301,16 +299,13 @@ impl Db {
                 params![order_id, kind.as_str(), to, original, to_db(now)],
             )?;
             let id = tx.last_insert_rowid();
-            exec(
+            super::audit_in(
                 tx,
-                "INSERT INTO audit_log (at, actor, action, order_id, detail) \
-                 VALUES (?1, ?2, 'resend_email', ?3, ?4)",
-                params![
-                    to_db(now),
-                    actor,
-                    order_id,
-                    serde_json::json!({ "kind": kind.as_str(), "to": to, "email": id }).to_string()
-                ],
+                actor,
+                "resend_email",
+                Some(order_id),
+                &serde_json::json!({ "kind": kind.as_str(), "to": to, "email": id }),
+                now,
             )?;
             Ok(id)
         })

@@ -69,6 +69,24 @@ fn latest_version() -> i32 {
     migrations().iter().map(|m| m.version).max().unwrap_or(0)
 }
 
+/// Appends a row to the audit log, inside the caller's transaction (or on its own).
+pub(super) fn audit_in(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    order_id: Option<&str>,
+    detail: &serde_json::Value,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    orders::exec(
+        conn,
+        "INSERT INTO audit_log (at, actor, action, order_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![to_db(now), actor, action, order_id, detail.to_string()],
+    )
+    .context("cannot write the audit log")?;
+    Ok(())
+}
+
 /// A connection to the compass database.
 pub struct Db {
     conn: Connection,

@@ -307,13 +307,7 @@ impl Db {
         detail: &serde_json::Value,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        self.execute(
-            "INSERT INTO audit_log (at, actor, action, order_id, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![to_db(now), actor, action, order_id, detail.to_string()],
-        )
-        .context("cannot write the audit log")?;
-        Ok(())
+        self.write(|tx| super::audit_in(tx, actor, action, order_id, detail, now))
     }
 
     /// Whether the database answers: for `/healthz`.

@@ -881,3 +881,25 @@ fn with_the_planner_stable_the_partial_indexes_still_serve_their_queries() {
     let by_token = plan("SELECT id FROM orders WHERE status_token = 'x'");
     assert!(by_token.contains("status_token"), "{by_token}");
 }
+
+#[test]
+fn a_timeline_detail_changes_only_into_a_redaction() {
+    let mut db = Db::open_in_memory().expect("db");
+    let order = db
+        .create_order(&new_order("ada@example.com"), T0)
+        .expect("order");
+    let update = |detail: &str| {
+        db.conn.execute(
+            "UPDATE order_events SET detail = ?2 WHERE order_id = ?1",
+            rusqlite::params![order.id, detail],
+        )
+    };
+    let refused = update("{}").expect_err("an edit is refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("only a redaction may change a detail"),
+        "{refused}"
+    );
+    update(r#"{"tier":"standard","redacted":true}"#).expect("a redaction is allowed");
+}
