@@ -93,7 +93,13 @@ pub fn run(
             let text = serde_json::to_string_pretty(&data)?;
             match export.out {
                 Some(path) => {
-                    std::fs::write(&path, format!("{text}\n"))
+                    // Private from the first byte: it holds everything about a person.
+                    let mut file = std::fs::OpenOptions::new();
+                    file.write(true).create(true).truncate(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+                    file.open(&path)
+                        .and_then(|mut f| writeln!(f, "{text}"))
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     super::init::restrict_to_owner(&path)?;
                     writeln!(

@@ -157,9 +157,9 @@ fn csv(app: &App, orders: &[OrderSummary], out: &mut dyn Write) -> anyhow::Resul
         writer.write_record([
             clock::rfc3339(order.created_at).as_str(),
             &order.id,
-            &order.email,
-            &order.name,
-            &order.company,
+            &spreadsheet_text(&order.email),
+            &spreadsheet_text(&order.name),
+            &spreadsheet_text(&order.company),
             order.tier.as_str(),
             order.status.as_str(),
             &order.amount_cents.to_string(),
@@ -172,6 +172,17 @@ fn csv(app: &App, orders: &[OrderSummary], out: &mut dyn Write) -> anyhow::Resul
     }
     writer.flush()?;
     Ok(())
+}
+
+/// Customer text as a spreadsheet shows it: a cell starting with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return would be run as a formula when the file is opened, so it gets a leading
+/// `'` (OWASP's advice for CSV exports).
+fn spreadsheet_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
 }
 
 /// The orders list as people read it.

@@ -385,10 +385,7 @@ pub fn request_refund_json(
     let Some(order) = order_by_token(app, token)? else {
         return Ok(Response::json_error(404, "not_found", "no such order").into());
     };
-    let is_json = req
-        .header("content-type")
-        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
-    if !is_json {
+    if !super::routes::wants_json(req) {
         return Ok(Response::json_error(
             415,
             "unsupported_media_type",

@@ -325,14 +325,9 @@ pub(super) fn payment_page(
             ));
         }
     };
-    let company = app
-        .db
-        .order_facts(&order.id)?
-        .map(|f| f.company)
-        .unwrap_or_default();
     let mut data = base(app, "Payment");
     data["tier"] = json!(order.tier.title());
-    data["company"] = json!(company);
+    data["company"] = json!(order.company);
     data["price"] = json!(money::format(
         order.order.amount_cents,
         &order.order.currency

@@ -416,6 +416,9 @@ fn the_csv_export_parses_and_its_revenue_matches_stats() {
     let install = Install::new();
     let mut db = install.db();
     seed(&mut db, 120, NOW, Duration::hours(5), &Policy::default()).expect("seed");
+    // A company name a spreadsheet would run as a formula.
+    let formula = "=HYPERLINK(\"https://evil.example\",\"open\")";
+    crate::seed::paid_order(&mut db, compass::order::Tier::Starter, formula, NOW).expect("order");
     drop(db);
     let printed = stdout(&install.compass(&["orders", "--csv", "--limit", "0"]));
     let mut reader = csv::Reader::from_reader(printed.as_bytes());
@@ -427,8 +430,14 @@ fn the_csv_export_parses_and_its_revenue_matches_stats() {
         .collect();
     assert_eq!(header[..3], ["created_at", "order_id", "email"]);
     let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("CSV");
-    assert_eq!(rows.len(), 120);
+    assert_eq!(rows.len(), 121);
     let column = |name: &str| header.iter().position(|h| h == name).expect("column");
+    let company = column("company");
+    assert!(
+        rows.iter().any(|r| r[company] == format!("'{formula}")),
+        "the formula is text, not a formula"
+    );
+    assert!(rows.iter().all(|r| !r[company].starts_with('=')));
     let (amount, refunded, status) = (
         column("amount_cents"),
         column("refunded_cents"),
