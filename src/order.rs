@@ -334,9 +334,36 @@ pub enum Action {
     },
     /// Record how an issued refund ended.
     SettleRefund { number: u32, outcome: RefundOutcome },
-    /// Something the operator must look at, said with what to do; `{order}` in it stands for
-    /// the order's id.
-    AlertOperator(String),
+    /// Something the operator must look at.
+    AlertOperator(Alert),
+}
+
+/// An alert for the operator: said with what to do (`{order}` in it stands for the order's
+/// id), and what it is about, so that it is sent once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    /// The fact the alert is about, when it outlives one step (a payment that a reconcile may
+    /// bring again, a dispute); otherwise the step that raised it is the fact.
+    pub fact: Option<String>,
+    pub message: String,
+}
+
+impl Alert {
+    /// An alert about this step only.
+    pub fn of_step(message: String) -> Action {
+        Action::AlertOperator(Alert {
+            fact: None,
+            message,
+        })
+    }
+
+    /// An alert about `fact`, however many steps see it.
+    pub fn about(fact: String, message: String) -> Action {
+        Action::AlertOperator(Alert {
+            fact: Some(fact),
+            message,
+        })
+    }
 }
 
 /// How an issued refund ended.
@@ -540,11 +567,14 @@ pub fn step(
             Event::DisputeOpened { dispute, reason },
         ) => {
             // Nothing to stop, but a dispute nobody answers is lost by default.
-            actions.push(Action::AlertOperator(format!(
-                "dispute {dispute} ({reason}) opened on a {} order: answer it in the Stripe \
-                 dashboard, or the customer is paid twice",
-                order.status
-            )));
+            actions.push(Alert::about(
+                format!("dispute {dispute} opened"),
+                format!(
+                    "dispute {dispute} ({reason}) opened on a {} order: answer it in the Stripe \
+                     dashboard, or the customer is paid twice",
+                    order.status
+                ),
+            ));
         }
         (S::Refunded, _) => return Err(reject(Rejection::NotAllowed)),
 
@@ -568,9 +598,12 @@ pub fn step(
                     order.currency
                 );
                 next.last_error = Some(error.clone());
-                actions.push(Action::AlertOperator(format!(
-                    "{error}: the order stays unpaid; refund the payment in the Stripe dashboard"
-                )));
+                actions.push(Alert::about(
+                    format!("payment {payment_intent} does not match"),
+                    format!(
+                        "{error}: the order stays unpaid; refund the payment in the Stripe dashboard"
+                    ),
+                ));
                 return Ok(Step {
                     order: next,
                     actions,
@@ -675,7 +708,7 @@ pub fn step(
                             next.status = S::RefundRequested;
                             next.lease = None;
                             actions.push(Action::SendEmail(EmailKind::RefundUnderReview));
-                            actions.push(Action::AlertOperator(format!(
+                            actions.push(Alert::of_step(format!(
                                 "refund request waits for review: {}; refund it with `compass \
                                  refund {{order}}`, or decline it with `compass refund {{order}} \
                                  --decline --reason \"...\"`",
@@ -772,7 +805,7 @@ pub fn step(
                 number: *refund,
                 outcome: RefundOutcome::Failed(error.clone()),
             });
-            actions.push(Action::AlertOperator(format!(
+            actions.push(Alert::of_step(format!(
                 "refund failed at Stripe: {error}; retry with `compass refund {{order}}`"
             )));
         }
@@ -785,9 +818,12 @@ pub fn step(
             next.status = S::Disputed;
             next.disputed_from = Some(order.status);
             next.lease = None;
-            actions.push(Action::AlertOperator(format!(
-                "dispute {dispute} opened ({reason}): work on the order stopped; answer it in the Stripe dashboard"
-            )));
+            actions.push(Alert::about(
+                format!("dispute {dispute} opened"),
+                format!(
+                    "dispute {dispute} opened ({reason}): work on the order stopped; answer it in the Stripe dashboard"
+                ),
+            ));
         }
         (S::Disputed, Event::DisputeOpened { .. }) => {
             return Err(reject(Rejection::AlreadyApplied));
@@ -864,7 +900,7 @@ fn retry_or_fail(
         issue_refund(next, actions, refundable, RefundSource::Automatic, &reason);
     }
     actions.push(Action::SendEmail(EmailKind::ProcessingFailed));
-    actions.push(Action::AlertOperator(format!(
+    actions.push(Alert::of_step(format!(
         "order failed after {} attempts: {error}; refund queued",
         next.attempts
     )));

@@ -846,10 +846,14 @@ fn record_step(
                     params![id, number, outcome.as_str(), error, at],
                 )?;
             }
-            Action::AlertOperator(message) => {
+            Action::AlertOperator(alert) => {
                 alerts += 1;
-                let fact = format!("order {id} step {step_row}#{alerts}");
-                super::mail::alert_in(tx, &fact, Some(id), &message.replace("{order}", id), now)?;
+                let fact = match &alert.fact {
+                    Some(fact) => format!("order {id}: {fact}"),
+                    None => format!("order {id} step {step_row}#{alerts}"),
+                };
+                let message = alert.message.replace("{order}", id);
+                super::mail::alert_in(tx, &fact, Some(id), &message, now)?;
             }
         }
     }

@@ -822,6 +822,30 @@ fn an_alert_is_queued_once_per_fact_and_audited_once() {
         message.starts_with("dispute dp_1 opened (fraudulent)"),
         "{message}"
     );
+    // A payment that does not match, seen again by every reconcile: one alert, not one a run.
+    let unpaid = db
+        .create_order(&new_order("bob@example.com"), now)
+        .expect("order");
+    let short = Event::PaymentConfirmed {
+        payment_intent: "pi_short".into(),
+        amount_cents: 100,
+        currency: "usd".into(),
+    };
+    for _ in 0..3 {
+        db.apply(&unpaid.id, &short, &policy, "reconcile", now)
+            .expect("stored")
+            .expect("recorded, order held");
+    }
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM emails WHERE kind = 'operator_alert' AND order_id = '{}'",
+                unpaid.id
+            )
+        ),
+        1
+    );
     // The customer's own emails are untouched by the alert's (order, kind) sharing.
     assert_eq!(
         count(

@@ -366,7 +366,8 @@ fn payment_must_match_the_order() {
     assert_eq!(held.order.status, Status::PendingPayment);
     assert_eq!(
         held.actions,
-        [Action::AlertOperator(
+        [Alert::about(
+            "payment pi_1 does not match".into(),
             "payment pi_1 of 4900 usd does not match the order's 14900 usd: the order stays \
              unpaid; refund the payment in the Stripe dashboard"
                 .into()
@@ -427,7 +428,7 @@ fn transient_failures_retry_with_backoff_then_fail_with_a_refund() {
                         reason: "report could not be written: 529 overloaded".into(),
                     },
                     Action::SendEmail(EmailKind::ProcessingFailed),
-                    Action::AlertOperator(
+                    Alert::of_step(
                         "order failed after 5 attempts: 529 overloaded; refund queued".into()
                     ),
                 ]
