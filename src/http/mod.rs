@@ -176,6 +176,10 @@ pub fn serve_with(
         .collect::<anyhow::Result<Vec<_>>>()?;
     apps[0].webhook_secrets()?;
     apps[0].stripe()?;
+    // A CAPTCHA without its secret would refuse every order; better not to start.
+    if let Some(captcha) = &apps[0].config.captcha {
+        captcha.secret.get()?;
+    }
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|err| anyhow::anyhow!("cannot serve on {address}: {err}"))?;
     tracing::info!(%address, workers = apps.len(), "serving");
@@ -369,7 +373,16 @@ fn read(request: &mut tiny_http::Request) -> Result<Request, Response> {
     } else {
         MAX_FORM_BODY
     };
-    let json = is_api(path);
+    // The API's paths answer JSON, and so does a JSON body sent to the form's path (the JSON
+    // intake at POST /orders), as routes::wants_json decides once the request is read.
+    let json = is_api(path)
+        || request.headers().iter().any(|h| {
+            h.field.equiv("Content-Type")
+                && h.value
+                    .as_str()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+        });
     let too_large = || {
         if json {
             Response::json_error(413, "too_large", "the body is too large")

@@ -205,6 +205,11 @@ fn bad_orders_are_refused_and_nothing_is_stored() {
         &vec![b'a'; 10 * 1024 * 1024],
     );
     assert_eq!(status, 413);
+    // A JSON client hears it in the API's error shape, as docs/openapi.yaml promises.
+    let (status, _, body) = server.post("/orders", "application/json", &vec![b' '; 70 * 1024]);
+    assert_eq!(status, 413);
+    let error: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(error["error"]["code"], "too_large", "{body}");
 
     assert_eq!(counts(&server), before, "nothing stored");
 }
@@ -380,6 +385,31 @@ fn a_configured_captcha_is_checked_with_the_provider_before_anything_is_stored()
             &format!("verify_url = \"{}/turnstile/v0/siteverify\"", provider.base),
         );
     std::fs::write(install.config(), config).expect("write config");
+    // Without its secret every order would be refused: serve does not start.
+    let mut serve = install
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
+        .env("COMPASS_STRIPE_WEBHOOK_SECRETS", "whsec_captcha")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = serve.kill();
+            panic!("serve started without the CAPTCHA secret");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read");
+    assert!(stderr.contains("COMPASS_CAPTCHA_SECRET"), "{stderr}");
     let server = Serving::start_with_env(install, &[("COMPASS_CAPTCHA_SECRET", "captcha-secret")]);
 
     let (_, page) = server.get("/");
