@@ -209,23 +209,40 @@ impl Db {
         &mut self,
         id: i64,
         error: &str,
-        retry_at: Option<OffsetDateTime>,
+        retry_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        match retry_at {
-            Some(at) => self.execute(
-                "UPDATE emails SET status = 'queued', next_attempt_at = ?3, last_error = ?2, \
-                 claimed_until = NULL, updated_at = ?4 WHERE id = ?1",
-                params![id, error, to_db(at), to_db(now)],
-            ),
-            None => self.execute(
+        self.execute(
+            "UPDATE emails SET status = 'queued', next_attempt_at = ?3, last_error = ?2, \
+             claimed_until = NULL, updated_at = ?4 WHERE id = ?1",
+            params![id, error, to_db(retry_at), to_db(now)],
+        )
+        .with_context(|| format!("cannot record that email {id} failed"))?;
+        Ok(())
+    }
+
+    /// Records that an email failed for good, and the alert that says so (`fact`, order,
+    /// message) in the same transaction: neither can be stored without the other.
+    pub fn email_given_up(
+        &mut self,
+        id: i64,
+        error: &str,
+        alert: Option<(&str, Option<&str>, &str)>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.write(|tx| {
+            exec(
+                tx,
                 "UPDATE emails SET status = 'failed', last_error = ?2, claimed_until = NULL, \
                  link_token = NULL, updated_at = ?3 WHERE id = ?1",
                 params![id, error, to_db(now)],
-            ),
-        }
-        .with_context(|| format!("cannot record that email {id} failed"))?;
-        Ok(())
+            )?;
+            if let Some((fact, order_id, message)) = alert {
+                alert_in(tx, fact, order_id, message, now)?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("cannot record that email {id} was given up"))
     }
 
     /// Emails waiting to go out (queued or being sent), and those that failed for good.

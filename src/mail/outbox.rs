@@ -62,32 +62,37 @@ pub fn send_due(
                     Duration::minutes(1) * 2_i32.pow(email.attempts.saturating_sub(1).min(6));
                 let retry_at = now + wait.min(Duration::hours(1));
                 tracing::warn!(email = email.id, kind = %email.kind, "not sent, retrying: {error}");
-                db.email_not_sent(email.id, &error, Some(retry_at), now)?;
+                db.email_not_sent(email.id, &error, retry_at, now)?;
                 sent.retrying += 1;
             }
             Err(error) => {
                 tracing::error!(email = email.id, kind = %email.kind, "given up: {error}");
-                db.email_not_sent(email.id, &error, None, now)?;
                 // An alert that cannot be sent is not alerted about: it would fail the same way.
-                if email.kind != EmailKind::OperatorAlert {
+                let alert = (email.kind != EmailKind::OperatorAlert).then(|| {
                     let resend = match &email.order_id {
                         Some(order) => {
                             format!("`compass resend-email {order} --kind {}`", email.kind)
                         }
                         None => "ask the customer to request it again".to_owned(),
                     };
-                    db.alert(
-                        &format!("email {} given up", email.id),
-                        email.order_id.as_deref(),
-                        &format!(
+                    (
+                        format!("email {} given up", email.id),
+                        format!(
                             "email not delivered: the {} email failed {MAX_ATTEMPTS} times \
                              ({error}); fix the cause (`compass doctor` checks the mail \
                              settings), then {resend}",
                             email.kind
                         ),
-                        now,
-                    )?;
-                }
+                    )
+                });
+                db.email_given_up(
+                    email.id,
+                    &error,
+                    alert.as_ref().map(|(fact, message)| {
+                        (fact.as_str(), email.order_id.as_deref(), message.as_str())
+                    }),
+                    now,
+                )?;
                 sent.failed += 1;
             }
         }
