@@ -6,7 +6,7 @@ use compass::order::{Policy, Status};
 use time::Duration;
 
 use crate::seed::{Plan, seed_order};
-use crate::support::{Install, NOW, Serving};
+use crate::support::{Install, Serving, wall_clock};
 
 const ORIGIN: &str = "http://127.0.0.1:8080";
 
@@ -21,7 +21,7 @@ fn install_with(edit: &[(&str, &str)]) -> Install {
     install
 }
 
-/// A completed order paid `days` ago, and its status token.
+/// A completed order paid `days` ago by the clock `serve` runs on, and its status token.
 fn completed_days_ago(install: &Install, days: i64) -> (String, String) {
     let mut db = install.db();
     let id = seed_order(
@@ -29,7 +29,7 @@ fn completed_days_ago(install: &Install, days: i64) -> (String, String) {
         0,
         1,
         Plan::Completed,
-        NOW - Duration::days(days),
+        wall_clock() - Duration::days(days),
         &Policy::default(),
     )
     .expect("seeded");

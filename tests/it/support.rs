@@ -8,8 +8,17 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-/// The time every test binary runs at, unless a test says otherwise.
+/// The time every test binary runs at, unless a test says otherwise. `serve` is the exception:
+/// it runs on the real clock (webhook signatures are checked against it), so an order seeded
+/// for a running `serve` is dated from `wall_clock()`, never from `NOW`.
 pub const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+
+/// The real clock, to the second, as `serve` reads it.
+pub fn wall_clock() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
+}
 
 /// A compass installation in a temporary directory.
 pub struct Install {
