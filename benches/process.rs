@@ -77,7 +77,6 @@ fn main() -> anyhow::Result<()> {
             &concurrency.to_string(),
         ])
         .env("COMPASS_CONFIG", &config)
-        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-bench")
         .env("COMPASS_LOG", "warn")
         .output()?;
     let wall = started.elapsed().as_secs_f64();

@@ -1,8 +1,10 @@
 //! The Claude Messages API: one blocking client, errors split into transient and permanent.
 //!
-//! Headers and body follow Anthropic's reference (`x-api-key`, `anthropic-version`, `model`,
-//! `max_tokens`, `system`, `messages`, and `output_config.format` with a JSON schema for a
-//! structured answer). The answer's content blocks are read by type. Retries follow Anthropic's
+//! Headers and body follow Anthropic's reference and the official SDK (the key as a bearer
+//! token, the SDK's `anthropic-version`, `model`, `max_tokens`, `system` as one text block
+//! marked for the prompt cache, `messages`, and `output_config.format` with a JSON schema for a
+//! structured answer). The answer's content blocks are read by type, and its `stop_reason`
+//! and refusal details are handed to the caller, who decides what they mean. Retries follow Anthropic's
 //! SDKs: `x-should-retry` decides when present; otherwise connection errors, 408, 409, 429 and
 //! 5xx (529 "overloaded" included) are retried with backoff and jitter, honouring
 //! `retry-after-ms` and `retry-after` up to 60 s; 400, 401, 403, 404, 413 and a 429 that says a
@@ -16,8 +18,9 @@ use serde_json::json;
 use crate::config::{ClaudeConfig, Secret};
 use crate::retry::{RetryPolicy, jitter, retry_after};
 
-/// The API version this client speaks.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// The API version this client speaks: the one the official SDK (`anthropic` 2.15 on PyPI)
+/// sends. 2026-10-21 removed `temperature`, `top_p` and `top_k`, which compass never sends.
+pub const ANTHROPIC_VERSION: &str = "2026-10-21";
 
 /// A request for one structured answer.
 #[derive(Clone, Debug)]
@@ -27,6 +30,8 @@ pub struct Ask<'a> {
     pub messages: &'a [(Role, String)],
     /// The JSON schema the answer must follow.
     pub schema: &'a serde_json::Value,
+    /// The longest answer, in tokens.
+    pub max_tokens: u32,
 }
 
 /// Who said a message.
@@ -56,6 +61,10 @@ pub struct Answer {
     pub text: String,
     /// `end_turn`, `max_tokens`, `refusal`, ...
     pub stop_reason: Option<String>,
+    /// With a refusal: the policy category the API names, if any.
+    pub refusal_category: Option<String>,
+    /// With a refusal: the API's explanation, if any.
+    pub refusal_explanation: Option<String>,
     pub usage: Usage,
     pub request_id: Option<String>,
 }
@@ -97,7 +106,6 @@ pub struct ClaudeClient {
     base: String,
     key: Secret,
     model: String,
-    max_tokens: u32,
     retry: RetryPolicy,
 }
 
@@ -118,7 +126,6 @@ impl ClaudeClient {
             &config.api_base,
             config.api_key.get()?.clone(),
             &config.model,
-            config.max_tokens,
             timeout,
             RetryPolicy::anthropic(),
         ))
@@ -129,7 +136,6 @@ impl ClaudeClient {
         base: &str,
         key: Secret,
         model: &str,
-        max_tokens: u32,
         timeout: Duration,
         retry: RetryPolicy,
     ) -> ClaudeClient {
@@ -139,7 +145,6 @@ impl ClaudeClient {
             base: base.trim_end_matches('/').to_owned(),
             key,
             model: model.to_owned(),
-            max_tokens,
             retry,
         }
     }
@@ -149,30 +154,34 @@ impl ClaudeClient {
         &self.model
     }
 
-    /// Whether the key opens the API: one `GET /v1/models` (free), no retries. The models the
-    /// key can use, or the API's answer.
-    pub fn check_key(&self) -> Result<usize, String> {
+    /// What the API says of the configured model: one `GET /v1/models/{id}` (free), no
+    /// retries. `Ok(None)` when the API does not know the model (404); `Err` with the API's
+    /// answer when the key or the connection fails.
+    pub fn model_info(&self) -> Result<Option<ModelInfo>, String> {
         let mut response = self
             .agent
-            .get(&format!("{}/v1/models?limit=100", self.base))
-            .header("x-api-key", self.key.expose())
+            .get(&format!("{}/v1/models/{}", self.base, self.model))
+            .header("authorization", &format!("Bearer {}", self.key.expose()))
             .header("anthropic-version", ANTHROPIC_VERSION)
             .call()
             .map_err(|err| format!("cannot reach {}: {err}", self.base))?;
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_string().unwrap_or_default();
-        if status != 200 {
-            let message = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            return Err(format!("the API answered {status} {message}")
-                .trim_end()
-                .to_owned());
+        match status {
+            200 => serde_json::from_str(&body)
+                .map(Some)
+                .map_err(|err| format!("unreadable answer: {err}")),
+            404 => Ok(None),
+            _ => {
+                let message = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                Err(format!("the API answered {status} {message}")
+                    .trim_end()
+                    .to_owned())
+            }
         }
-        let models: serde_json::Value =
-            serde_json::from_str(&body).map_err(|err| format!("unreadable answer: {err}"))?;
-        Ok(models["data"].as_array().map_or(0, Vec::len))
     }
 
     /// Asks for one answer, retrying transient failures; `record` sees every attempt.
@@ -192,10 +201,12 @@ impl ClaudeClient {
                 json!({ "role": role, "content": text })
             })
             .collect();
+        // The system prompt and the schema are the same for every order of a tier: marked for
+        // the prompt cache, the second order of a run reads them at a tenth of the price.
         let body = json!({
             "model": self.model,
-            "max_tokens": self.max_tokens,
-            "system": ask.system,
+            "max_tokens": ask.max_tokens,
+            "system": [{ "type": "text", "text": ask.system, "cache_control": { "type": "ephemeral" } }],
             "messages": messages,
             "output_config": { "format": { "type": "json_schema", "schema": ask.schema } },
         })
@@ -206,7 +217,7 @@ impl ClaudeClient {
             let sent = self
                 .agent
                 .post(&format!("{}/v1/messages", self.base))
-                .header("x-api-key", self.key.expose())
+                .header("authorization", &format!("Bearer {}", self.key.expose()))
                 .header("anthropic-version", ANTHROPIC_VERSION)
                 .header("content-type", "application/json")
                 .send(&body);
@@ -240,6 +251,18 @@ impl ClaudeClient {
             }
         }
     }
+}
+
+/// What the Models API says of one model.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub id: String,
+    /// `active`, `deprecated` or `retired`.
+    #[serde(default)]
+    pub lifecycle: Option<String>,
+    /// RFC 3339, when the model stops answering.
+    #[serde(default)]
+    pub retires_at: Option<String>,
 }
 
 /// What one HTTP exchange gave.
@@ -343,7 +366,16 @@ fn parse_answer(body: &str, request_id: Option<String>) -> Result<Answer, String
         #[serde(default)]
         stop_reason: Option<String>,
         #[serde(default)]
+        stop_details: Option<StopDetails>,
+        #[serde(default)]
         usage: Usage,
+    }
+    #[derive(Deserialize)]
+    struct StopDetails {
+        #[serde(default)]
+        category: Option<String>,
+        #[serde(default)]
+        explanation: Option<String>,
     }
     #[derive(Deserialize)]
     struct Block {
@@ -360,9 +392,14 @@ fn parse_answer(body: &str, request_id: Option<String>) -> Result<Answer, String
         .filter(|b| b.kind == "text")
         .filter_map(|b| b.text)
         .collect();
+    let (refusal_category, refusal_explanation) = message
+        .stop_details
+        .map_or((None, None), |d| (d.category, d.explanation));
     Ok(Answer {
         text,
         stop_reason: message.stop_reason,
+        refusal_category,
+        refusal_explanation,
         usage: message.usage,
         request_id,
     })
@@ -393,6 +430,13 @@ mod tests {
         assert_eq!(answer.text, "{\"a\":1}");
         assert_eq!(answer.usage.input_tokens, 10);
         assert_eq!(answer.stop_reason.as_deref(), Some("end_turn"));
+
+        let refused = r#"{"content":[],"stop_reason":"refusal","usage":{"input_tokens":9,"output_tokens":0},
+            "stop_details":{"type":"refusal","category":"cyber","explanation":"Not this."}}"#;
+        let answer = parse_answer(refused, None).expect("parses");
+        assert_eq!(answer.text, "");
+        assert_eq!(answer.refusal_category.as_deref(), Some("cyber"));
+        assert_eq!(answer.refusal_explanation.as_deref(), Some("Not this."));
     }
 
     #[test]

@@ -213,6 +213,10 @@ pub struct StripeConfig {
     pub webhook_secrets: SecretSlot,
 }
 
+/// The model reports are written with unless `claude.model` says otherwise: Claude Sonnet
+/// 5.5, from the official SDK's model list (anthropic 2.15, 2026-12).
+pub const DEFAULT_CLAUDE_MODEL: &str = "claude-sonnet-5-5";
+
 /// How to reach Claude.
 #[derive(Clone, Debug)]
 pub struct ClaudeConfig {
@@ -222,6 +226,10 @@ pub struct ClaudeConfig {
     pub model: String,
     /// The longest answer, in tokens.
     pub max_tokens: u32,
+    /// The one larger limit tried after an answer was cut off at `max_tokens`.
+    pub max_tokens_cap: u32,
+    /// What one order's calls may cost in all, in millionths of a US dollar.
+    pub max_cost_per_order_micros: i64,
     /// The longest a request may take.
     pub timeout: Duration,
     /// US dollars per million input tokens.
@@ -485,6 +493,8 @@ struct RawClaude {
     api_base: String,
     model: String,
     max_tokens: u32,
+    max_tokens_cap: u32,
+    max_cost_per_order_usd: f64,
     timeout_secs: u32,
     input_usd_per_mtok: f64,
     output_usd_per_mtok: f64,
@@ -496,11 +506,13 @@ impl Default for RawClaude {
     fn default() -> Self {
         RawClaude {
             api_base: "https://api.anthropic.com".into(),
-            model: "claude-sonnet-4-5".into(),
+            model: DEFAULT_CLAUDE_MODEL.into(),
             max_tokens: 16_000,
+            max_tokens_cap: 32_000,
+            max_cost_per_order_usd: 1.0,
             timeout_secs: 300,
-            input_usd_per_mtok: 3.0,
-            output_usd_per_mtok: 15.0,
+            input_usd_per_mtok: 2.0,
+            output_usd_per_mtok: 10.0,
             api_key_file: None,
             api_key: None,
         }
@@ -701,6 +713,19 @@ impl RawConfig {
         if c.max_tokens == 0 {
             bail!("claude.max_tokens must be at least 1");
         }
+        if c.max_tokens_cap < c.max_tokens {
+            bail!(
+                "claude.max_tokens_cap ({}) must be at least claude.max_tokens ({})",
+                c.max_tokens_cap,
+                c.max_tokens
+            );
+        }
+        if !c.max_cost_per_order_usd.is_finite() || c.max_cost_per_order_usd <= 0.0 {
+            bail!(
+                "claude.max_cost_per_order_usd must be more than zero, got {}",
+                c.max_cost_per_order_usd
+            );
+        }
         if c.timeout_secs == 0 {
             bail!("claude.timeout_secs must be at least 1");
         }
@@ -716,6 +741,8 @@ impl RawConfig {
             api_base: c.api_base.trim_end_matches('/').to_owned(),
             model: c.model,
             max_tokens: c.max_tokens,
+            max_tokens_cap: c.max_tokens_cap,
+            max_cost_per_order_micros: (c.max_cost_per_order_usd * 1_000_000.0).round() as i64,
             timeout: Duration::seconds(c.timeout_secs.into()),
             input_usd_per_mtok: c.input_usd_per_mtok,
             output_usd_per_mtok: c.output_usd_per_mtok,

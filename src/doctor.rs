@@ -1,6 +1,6 @@
 //! `compass doctor`: is this installation ready to take money? Each check is a line with
 //! ok, warn or fail and what to do. External services are asked only things that cost nothing
-//! and change nothing (Stripe: list one PaymentIntent; Anthropic: list models; SMTP: connect
+//! and change nothing (Stripe: list one PaymentIntent; Anthropic: look up the configured model; SMTP: connect
 //! and log in).
 
 use std::os::unix::fs::PermissionsExt;
@@ -205,14 +205,38 @@ fn claude(config: &Config) -> Check {
         Ok(client) => client,
         Err(err) => return check("anthropic key", Level::Fail, format!("{err:#}")),
     };
-    match client.check_key() {
-        Ok(models) => check(
-            "anthropic key",
+    let model = client.model();
+    match client.model_info() {
+        Ok(Some(info)) if info.lifecycle.as_deref() == Some("retired") => check(
+            "anthropic model",
+            Level::Fail,
+            format!(
+                "{model} is retired: every report would fail; set claude.model to a current model"
+            ),
+        ),
+        Ok(Some(info)) if info.lifecycle.as_deref() == Some("deprecated") => check(
+            "anthropic model",
+            Level::Warn,
+            format!(
+                "{model} is deprecated and retires {}: set claude.model to a current model before then",
+                info.retires_at.as_deref().unwrap_or("soon")
+            ),
+        ),
+        Ok(Some(_)) => check(
+            "anthropic model",
             Level::Ok,
             format!(
-                "accepted by {} ({models} models listed; reports use {})",
-                config.claude.api_base,
-                client.model()
+                "{model} answers at {} (key accepted)",
+                config.claude.api_base
+            ),
+        ),
+        Ok(None) => check(
+            "anthropic model",
+            Level::Fail,
+            format!(
+                "the API does not know {model} (retired or misspelt): every report would fail; \
+                 set claude.model to a current model, e.g. {}",
+                crate::config::DEFAULT_CLAUDE_MODEL
             ),
         ),
         Err(err) => check("anthropic key", Level::Fail, err),

@@ -16,7 +16,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::app::App;
-use crate::claude::{Ask, ClaudeClient, ClaudeError, Role, cost_micros};
+use crate::claude::ClaudeClient;
 use crate::config::Config;
 use crate::db::{Artifact, Db, StoredOrder};
 use crate::mail::outbox::{self, Sent};
@@ -24,6 +24,7 @@ use crate::mail::{Composer, Mailer};
 use crate::order::{Event, Status};
 use crate::questionnaire::{Intake, Questionnaire, Scores};
 use crate::refunds::{self, IssuedRefund};
+use crate::report::ask::{self, Limits};
 use crate::report::{self, Report, Written, prompt::Prompts};
 
 /// How much one pass takes on.
@@ -68,6 +69,10 @@ pub struct Outcome {
     pub result: Finished,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Input tokens read from the prompt cache (billed at a tenth of the input price).
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache (billed at 1.25 times).
+    pub cache_write_tokens: u64,
     pub cost_micros: i64,
     /// The whole attempt, wall clock.
     pub millis: u64,
@@ -271,6 +276,8 @@ struct Worker<'a> {
 struct Spent {
     input_tokens: u64,
     output_tokens: u64,
+    cache_read_tokens: u64,
+    cache_write_tokens: u64,
     cost_micros: i64,
     claude: std::time::Duration,
 }
@@ -324,6 +331,8 @@ impl Worker<'_> {
             result,
             input_tokens: spent.input_tokens,
             output_tokens: spent.output_tokens,
+            cache_read_tokens: spent.cache_read_tokens,
+            cache_write_tokens: spent.cache_write_tokens,
             cost_micros: spent.cost_micros,
             millis: millis(started.elapsed()),
             claude_millis: millis(spent.claude),
@@ -375,7 +384,7 @@ impl Worker<'_> {
         Ok(files.into())
     }
 
-    /// Asks Claude for the report's words, with one repair round.
+    /// Asks Claude for the report's words (`report::ask`), recording every call.
     #[allow(clippy::too_many_arguments)]
     fn ask(
         &self,
@@ -392,60 +401,38 @@ impl Worker<'_> {
             .render(&self.config.business_name, intake, questionnaire, scores)
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         let schema = report::schema(intake.tier, questionnaire);
-        let mut messages = vec![(Role::User, prompt.user)];
-        let mut repaired = false;
-        let written = loop {
-            let ask = Ask {
-                system: &prompt.system,
-                messages: &messages,
-                schema: &schema,
-            };
-            let asked = std::time::Instant::now();
-            let answer = claude
-                .ask(&ask, |attempt| {
-                    let claude = &self.config.claude;
-                    let cost = cost_micros(
-                        &attempt.usage,
-                        claude.input_usd_per_mtok,
-                        claude.output_usd_per_mtok,
-                    );
-                    spent.input_tokens += attempt.usage.input_tokens;
-                    spent.output_tokens += attempt.usage.output_tokens;
-                    spent.cost_micros += cost;
-                    let now = (self.clock)().unwrap_or_else(|_| OffsetDateTime::now_utc());
-                    if let Err(err) = db.record_llm_call(Some(&order.id), attempt, cost, now) {
-                        tracing::error!(order = %order.id, "cannot record a Claude call: {err:#}");
-                    }
-                })
-                .map_err(|err| match err {
-                    ClaudeError::Transient(message) => Failure::retryable(message),
-                    ClaudeError::Permanent(message) => Failure::permanent(message),
-                });
-            spent.claude += asked.elapsed();
-            let answer = answer?;
-            match report::check(&answer.text, intake.tier, questionnaire) {
-                Ok(written) => break written,
-                Err(problems) if !repaired => {
-                    repaired = true;
-                    tracing::info!(order = %order.id, "repairing the answer: {}", problems.join("; "));
-                    messages.push((Role::Assistant, answer.text));
-                    messages.push((
-                        Role::User,
-                        format!(
-                            "Your answer did not pass these checks:\n- {}\nAnswer again with the complete, corrected JSON object and nothing else.",
-                            problems.join("\n- ")
-                        ),
-                    ));
+        let spent_before = db
+            .llm_cost_of(&order.id)
+            .map_err(|err| Failure::retryable(format!("{err:#}")))?;
+        let limits = Limits::of(&self.config.claude, spent_before);
+        let asked = std::time::Instant::now();
+        let written = report::ask::written(
+            claude,
+            &prompt,
+            &schema,
+            intake.tier,
+            questionnaire,
+            scores,
+            &limits,
+            &mut |attempt| {
+                let cost = limits.cost_of(&attempt.usage);
+                spent.input_tokens += attempt.usage.input_tokens;
+                spent.output_tokens += attempt.usage.output_tokens;
+                spent.cache_read_tokens += attempt.usage.cache_read_input_tokens;
+                spent.cache_write_tokens += attempt.usage.cache_creation_input_tokens;
+                spent.cost_micros += cost;
+                let now = (self.clock)().unwrap_or_else(|_| OffsetDateTime::now_utc());
+                if let Err(err) = db.record_llm_call(Some(&order.id), attempt, cost, now) {
+                    tracing::error!(order = %order.id, "cannot record a Claude call: {err:#}");
                 }
-                Err(problems) => {
-                    return Err(Failure::retryable(format!(
-                        "the answer failed the report checks after a repair round: {}",
-                        problems.join("; ")
-                    )));
-                }
-            }
-        };
-        Ok(written)
+                cost
+            },
+        );
+        spent.claude += asked.elapsed();
+        written.map_err(|failure| match failure {
+            ask::Failure::Retryable(message) => Failure::retryable(message),
+            ask::Failure::Permanent(message) => Failure::permanent(message),
+        })
     }
 }
 

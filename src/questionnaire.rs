@@ -93,6 +93,16 @@ pub enum Level {
 }
 
 impl Level {
+    /// The level's name as reports and pages write it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Level::Pacesetter => "Pacesetter",
+            Level::Chaser => "Chaser",
+            Level::Follower => "Follower",
+            Level::Laggard => "Laggard",
+        }
+    }
+
     /// The level for an overall score of 0-100.
     pub fn of(overall: u8) -> Level {
         match overall {

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::app::App;
-use crate::claude::{Ask, ClaudeClient, Role, cost_micros};
+use crate::claude::ClaudeClient;
 use crate::order::Tier;
+use crate::report::ask::{self, Limits};
 use crate::report::{self, Report, prompt::Prompts};
 
 /// Write a report from a questionnaire file, without an order or a payment
@@ -71,35 +72,35 @@ pub fn run(
     })?;
     let scores = questionnaire.scores(&intake);
     let (written, sample, cost) = if app.config.claude.api_key.is_set() {
-        let claude = ClaudeClient::new(&app.config.claude)?;
+        let config = &app.config.claude;
+        let claude = ClaudeClient::new(config)?;
         let prompt =
             Prompts::new()?.render(&app.config.business_name, &intake, &questionnaire, &scores)?;
         let schema = report::schema(intake.tier, &questionnaire);
-        let messages = [(Role::User, prompt.user)];
-        let ask = Ask {
-            system: &prompt.system,
-            messages: &messages,
-            schema: &schema,
-        };
+        let limits = Limits::of(config, 0);
         let mut cost = 0;
-        let prices = (
-            app.config.claude.input_usd_per_mtok,
-            app.config.claude.output_usd_per_mtok,
-        );
-        let answer = claude.ask(&ask, |attempt| {
-            let spent = cost_micros(&attempt.usage, prices.0, prices.1);
-            cost += spent;
-            if let Err(err) = app.db.record_llm_call(None, attempt, spent, now) {
-                tracing::error!("cannot record a Claude call: {err:#}");
+        let written = ask::written(
+            &claude,
+            &prompt,
+            &schema,
+            intake.tier,
+            &questionnaire,
+            &scores,
+            &limits,
+            &mut |attempt| {
+                let spent = limits.cost_of(&attempt.usage);
+                cost += spent;
+                if let Err(err) = app.db.record_llm_call(None, attempt, spent, now) {
+                    tracing::error!("cannot record a Claude call: {err:#}");
+                }
+                spent
+            },
+        )
+        .map_err(|failure| match failure {
+            ask::Failure::Retryable(message) | ask::Failure::Permanent(message) => {
+                anyhow::anyhow!("no report: {message}")
             }
         })?;
-        let written =
-            report::check(&answer.text, intake.tier, &questionnaire).map_err(|problems| {
-                anyhow::anyhow!(
-                    "the answer failed the report checks: {}",
-                    problems.join("; ")
-                )
-            })?;
         (written, false, cost)
     } else {
         (

@@ -40,6 +40,16 @@ impl Db {
         .context("cannot record a Claude call")?;
         Ok(())
     }
+
+    /// What an order's Claude calls have cost so far, in millionths of a dollar.
+    pub fn llm_cost_of(&self, order_id: &str) -> anyhow::Result<i64> {
+        self.conn
+            .prepare_cached(
+                "SELECT coalesce(sum(cost_micros), 0) FROM llm_calls WHERE order_id = ?1",
+            )?
+            .query_row([order_id], |row| row.get(0))
+            .with_context(|| format!("cannot read the Claude cost of order {order_id}"))
+    }
 }
 
 /// SQLite integers are signed; counts past i64::MAX do not occur, and are pinned if they did.

@@ -37,7 +37,7 @@ pub fn render(report: &Report, business: &str) -> anyhow::Result<String> {
         "tier": report.tier.title(),
         "sample": report.sample,
         "overall": report.scores.overall,
-        "level": report.scores.level.map(|l| format!("{l:?}")),
+        "level": report.scores.level.map(crate::questionnaire::Level::title),
         "radar": radar(&report.scores, 400.0),
         "pillars": pillars,
         "written": report.written,

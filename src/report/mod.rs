@@ -2,11 +2,19 @@
 //! checking of its answer, and the prompts that ask for it.
 //!
 //! The numbers (pillar scores, overall score, level) come from `questionnaire::scores`, never
-//! from the model; the model writes the words, tied to the customer's answers. A tier's depth
+//! from the model; the model writes the words, tied to the customer's answers, and `check`
+//! refuses words that state other numbers (`numbers.rs`).
+//!
+//! The schema keeps to what the API's structured outputs accept (the official SDK's
+//! `transform_schema` leaves it unchanged): lengths, counts and ranges are said in each
+//! property's `description` and enforced by `check`, from one table (`Count`), whose problems
+//! drive the repair round. A tier's depth
 //! is visible in what its schema requires: Standard adds recommendations, risks and a 90-day
 //! roadmap; Premium adds a use-case portfolio, a 12-month roadmap and budget ranges.
 
+pub mod ask;
 pub mod html;
+mod numbers;
 pub mod pdf;
 pub mod prompt;
 pub mod radar;
@@ -126,12 +134,54 @@ impl Report {
     }
 }
 
+/// The longest text the model may write in one field, in characters.
 const MAX_TEXT: usize = 2_000;
+
+/// How many items a list in the answer holds.
+#[derive(Clone, Copy, Debug)]
+struct Count {
+    min: usize,
+    max: usize,
+}
+
+const RECOMMENDATIONS: Count = Count { min: 1, max: 5 };
+const QUICK_WINS: Count = Count { min: 5, max: 5 };
+const RISKS: Count = Count { min: 2, max: 6 };
+const ROADMAP_90_DAYS: Count = Count { min: 3, max: 8 };
+const USE_CASES: Count = Count { min: 3, max: 8 };
+const ROADMAP_12_MONTHS: Count = Count { min: 4, max: 12 };
+const BUDGET: Count = Count { min: 2, max: 10 };
+
+impl Count {
+    fn words(self) -> String {
+        if self.min == self.max {
+            format!("exactly {} items", self.min)
+        } else {
+            format!("{} to {} items", self.min, self.max)
+        }
+    }
+
+    /// A JSON schema array of `items`, the count said in its description.
+    fn array(self, items: serde_json::Value, what: &str) -> serde_json::Value {
+        json!({
+            "type": "array", "items": items, "minItems": 1,
+            "description": format!("{what}: {}.", self.words()),
+        })
+    }
+
+    fn check(self, name: &str, len: usize, problems: &mut Vec<String>) {
+        if len < self.min || len > self.max {
+            problems.push(format!("{name} must have {}, got {len}", self.words()));
+        }
+    }
+}
 
 /// The JSON schema the model's answer must follow for `tier`.
 pub fn schema(tier: Tier, questionnaire: &Questionnaire) -> serde_json::Value {
-    let text = json!({ "type": "string", "minLength": 1, "maxLength": MAX_TEXT });
-    let texts = |min: usize, max: usize| json!({ "type": "array", "items": text, "minItems": min, "maxItems": max });
+    let text = json!({
+        "type": "string",
+        "description": format!("Plain text, not empty, at most {MAX_TEXT} characters."),
+    });
     let milestone = json!({
         "type": "object", "additionalProperties": false, "required": ["when", "what"],
         "properties": { "when": text, "what": text },
@@ -143,60 +193,57 @@ pub fn schema(tier: Tier, questionnaire: &Questionnaire) -> serde_json::Value {
         .map(|p| p.id.as_str())
         .collect();
     let mut pillar_required = vec!["id", "finding"];
-    let mut pillar_properties = json!({ "id": { "type": "string", "enum": ids }, "finding": text });
+    let mut pillar_properties = json!({ "id": { "enum": ids }, "finding": text });
     if deeper {
         pillar_required.push("recommendations");
-        pillar_properties["recommendations"] = texts(1, 5);
+        pillar_properties["recommendations"] = RECOMMENDATIONS.array(text.clone(), "What to do");
     }
     let mut required = vec!["summary", "pillars", "quick_wins"];
     let mut properties = json!({
         "summary": text,
         "pillars": {
-            "type": "array", "minItems": ids.len(), "maxItems": ids.len(),
+            "type": "array", "minItems": 1,
+            "description": format!(
+                "Exactly {} items, one per pillar, in this order: {}.",
+                ids.len(),
+                ids.join(", ")
+            ),
             "items": {
                 "type": "object", "additionalProperties": false,
                 "required": pillar_required, "properties": pillar_properties,
             },
         },
-        "quick_wins": texts(5, 5),
+        "quick_wins": QUICK_WINS.array(text.clone(), "Things to start this month"),
     });
     if deeper {
         required.extend(["risks", "roadmap_90_days"]);
-        properties["risks"] = json!({
-            "type": "array", "minItems": 2, "maxItems": 6,
-            "items": {
-                "type": "object", "additionalProperties": false, "required": ["title", "mitigation"],
-                "properties": { "title": text, "mitigation": text },
-            },
+        let risk = json!({
+            "type": "object", "additionalProperties": false, "required": ["title", "mitigation"],
+            "properties": { "title": text, "mitigation": text },
         });
-        properties["roadmap_90_days"] =
-            json!({ "type": "array", "minItems": 3, "maxItems": 8, "items": milestone });
+        properties["risks"] = RISKS.array(risk, "Risks, each with a mitigation");
+        properties["roadmap_90_days"] = ROADMAP_90_DAYS.array(milestone.clone(), "Milestones");
     }
     if tier == Tier::Premium {
         required.extend(["use_cases", "roadmap_12_months", "budget"]);
-        let rating = json!({ "type": "string", "enum": ["low", "medium", "high"] });
-        properties["use_cases"] = json!({
-            "type": "array", "minItems": 3, "maxItems": 8,
-            "items": {
-                "type": "object", "additionalProperties": false,
-                "required": ["name", "description", "effort", "impact"],
-                "properties": { "name": text, "description": text, "effort": rating, "impact": rating },
-            },
+        let rating = json!({ "enum": ["low", "medium", "high"] });
+        let use_case = json!({
+            "type": "object", "additionalProperties": false,
+            "required": ["name", "description", "effort", "impact"],
+            "properties": { "name": text, "description": text, "effort": rating, "impact": rating },
         });
-        properties["roadmap_12_months"] =
-            json!({ "type": "array", "minItems": 4, "maxItems": 12, "items": milestone });
-        properties["budget"] = json!({
-            "type": "array", "minItems": 2, "maxItems": 10,
-            "items": {
-                "type": "object", "additionalProperties": false,
-                "required": ["item", "low_usd", "high_usd"],
-                "properties": {
-                    "item": text,
-                    "low_usd": { "type": "integer", "minimum": 0 },
-                    "high_usd": { "type": "integer", "minimum": 0 },
-                },
-            },
+        properties["use_cases"] = USE_CASES.array(use_case, "AI use cases for this company");
+        properties["roadmap_12_months"] = ROADMAP_12_MONTHS.array(milestone, "Milestones");
+        let dollars = json!({ "type": "integer", "description": "Whole US dollars, 0 or more." });
+        let line = json!({
+            "type": "object", "additionalProperties": false,
+            "required": ["item", "low_usd", "high_usd"],
+            "properties": { "item": text, "low_usd": dollars, "high_usd": dollars },
         });
+        properties["budget"] = BUDGET.array(
+            line,
+            "Budget lines, each with low_usd no more than high_usd",
+        );
     }
     json!({
         "type": "object", "additionalProperties": false,
@@ -210,6 +257,7 @@ pub fn check(
     text: &str,
     tier: Tier,
     questionnaire: &Questionnaire,
+    scores: &Scores,
 ) -> Result<Written, Vec<String>> {
     let json = text
         .trim()
@@ -222,40 +270,24 @@ pub fn check(
         )]
     })?;
     let mut problems = Vec::new();
-    let mut text_ok = |what: &str, value: &str| {
+    for (field, value) in written.texts() {
         if value.trim().is_empty() {
-            problems.push(format!("{what} is empty"));
+            problems.push(format!("{field} is empty"));
         } else if value.chars().count() > MAX_TEXT {
-            problems.push(format!("{what} is longer than {MAX_TEXT} characters"));
+            problems.push(format!("{field} is longer than {MAX_TEXT} characters"));
         }
-    };
-    text_ok("summary", &written.summary);
+    }
     let ids: Vec<&str> = questionnaire
         .pillars
         .iter()
         .map(|p| p.id.as_str())
         .collect();
     let got: Vec<&str> = written.pillars.iter().map(|p| p.id.as_str()).collect();
-    for (n, pillar) in written.pillars.iter().enumerate() {
-        text_ok(&format!("pillars[{n}].finding"), &pillar.finding);
-        for (k, r) in pillar.recommendations.iter().flatten().enumerate() {
-            text_ok(&format!("pillars[{n}].recommendations[{k}]"), r);
-        }
-    }
-    for (n, win) in written.quick_wins.iter().enumerate() {
-        text_ok(&format!("quick_wins[{n}]"), win);
-    }
     if got != ids {
         problems.push(format!(
             "pillars must be exactly {} in that order, got {}",
             ids.join(", "),
             got.join(", ")
-        ));
-    }
-    if written.quick_wins.len() != 5 {
-        problems.push(format!(
-            "quick_wins must have exactly 5 items, got {}",
-            written.quick_wins.len()
         ));
     }
     let deeper = tier != Tier::Starter;
@@ -289,6 +321,51 @@ pub fn check(
     {
         problems.push("every pillar needs recommendations".into());
     }
+    let mut counts = vec![(
+        "quick_wins".to_owned(),
+        QUICK_WINS,
+        Some(written.quick_wins.len()),
+    )];
+    for (n, pillar) in written.pillars.iter().enumerate() {
+        let len = pillar.recommendations.as_ref().map(Vec::len);
+        counts.push((
+            format!("pillars[{n}].recommendations"),
+            RECOMMENDATIONS,
+            len,
+        ));
+    }
+    counts.extend([
+        (
+            "risks".to_owned(),
+            RISKS,
+            written.risks.as_ref().map(Vec::len),
+        ),
+        (
+            "roadmap_90_days".to_owned(),
+            ROADMAP_90_DAYS,
+            written.roadmap_90_days.as_ref().map(Vec::len),
+        ),
+        (
+            "use_cases".to_owned(),
+            USE_CASES,
+            written.use_cases.as_ref().map(Vec::len),
+        ),
+        (
+            "roadmap_12_months".to_owned(),
+            ROADMAP_12_MONTHS,
+            written.roadmap_12_months.as_ref().map(Vec::len),
+        ),
+        (
+            "budget".to_owned(),
+            BUDGET,
+            written.budget.as_ref().map(Vec::len),
+        ),
+    ]);
+    for (name, count, len) in counts {
+        if let Some(len) = len {
+            count.check(&name, len, &mut problems);
+        }
+    }
     for line in written.budget.iter().flatten() {
         if line.low_usd > line.high_usd {
             problems.push(format!(
@@ -297,10 +374,49 @@ pub fn check(
             ));
         }
     }
+    problems.extend(numbers::problems(&written, scores));
     if problems.is_empty() {
         Ok(written)
     } else {
         Err(problems)
+    }
+}
+
+impl Written {
+    /// Every text the model wrote, with the field it stands in.
+    fn texts(&self) -> Vec<(String, &str)> {
+        let mut texts = vec![("summary".to_owned(), self.summary.as_str())];
+        for (n, pillar) in self.pillars.iter().enumerate() {
+            texts.push((format!("pillars[{n}].finding"), &pillar.finding));
+            for (k, text) in pillar.recommendations.iter().flatten().enumerate() {
+                texts.push((format!("pillars[{n}].recommendations[{k}]"), text));
+            }
+        }
+        for (n, text) in self.quick_wins.iter().enumerate() {
+            texts.push((format!("quick_wins[{n}]"), text));
+        }
+        for (n, risk) in self.risks.iter().flatten().enumerate() {
+            texts.push((format!("risks[{n}].title"), &risk.title));
+            texts.push((format!("risks[{n}].mitigation"), &risk.mitigation));
+        }
+        let roadmaps = [
+            ("roadmap_90_days", &self.roadmap_90_days),
+            ("roadmap_12_months", &self.roadmap_12_months),
+        ];
+        for (name, roadmap) in roadmaps {
+            for (n, step) in roadmap.iter().flatten().enumerate() {
+                texts.push((format!("{name}[{n}].when"), &step.when));
+                texts.push((format!("{name}[{n}].what"), &step.what));
+            }
+        }
+        for (n, case) in self.use_cases.iter().flatten().enumerate() {
+            texts.push((format!("use_cases[{n}].name"), &case.name));
+            texts.push((format!("use_cases[{n}].description"), &case.description));
+        }
+        for (n, line) in self.budget.iter().flatten().enumerate() {
+            texts.push((format!("budget[{n}].item"), &line.item));
+        }
+        texts
     }
 }
 

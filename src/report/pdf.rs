@@ -70,7 +70,8 @@ pub fn render(report: &Report, business: &str) -> anyhow::Result<Vec<u8>> {
     let mut data = serde_json::to_value(report).context("cannot encode the report")?;
     data["business"] = serde_json::json!(business);
     data["tier"] = serde_json::json!(report.tier.title());
-    data["scores"]["level"] = serde_json::json!(report.scores.level.map(|l| format!("{l:?}")));
+    data["scores"]["level"] =
+        serde_json::json!(report.scores.level.map(crate::questionnaire::Level::title));
     let mut inputs = Dict::new();
     inputs.insert("report".into(), data.to_string().into_value());
     let path = VirtualPath::new("/report.typ").map_err(|err| anyhow::anyhow!("{err:?}"))?;

@@ -1,5 +1,8 @@
-//! The prompts: handlebars templates (`templates/prompts`, one per tier and a system prompt)
-//! rendered without HTML escaping, since they are not HTML. The customer's answers go in as
+//! The prompts: handlebars templates (`templates/prompts`) rendered without HTML escaping,
+//! since they are not HTML. The system prompt holds everything that is the same for every
+//! order of a tier (the role, the method, the rules, the tier's sections), so that the API's
+//! prompt cache serves it to the next order; the user prompt holds the order's scores and
+//! answers. The customer's answers go in as
 //! one JSON document inside `<customer_answers>`, with `<`, `>` and `&` written as JSON
 //! escapes so no answer can close that element early; the system prompt tells the model that
 //! everything inside it is data.
@@ -9,10 +12,11 @@ use handlebars::Handlebars;
 use serde_json::json;
 
 use crate::order::Tier;
-use crate::questionnaire::{Intake, Questionnaire, Scores};
+use crate::questionnaire::{Intake, Level, Questionnaire, Scores};
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
     ("system", include_str!("../../templates/prompts/system.hbs")),
+    ("user", include_str!("../../templates/prompts/user.hbs")),
     (
         "starter",
         include_str!("../../templates/prompts/starter.hbs"),
@@ -63,25 +67,34 @@ impl Prompts {
         scores: &Scores,
     ) -> anyhow::Result<Prompt> {
         // Only compass's own values outside the data block; every customer word is inside it.
-        let data = json!({
-            "business": business,
-            "scores": scores,
-            "level": scores.level.map(|l| format!("{l:?}")),
-            "answers": answers_json(intake, questionnaire)?,
-        });
         let tier = match intake.tier {
             Tier::Starter => "starter",
             Tier::Standard => "standard",
             Tier::Premium => "premium",
         };
+        let instructions = self
+            .registry
+            .render(tier, &json!({}))
+            .context("cannot render the tier's instructions")?;
+        let method = json!({
+            "business": business,
+            "pillars": questionnaire.pillars,
+            "instructions": instructions.trim_end(),
+        });
+        let data = json!({
+            "tier": intake.tier.title(),
+            "scores": scores,
+            "level": scores.level.map(Level::title),
+            "answers": answers_json(intake, questionnaire)?,
+        });
         Ok(Prompt {
             system: self
                 .registry
-                .render("system", &data)
+                .render("system", &method)
                 .context("cannot render the system prompt")?,
             user: self
                 .registry
-                .render(tier, &data)
+                .render("user", &data)
                 .context("cannot render the prompt")?,
         })
     }

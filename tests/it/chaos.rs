@@ -80,7 +80,6 @@ fn spawn_process(install: &Install) -> Child {
     let mut command = install.command(&["process", "--concurrency", "4"]);
     command
         .env_remove("COMPASS_NOW")
-        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-chaos")
         .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -263,7 +262,6 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
         let mut command = server.install.command(&["process", "--concurrency", "4"]);
         command
             .env_remove("COMPASS_NOW")
-            .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-chaos")
             .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
         stdout(&command.output().expect("process"));
         let db = server.install.db();

@@ -1,11 +1,12 @@
-//! The Claude client against llmock (the real Messages wire format, scripted faults) and
-//! against scripted answers for headers llmock does not produce (x-should-retry). llmock is
-//! shared by parallel tests, so each test asks for its own model name and scripts only it.
+//! The Claude client against llmock behind the contract gate (the real Messages wire format,
+//! scripted faults) and against scripted answers for headers llmock does not produce
+//! (x-should-retry). llmock is shared by parallel tests, so each test has its own route (the
+//! API key names it) and scripts only it.
 
 use std::time::Duration;
 
 use compass::claude::{Ask, ClaudeClient, ClaudeError, Role};
-use compass::config::Secret;
+use compass::config::{DEFAULT_CLAUDE_MODEL, Secret};
 use compass::retry::RetryPolicy;
 use serde_json::json;
 
@@ -21,16 +22,16 @@ fn fast() -> RetryPolicy {
     }
 }
 
-fn unique_model(name: &str) -> String {
+fn unique_route(name: &str) -> String {
     format!("claude-test-{name}-{}", std::process::id())
 }
 
-fn client(base: &str, model: &str) -> ClaudeClient {
+/// A client for the default model whose requests go to `route`'s script.
+fn client(base: &str, route: &str) -> ClaudeClient {
     ClaudeClient::with(
         base,
-        Secret::new("sk-ant-test"),
-        model,
-        2_000,
+        Secret::new(crate::seed::claude_key(route)),
+        DEFAULT_CLAUDE_MODEL,
         Duration::from_secs(20),
         fast(),
     )
@@ -41,17 +42,23 @@ fn ask<'a>(messages: &'a [(Role, String)], schema: &'a serde_json::Value) -> Ask
         system: "You write AI readiness reports.",
         messages,
         schema,
+        max_tokens: 2_000,
     }
+}
+
+/// A schema the API accepts as it is.
+fn object() -> serde_json::Value {
+    json!({ "type": "object", "properties": {}, "additionalProperties": false, "required": [] })
 }
 
 #[test]
 fn llmock_answers_with_the_scripted_json_and_usage() {
-    let model = unique_model("reply");
+    let model = unique_route("reply");
     crate::llmock::script(
         &model,
         json!([{ "type": "reply", "text": "{\"overall\": 72}" }]),
     );
-    let schema = json!({ "type": "object" });
+    let schema = object();
     let messages = [(Role::User, "Assess Acme.".to_owned())];
     let mut attempts = Vec::new();
     let answer = client(&service("COMPASS_TEST_CLAUDE_URL"), &model)
@@ -68,9 +75,15 @@ fn llmock_answers_with_the_scripted_json_and_usage() {
     let requests = crate::llmock::requests(&model);
     assert_eq!(requests.len(), 1);
     let body = &requests[0]["body"];
-    assert_eq!(body["model"], model.as_str());
+    assert_eq!(body["model"], DEFAULT_CLAUDE_MODEL);
     assert_eq!(body["max_tokens"], 2_000);
-    assert_eq!(body["system"], "You write AI readiness reports.");
+    assert_eq!(
+        body["system"],
+        json!([{ "type": "text", "text": "You write AI readiness reports.",
+                 "cache_control": { "type": "ephemeral" } }]),
+        "the system prompt is one block, marked for the prompt cache"
+    );
+    assert_eq!(requests[0]["broken"], json!([]), "the API would take it");
     assert_eq!(body["messages"][0]["role"], "user");
     assert_eq!(body["output_config"]["format"]["type"], "json_schema");
     assert_eq!(body["output_config"]["format"]["schema"], schema);
@@ -78,7 +91,7 @@ fn llmock_answers_with_the_scripted_json_and_usage() {
 
 #[test]
 fn overload_and_rate_limits_are_retried_then_succeed() {
-    let model = unique_model("retry");
+    let model = unique_route("retry");
     crate::llmock::script(
         &model,
         json!([
@@ -88,7 +101,7 @@ fn overload_and_rate_limits_are_retried_then_succeed() {
             { "type": "reply", "text": "{}" },
         ]),
     );
-    let schema = json!({ "type": "object" });
+    let schema = object();
     let messages = [(Role::User, "Assess Acme.".to_owned())];
     let mut attempts = Vec::new();
     let started = std::time::Instant::now();
@@ -122,12 +135,12 @@ fn overload_and_rate_limits_are_retried_then_succeed() {
 
 #[test]
 fn a_bad_request_is_not_retried() {
-    let model = unique_model("permanent");
+    let model = unique_route("permanent");
     crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 400, "message": "max_tokens too large" }]),
     );
-    let schema = json!({});
+    let schema = object();
     let messages = [(Role::User, "x".to_owned())];
     let mut attempts = 0;
     let err = client(&service("COMPASS_TEST_CLAUDE_URL"), &model)
@@ -139,12 +152,12 @@ fn a_bad_request_is_not_retried() {
 
 #[test]
 fn retries_end_with_a_transient_error() {
-    let model = unique_model("exhausted");
+    let model = unique_route("exhausted");
     crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 529, "times": 10 }]),
     );
-    let schema = json!({});
+    let schema = object();
     let messages = [(Role::User, "x".to_owned())];
     let err = client(&service("COMPASS_TEST_CLAUDE_URL"), &model)
         .ask(&ask(&messages, &schema), |_| {})
@@ -177,7 +190,7 @@ fn headers_and_retry_signals_follow_anthropics_reference() {
         ),
     ]);
     let claude = client(&server.base, "m");
-    let schema = json!({});
+    let schema = object();
     let messages = [
         (Role::User, "x".to_owned()),
         (Role::Assistant, "{".to_owned()),
@@ -189,8 +202,14 @@ fn headers_and_retry_signals_follow_anthropics_reference() {
     assert_eq!(answer.request_id.as_deref(), Some("req_42"));
     let requests = server.received();
     assert_eq!(requests[0].request_line, "POST /v1/messages HTTP/1.1");
-    assert_eq!(requests[0].header("x-api-key"), Some("sk-ant-test"));
-    assert_eq!(requests[0].header("anthropic-version"), Some("2023-06-01"));
+    let bearer = format!("Bearer {}", crate::seed::claude_key("m"));
+    assert_eq!(requests[0].header("authorization"), Some(bearer.as_str()));
+    assert_eq!(
+        requests[0].header("x-api-key"),
+        None,
+        "the SDK sends a bearer token"
+    );
+    assert_eq!(requests[0].header("anthropic-version"), Some("2026-10-21"));
     assert_eq!(requests[0].header("content-type"), Some("application/json"));
     let body: serde_json::Value = serde_json::from_str(&requests[0].body).expect("JSON");
     assert_eq!(body["messages"][1]["role"], "assistant");

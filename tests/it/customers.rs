@@ -49,7 +49,6 @@ fn process(install: &Install) -> String {
     let mut command = install.command(&["process"]);
     command
         .env_remove("COMPASS_NOW")
-        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
         .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
     stdout(&command.output().expect("run process"))
 }
@@ -382,9 +381,7 @@ fn emails_wait_while_smtp_is_down_and_go_out_once_when_it_is_back() {
 
     let run = |at: time::OffsetDateTime| {
         let mut command = install.command(&["process"]);
-        command
-            .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
-            .env("COMPASS_NOW", compass::clock::rfc3339(at));
+        command.env("COMPASS_NOW", compass::clock::rfc3339(at));
         stdout(&command.output().expect("run process"))
     };
     let printed = run(now);
@@ -549,7 +546,6 @@ fn resend_email_sends_again_on_purpose_and_refuses_what_does_not_fit() {
 
     reply(&model, Tier::Starter);
     let mut command = install.command(&["process"]);
-    command.env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test");
     command.output().expect("process");
     let cfo = recipient("resend-cfo");
     let printed = stdout(&install.compass(&["resend-email", &order_id, "--to", &cfo]));

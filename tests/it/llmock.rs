@@ -1,12 +1,13 @@
-//! Scripting llmock, which every test shares: each test asks for its own model name and
-//! scripts and reads only that model's requests.
+//! Scripting llmock, which every test shares behind the contract gate (scripts/claude-gate.py):
+//! each test has its own route, named by its API key (`seed::claude_key`), and scripts and
+//! reads only that route's requests.
 
 use serde_json::json;
 
 use crate::services::service;
 
-/// Queues llmock behaviours (replies, faults, delays) for requests naming `model`.
-pub fn script(model: &str, behaviors: serde_json::Value) {
+/// Queues llmock behaviours (replies, faults, delays) for requests on `route`.
+pub fn script(route: &str, behaviors: serde_json::Value) {
     let control = service("COMPASS_TEST_CLAUDE_CONTROL_URL");
     let behaviors: Vec<serde_json::Value> = behaviors
         .as_array()
@@ -14,7 +15,8 @@ pub fn script(model: &str, behaviors: serde_json::Value) {
         .iter()
         .map(|b| {
             let mut b = b.clone();
-            b["match"] = json!({ "model": model });
+            // The gate hands llmock the route as the model.
+            b["match"] = json!({ "model": route });
             b
         })
         .collect();
@@ -30,14 +32,15 @@ pub fn script(model: &str, behaviors: serde_json::Value) {
     assert_eq!(response.status(), 201, "scenario queued");
 }
 
-/// The requests llmock received that named `model`, oldest first.
-pub fn requests(model: &str) -> Vec<serde_json::Value> {
+/// The requests compass sent on `route`, as it sent them, oldest first: `body` and the rules
+/// of the real API each one broke (`broken`).
+pub fn requests(route: &str) -> Vec<serde_json::Value> {
     let control = service("COMPASS_TEST_CLAUDE_CONTROL_URL");
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     let body = agent
-        .get(&format!("{control}/_llmock/requests"))
+        .get(&format!("{control}/_gate/report"))
         .call()
-        .expect("llmock answers")
+        .expect("the gate answers")
         .body_mut()
         .read_to_string()
         .expect("body");
@@ -46,7 +49,7 @@ pub fn requests(model: &str) -> Vec<serde_json::Value> {
         .as_array()
         .expect("requests")
         .iter()
-        .filter(|r| r["model"] == model)
+        .filter(|r| r["route"] == route)
         .cloned()
         .collect()
 }

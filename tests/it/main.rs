@@ -6,6 +6,7 @@
 mod attacks;
 mod bad_input;
 mod chaos;
+mod claude;
 mod claude_client;
 mod cli;
 mod contract;

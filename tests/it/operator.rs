@@ -171,7 +171,10 @@ fn doctor(install: &Install, keys: bool) -> std::process::Output {
         command
             .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
             .env("COMPASS_STRIPE_WEBHOOK_SECRETS", "whsec_doctor")
-            .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-doctor");
+            .env(
+                "COMPASS_ANTHROPIC_API_KEY",
+                crate::seed::claude_key("claude-doctor"),
+            );
     }
     command.output().expect("run doctor")
 }
@@ -197,7 +200,7 @@ fn doctor_passes_a_ready_installation_against_the_fakes() {
         "stripe key",
         "stripe publishable key",
         "webhook secret",
-        "anthropic key",
+        "anthropic model",
         "mail",
     ] {
         assert!(
@@ -207,6 +210,45 @@ fn doctor_passes_a_ready_installation_against_the_fakes() {
     }
     assert!(printed.contains("test-mode key accepted"), "{printed}");
     assert!(printed.contains("SMTP server accepts"), "{printed}");
+}
+
+/// The API's word on the configured model: a retired or misspelt one fails (every report
+/// would), a deprecated one warns with its retirement date. The gate answers the Models API
+/// from the official SDK's model list and its list of deprecations.
+#[test]
+fn doctor_checks_the_configured_model_with_the_models_api() {
+    for (model, level, says) in [
+        (
+            "claude-sonnet-4-5",
+            "FAIL",
+            "the API does not know claude-sonnet-4-5 (retired or misspelt): every report would \
+             fail; set claude.model to a current model, e.g. claude-sonnet-5-5",
+        ),
+        (
+            "claude-opus-4-5",
+            "warn",
+            "claude-opus-4-5 is deprecated and retires 2027-01-22T00:00:00Z: set claude.model \
+             to a current model before then",
+        ),
+    ] {
+        let install = ready_install();
+        let config = std::fs::read_to_string(install.config()).expect("config");
+        std::fs::write(
+            install.config(),
+            config.replace(
+                "model = \"claude-sonnet-5-5\"",
+                &format!("model = \"{model}\""),
+            ),
+        )
+        .expect("write config");
+        let printed = String::from_utf8_lossy(&doctor(&install, true).stdout).into_owned();
+        let line = printed
+            .lines()
+            .find(|l| l[6..].starts_with("anthropic model"))
+            .unwrap_or_else(|| panic!("no model line: {printed}"));
+        assert_eq!(line[..4].trim(), level, "{printed}");
+        assert!(line.ends_with(says), "{line}");
+    }
 }
 
 #[test]
@@ -223,6 +265,10 @@ fn doctor_names_what_is_broken() {
         .replace(
             &format!("smtp_port = {smtp_port}"),
             &format!("smtp_port = {port}"),
+        )
+        .replace(
+            "api_key_file = \"anthropic-api-key\"",
+            "# no Anthropic key anywhere",
         )
         .replace(
             &crate::services::service("COMPASS_TEST_STRIPE_URL"),

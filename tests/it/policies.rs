@@ -11,14 +11,7 @@ use crate::support::{Install, Serving, wall_clock};
 const ORIGIN: &str = "http://127.0.0.1:8080";
 
 fn install_with(edit: &[(&str, &str)]) -> Install {
-    let install = Install::new().without_rate_limits();
-    let mut config = std::fs::read_to_string(install.config()).expect("read config");
-    for (from, to) in edit {
-        assert!(config.contains(from), "the config has {from}");
-        config = config.replace(from, to);
-    }
-    std::fs::write(install.config(), config).expect("write config");
-    install
+    Install::new().without_rate_limits().edit_config(edit)
 }
 
 /// A completed order paid `days` ago by the clock `serve` runs on, and its status token.

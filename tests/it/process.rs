@@ -53,7 +53,6 @@ fn setup(name: &str, tier: Tier, company: &str) -> (String, Install, String) {
 
 fn process(install: &Install) -> String {
     let mut command = install.command(&["process", "--concurrency", "2"]);
-    command.env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test");
     stdout(&command.output().expect("run process"))
 }
 
@@ -321,9 +320,7 @@ fn two_runs_at_once_work_each_order_once() {
     );
     let spawn = || {
         let mut command = install.command(&["process", "--concurrency", "4"]);
-        command
-            .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
-            .stdout(std::process::Stdio::null());
+        command.stdout(std::process::Stdio::null());
         command.spawn().expect("start process")
     };
     let (mut a, mut b) = (spawn(), spawn());
@@ -365,9 +362,7 @@ fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
         ]),
     );
     let mut command = install.command(&["process"]);
-    command
-        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
-        .stdout(std::process::Stdio::null());
+    command.stdout(std::process::Stdio::null());
     let mut first = command.spawn().expect("start process");
     crate::support::eventually(20, "the order to be claimed", || {
         install
@@ -390,9 +385,7 @@ fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
     );
     let later = compass::clock::rfc3339(NOW + time::Duration::minutes(16));
     let mut command = install.command(&["process"]);
-    command
-        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
-        .env("COMPASS_NOW", &later);
+    command.env("COMPASS_NOW", &later);
     let printed = stdout(&command.output().expect("run process"));
     assert!(
         printed.contains("rescued 1 order(s) whose run stopped"),
@@ -411,9 +404,7 @@ fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
     assert_eq!(status(&install), Status::Paid);
     let later = compass::clock::rfc3339(NOW + time::Duration::minutes(17));
     let mut command = install.command(&["process"]);
-    command
-        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-test")
-        .env("COMPASS_NOW", &later);
+    command.env("COMPASS_NOW", &later);
     let printed = stdout(&command.output().expect("run process"));
     assert!(printed.contains("1 completed"), "{printed}");
     let detail = install

@@ -224,11 +224,73 @@ pub fn paid_order_for(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    paid_order_from(db, &fields, None, at)
+}
+
+/// The answers of a real-looking customer: a freight forwarder of 30 people in the UK who
+/// answered every question (46/100, Follower; the reply fixtures in tests/fixtures/claude were
+/// written for these answers).
+pub fn realistic_answers(tier: Tier, email: &str) -> BTreeMap<String, String> {
+    let mut fields: BTreeMap<String, String> = [
+        ("company", "Harbour & Vale Logistics"),
+        ("website", "https://harbourvale.example"),
+        ("industry", "Logistics"),
+        ("employees", "11-50"),
+        ("country", "UK"),
+        ("name", "Ada"),
+        ("email", email),
+        ("tier", tier.as_str()),
+        (
+            "strategy_note",
+            "The MD wants to cut the time spent re-keying customs paperwork.",
+        ),
+        (
+            "data_note",
+            "Shipment data lives in our TMS, but rates and customer contacts are in spreadsheets.",
+        ),
+        (
+            "process",
+            "Customs declarations: we re-key data from commercial invoices and packing lists into \
+             the customs system. Good would be a draft declaration ready for checking within \
+             minutes of the documents arriving.",
+        ),
+        (
+            "anything_else",
+            "Two of our customer service staff already use ChatGPT on their own phones.",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let answers = [
+        ("strategy", [3, 2, 4]),
+        ("infrastructure", [4, 3, 4]),
+        ("data", [3, 2, 2]),
+        ("governance", [2, 3, 2]),
+        ("talent", [3, 2, 2]),
+        ("culture", [4, 3, 3]),
+    ];
+    for (pillar, given) in answers {
+        for (n, answer) in given.iter().enumerate() {
+            fields.insert(format!("{pillar}_{}", n + 1), answer.to_string());
+        }
+    }
+    fields
+}
+
+/// A paid order for the intake form's `fields`, paid by `payment_intent` (then on record as
+/// the payment flow leaves it; a made-up one, with no payment on record, when `None`): its id.
+pub fn paid_order_from(
+    db: &mut Db,
+    fields: &BTreeMap<String, String>,
+    payment_intent: Option<&str>,
+    at: OffsetDateTime,
+) -> anyhow::Result<String> {
     let intake = Questionnaire::builtin()
-        .validate(&fields)
+        .validate(fields)
         .map_err(|errors| anyhow::anyhow!("the sample answers are invalid: {errors:?}"))?;
-    let amount_cents =
-        [4_900, 14_900, 39_900][Tier::ALL.iter().position(|t| *t == tier).unwrap_or(0)];
+    let tier = intake.tier;
+    let amount_cents = price_cents(tier);
     let order = db.create_order(
         &NewOrder {
             email: intake.email.clone(),
@@ -241,14 +303,35 @@ pub fn paid_order_for(
         },
         at,
     )?;
+    if let Some(intent) = payment_intent {
+        // As the payment flow records a PaymentIntent read back from Stripe.
+        db.upsert_payment(
+            &compass::db::PaymentRecord {
+                order_id: &order.id,
+                payment_intent_id: intent,
+                status: "succeeded",
+                amount_cents,
+                currency: "usd",
+                charge_id: None,
+                last_error: None,
+            },
+            at,
+        )?;
+    }
     let paid = Event::PaymentConfirmed {
-        payment_intent: format!("pi_{}", &order.id[..8]),
+        payment_intent: payment_intent
+            .map_or_else(|| format!("pi_{}", &order.id[..8]), str::to_owned),
         amount_cents,
         currency: "usd".into(),
     };
     db.apply(&order.id, &paid, &Policy::default(), "stripe", at)?
         .map_err(|rejected| anyhow::anyhow!("payment refused: {rejected}"))?;
     Ok(order.id)
+}
+
+/// The default price of `tier`, in cents.
+pub fn price_cents(tier: Tier) -> i64 {
+    [4_900, 14_900, 39_900][Tier::ALL.iter().position(|t| *t == tier).unwrap_or(0)]
 }
 
 /// A completed order with its report's three files, as `process` leaves it (the sample text
@@ -289,19 +372,34 @@ pub fn completed_order(
     Ok(id)
 }
 
-/// Points the config file at `path` to a Claude endpoint and model (llmock, in the tests).
-pub fn point_at_claude(config: &Path, claude_url: &str, model: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(config)?
+/// Points the config file at `config` to a Claude endpoint (the contract gate in front of
+/// llmock, in the tests) with an API key of its own, kept in a file beside the config. The key
+/// names `route`: the gate sends the requests to llmock's script for `route`, while compass
+/// asks for its configured model, which the gate holds to the official SDK's list.
+pub fn point_at_claude(config: &Path, claude_url: &str, route: &str) -> anyhow::Result<()> {
+    let dir = config.parent().unwrap_or(Path::new("."));
+    std::fs::write(dir.join("anthropic-api-key"), claude_key(route))?;
+    let text = std::fs::read_to_string(config)?;
+    let text = text
         .replace(
             "api_base = \"https://api.anthropic.com\"",
             &format!("api_base = \"{claude_url}\""),
         )
         .replace(
-            "model = \"claude-sonnet-4-5\"",
-            &format!("model = \"{model}\""),
+            "# api_key_file = \"/run/credentials/compass/anthropic-api-key\"",
+            "api_key_file = \"anthropic-api-key\"",
         );
+    anyhow::ensure!(
+        text.contains("api_key_file = \"anthropic-api-key\""),
+        "the example config no longer has the commented api_key_file line"
+    );
     std::fs::write(config, text)?;
     Ok(())
+}
+
+/// The API key that sends a request to llmock's script for `route` (see scripts/claude-gate.py).
+pub fn claude_key(route: &str) -> String {
+    format!("sk-ant-test-{route}")
 }
 
 /// The status `plan` leaves an order in.

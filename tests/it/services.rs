@@ -55,14 +55,14 @@ fn localstripe_creates_a_payment_intent() {
 fn llmock_answers_the_messages_api() {
     let base = service("COMPASS_TEST_CLAUDE_URL");
     let body = serde_json::json!({
-        "model": "claude-sonnet-4-5",
+        "model": compass::config::DEFAULT_CLAUDE_MODEL,
         "max_tokens": 64,
         "messages": [{ "role": "user", "content": "Say hello." }],
     });
     let mut response = agent()
         .post(&format!("{base}/v1/messages"))
-        .header("x-api-key", "sk-ant-test")
-        .header("anthropic-version", "2023-06-01")
+        .header("authorization", "Bearer sk-ant-test-services")
+        .header("anthropic-version", compass::claude::ANTHROPIC_VERSION)
         .header("content-type", "application/json")
         .send(body.to_string())
         .unwrap_or_else(|err| panic!("llmock at {base} is not reachable: {err}"));

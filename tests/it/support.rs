@@ -168,6 +168,17 @@ impl Install {
 }
 
 impl Install {
+    /// Replaces each `from` in the config file by its `to`; each must be there.
+    pub fn edit_config(self, edits: &[(&str, &str)]) -> Install {
+        let mut config = std::fs::read_to_string(self.config()).expect("read config");
+        for (from, to) in edits {
+            assert!(config.contains(from), "the config has {from}");
+            config = config.replace(from, to);
+        }
+        std::fs::write(self.config(), config).expect("write config");
+        self
+    }
+
     /// Turns off `serve`'s per-client rate limits and the intake form's minimum fill time,
     /// for tests that send many requests from one address about something else.
     pub fn without_rate_limits(self) -> Install {
