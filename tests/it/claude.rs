@@ -184,8 +184,8 @@ fn a_refusal_is_never_argued_with_and_fails_the_order_after_its_attempts() {
     let order_id = paid(&install, Tier::Standard);
     crate::llmock::script(
         &route,
-        json!([{ "type": "reply", "text": "I can't help with that.", "finish_reason": "refusal",
-                  "times": 2 }]),
+        // As the API refuses: no text at all, the reason in stop_details.
+        json!([{ "type": "reply", "text": "", "finish_reason": "refusal", "times": 2 }]),
     );
     let first = process(&install, NOW);
     assert_eq!(first["outcomes"][0]["result"], "retrying", "{first}");
