@@ -515,6 +515,10 @@ pub enum Rejection {
     /// A refund of an order that was never paid.
     #[error("the order was never paid")]
     NotPaid,
+    /// A fact from Stripe that presupposes one the order has not seen yet: a refund reported
+    /// before the payment it returns (Stripe does not promise the order of its events).
+    #[error("its payment is not recorded yet")]
+    NotYet,
     /// No money is left to refund.
     #[error("nothing left to refund")]
     NothingToRefund,
@@ -783,7 +787,9 @@ pub fn step(
                 actions.push(Action::SendEmail(EmailKind::RefundProcessed));
             }
         }
-        (_, Event::RefundSucceeded { .. }) => return Err(reject(Rejection::NotAllowed)),
+        (S::PendingPayment | S::Expired, Event::RefundSucceeded { .. }) => {
+            return Err(reject(Rejection::NotYet));
+        }
 
         (
             S::Paid
@@ -809,7 +815,9 @@ pub fn step(
                 "refund failed at Stripe: {error}; retry with `compass refund {{order}}`"
             )));
         }
-        (_, Event::RefundFailed { .. }) => return Err(reject(Rejection::NotAllowed)),
+        (S::PendingPayment | S::Expired, Event::RefundFailed { .. }) => {
+            return Err(reject(Rejection::NotYet));
+        }
 
         (
             S::Paid | S::Generating | S::Completed | S::Failed | S::RefundRequested | S::Refunding,

@@ -212,8 +212,31 @@ pub fn handle_stored(
     event: &StoredEvent,
     now: OffsetDateTime,
 ) -> anyhow::Result<bool> {
-    if !app.db.claim_event(&event.id, now, now + EVENT_LEASE)? {
+    let Some(order_id) = handle_one(app, event, now)? else {
         return Ok(false);
+    };
+    // Events that waited for this order to move (a refund reported before its payment) are
+    // handled now, before `process` can write a report for money already returned.
+    if let Some(order_id) = order_id {
+        for id in app.db.events_waiting_for(&order_id, &event.id)? {
+            if app.db.event_requeue(&id, now)?
+                && let Some(waiting) = app.db.stripe_event(&id)?
+            {
+                handle_one(app, &waiting, now)?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Handles one stored event and records the outcome: `Some(order)` when it is done with.
+fn handle_one(
+    app: &mut App,
+    event: &StoredEvent,
+    now: OffsetDateTime,
+) -> anyhow::Result<Option<Option<String>>> {
+    if !app.db.claim_event(&event.id, now, now + EVENT_LEASE)? {
+        return Ok(None);
     }
     match handle(app, event, now) {
         Ok(done) => {
@@ -224,14 +247,16 @@ pub fn handle_stored(
                 now,
             )?;
             tracing::info!(event = %event.id, kind = %event.kind, order = ?done.order_id, "handled");
-            Ok(true)
+            Ok(Some(done.order_id))
         }
         Err(err) => {
             let attempts = event.attempts + 1;
             let retry_at = now + event_backoff(attempts);
             let error = format!("{err:#}");
             tracing::warn!(event = %event.id, kind = %event.kind, %retry_at, "not handled yet: {error}");
-            app.db.event_failed(&event.id, &error, retry_at)?;
+            let waits_for = err.downcast_ref::<NotYet>().map(|n| n.order_id.as_str());
+            app.db
+                .event_failed(&event.id, &error, retry_at, waits_for)?;
             if attempts >= EVENT_ALERT_AFTER {
                 app.db.alert(
                     &format!("event {} not handled", event.id),
@@ -246,9 +271,18 @@ pub fn handle_stored(
                     now,
                 )?;
             }
-            Ok(false)
+            Ok(None)
         }
     }
+}
+
+/// An event that the order's state refuses for now but that will apply once an earlier fact
+/// arrives: kept, and retried when the order moves or its backoff ends.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot apply to order {order_id} yet: {why}")]
+struct NotYet {
+    order_id: String,
+    why: String,
 }
 
 /// 30 s after the first failure, doubling, at most an hour apart; never given up.
@@ -463,7 +497,8 @@ fn order_of(
         })
 }
 
-/// Applies an order event; a rejected one is done with (it changes nothing), with a note.
+/// Applies an order event. A rejected one is done with (it changes nothing), with a note,
+/// unless it can apply later (`NotYet`): then it is an error, and the event is retried.
 fn apply(
     app: &mut App,
     order_id: &str,
@@ -476,6 +511,11 @@ fn apply(
             Some(order_id.to_owned()),
             format!("{} -> {}", event.name(), step.order.status),
         )),
+        Err(rejected) if matches!(rejected.why, Rejection::NotYet) => Err(NotYet {
+            order_id: order_id.to_owned(),
+            why: rejected.to_string(),
+        }
+        .into()),
         Err(rejected) => {
             if !matches!(rejected.why, Rejection::AlreadyApplied) {
                 tracing::warn!(order = %order_id, "{rejected}");

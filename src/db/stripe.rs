@@ -183,20 +183,34 @@ impl Db {
         Ok(())
     }
 
-    /// Records a failed attempt at handling an event, and when to try again.
+    /// Records a failed attempt at handling an event, and when to try again; `order_id` when
+    /// the event's order is known (it waits for that order to move).
     pub fn event_failed(
         &mut self,
         id: &str,
         error: &str,
         retry_at: OffsetDateTime,
+        order_id: Option<&str>,
     ) -> anyhow::Result<()> {
         self.execute(
             "UPDATE stripe_events SET attempts = attempts + 1, next_attempt_at = ?2, \
-                 last_error = ?3 WHERE id = ?1",
-            params![id, to_db(retry_at), error],
+                 last_error = ?3, order_id = COALESCE(?4, order_id) WHERE id = ?1",
+            params![id, to_db(retry_at), error, order_id],
         )
         .with_context(|| format!("cannot record the failure of Stripe event {id}"))?;
         Ok(())
+    }
+
+    /// Events of `order_id` not handled yet, but for `except`: those waiting for the order to
+    /// move (a refund reported before its payment).
+    pub fn events_waiting_for(&self, order_id: &str, except: &str) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM stripe_events WHERE order_id = ?1 AND handled_at IS NULL AND id <> ?2 \
+             ORDER BY received_at",
+        )?;
+        let rows = stmt.query_map(params![order_id, except], |row| row.get(0))?;
+        rows.collect::<Result<_, _>>()
+            .with_context(|| format!("cannot read the Stripe events waiting for order {order_id}"))
     }
 
     /// Makes an event due again now, handled or not: `compass events replay`.

@@ -209,9 +209,9 @@ fn transition_table() {
         pending_payment  refund_requested   - the order was never paid
         pending_payment  refund_requested   - the order was never paid
         pending_payment  refund_declined    - not allowed
-        pending_payment  refund_succeeded   - not allowed
-        pending_payment  refund_succeeded   - not allowed
-        pending_payment  refund_failed      - not allowed
+        pending_payment  refund_succeeded   - its payment is not recorded yet
+        pending_payment  refund_succeeded   - its payment is not recorded yet
+        pending_payment  refund_failed      - its payment is not recorded yet
         pending_payment  dispute_opened     pending_payment +alert
         pending_payment  dispute_closed     - not allowed
         paid             payment_confirmed  - already applied
@@ -329,9 +329,9 @@ fn transition_table() {
         expired          refund_requested   - the order was never paid
         expired          refund_requested   - the order was never paid
         expired          refund_declined    - not allowed
-        expired          refund_succeeded   - not allowed
-        expired          refund_succeeded   - not allowed
-        expired          refund_failed      - not allowed
+        expired          refund_succeeded   - its payment is not recorded yet
+        expired          refund_succeeded   - its payment is not recorded yet
+        expired          refund_failed      - its payment is not recorded yet
         expired          dispute_opened     expired +alert
         expired          dispute_closed     - not allowed
         disputed         payment_confirmed  - already applied

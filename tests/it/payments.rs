@@ -421,6 +421,64 @@ fn refund_fixtures_settle_once_in_either_order() {
     }
 }
 
+/// Stripe does not promise the order of its events: a refund made in the Dashboard can be
+/// reported before the payment it returns. The refund waits for the payment (it is not marked
+/// handled), and is applied as soon as the payment is, so the order ends refunded and no report
+/// is ever written for money already returned.
+#[test]
+fn a_refund_reported_before_its_payment_waits_for_it_and_the_order_ends_refunded() {
+    let server = Serving::start(Install::with_stripe(&localstripe()).without_rate_limits());
+    let (order_id, intent) = place_json_order(&server, "standard", "early-refund@example.com");
+    assert_eq!(pay(&intent, "pm_card_visa"), 200);
+    let refunded = charge_refunded(9, &intent, &format!("ch_early_{}", std::process::id()));
+    let (status, body) = server.deliver(&refunded);
+    assert_eq!(status, 200, "{body}");
+    let waiting = || {
+        server
+            .install
+            .db()
+            .stripe_events(true, 10)
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.kind == "charge.refunded")
+            .collect::<Vec<_>>()
+    };
+    eventually(10, "the refund to fail once and wait", || {
+        waiting().first().is_some_and(|e| e.attempts == 1)
+    });
+    assert_eq!(status_of(&server, &order_id), Status::PendingPayment);
+    let stored = &waiting()[0];
+    assert_eq!(stored.order_id.as_deref(), Some(order_id.as_str()));
+    assert!(
+        stored
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("its payment is not recorded yet")),
+        "{stored:?}"
+    );
+
+    let succeeded = event(
+        &format!("evt_pi_succeeded_9_{}", std::process::id()),
+        "payment_intent.succeeded",
+        json!({ "id": intent, "object": "payment_intent", "status": "succeeded",
+                "amount": 14900, "currency": "usd", "metadata": { "order_id": order_id } }),
+    );
+    let (status, body) = server.deliver(&succeeded);
+    assert_eq!(status, 200, "{body}");
+    eventually(10, "the order to end refunded", || {
+        status_of(&server, &order_id) == Status::Refunded
+    });
+    assert_eq!(
+        timeline(&server, &order_id)
+            .iter()
+            .filter(|k| *k != "created")
+            .collect::<Vec<_>>(),
+        ["payment_confirmed", "refund_succeeded"],
+        "paid, then refunded at once: never claimed for a report"
+    );
+    assert!(waiting().is_empty(), "every event handled");
+}
+
 #[test]
 fn dispute_fixtures_stop_work_and_survive_reordering() {
     let server = Serving::start(Install::with_stripe(&localstripe()));
