@@ -911,6 +911,7 @@ impl RawConfig {
             },
             policy: Policy {
                 max_attempts: p.max_attempts,
+                max_rescues: Policy::default().max_rescues,
                 backoff_base: Duration::seconds(p.backoff_base_secs),
                 backoff_cap: Duration::seconds(p.backoff_cap_secs),
                 refund_window: Duration::days(r.window_days),

@@ -162,6 +162,9 @@ pub struct Lease {
     pub owner: String,
     /// When others may take the order over.
     pub expires_at: OffsetDateTime,
+    /// Whether the run started its attempt (asked for the report). A lease that runs out
+    /// before that costs no attempt.
+    pub tried: bool,
 }
 
 /// The part of an order that its lifecycle reads and changes.
@@ -173,8 +176,12 @@ pub struct Order {
     pub amount_cents: i64,
     /// Lower-case ISO 4217 code.
     pub currency: String,
-    /// Generation attempts started so far.
+    /// Generation attempts started so far: counted when a run asks for the report, not when
+    /// it claims the order.
     pub attempts: u32,
+    /// Leases that ran out before their run asked for the report (a run killed while the
+    /// order waited for a worker): free, up to `Policy::max_rescues`.
+    pub rescues: u32,
     /// When `process` may next claim it.
     pub next_attempt_at: Option<OffsetDateTime>,
     /// Held by a `process` run while generating.
@@ -205,6 +212,7 @@ impl Order {
             amount_cents,
             currency: currency.to_ascii_lowercase(),
             attempts: 0,
+            rescues: 0,
             next_attempt_at: None,
             lease: None,
             paid_at: None,
@@ -265,6 +273,8 @@ pub enum Event {
         #[serde(with = "time::serde::rfc3339")]
         lease_until: OffsetDateTime,
     },
+    /// The run holding the lease starts its attempt: it asks for the report now.
+    AttemptStarted { owner: String },
     /// The lease ran out without an answer (the run died); the order is due again.
     LeaseExpired,
     /// The report is stored.
@@ -307,6 +317,7 @@ impl Event {
             Event::PaymentFailed { .. } => "payment_failed",
             Event::Expire => "expired",
             Event::Claim { .. } => "claimed",
+            Event::AttemptStarted { .. } => "attempt_started",
             Event::LeaseExpired => "lease_expired",
             Event::Generated { .. } => "generated",
             Event::GenerationFailed { .. } => "generation_failed",
@@ -402,6 +413,9 @@ pub struct Step {
 pub struct Policy {
     /// Generation attempts before an order fails for good.
     pub max_attempts: u32,
+    /// Leases that may run out before their run asked for the report, before the order fails
+    /// for good (a run that dies at every start would otherwise never end).
+    pub max_rescues: u32,
     /// Wait after the first failed attempt; doubles with each further one.
     pub backoff_base: Duration,
     /// The longest wait between attempts.
@@ -416,6 +430,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             max_attempts: 5,
+            max_rescues: 10,
             backoff_base: Duration::seconds(30),
             backoff_cap: Duration::hours(1),
             refund_window: Duration::days(7),
@@ -635,10 +650,10 @@ pub fn step(
                 return Err(reject(Rejection::NotDue(due)));
             }
             next.status = S::Generating;
-            next.attempts = order.attempts.saturating_add(1);
             next.lease = Some(Lease {
                 owner: owner.clone(),
                 expires_at: *lease_until,
+                tried: false,
             });
         }
         (S::Generating, Event::Claim { .. }) => {
@@ -647,12 +662,42 @@ pub fn step(
         }
         (_, Event::Claim { .. }) => return Err(reject(Rejection::NotAllowed)),
 
+        (S::Generating, Event::AttemptStarted { owner }) => {
+            check_owner(order, owner).map_err(reject)?;
+            if order.lease.as_ref().is_some_and(|lease| lease.tried) {
+                return Err(reject(Rejection::AlreadyApplied));
+            }
+            next.attempts = order.attempts.saturating_add(1);
+            if let Some(lease) = next.lease.as_mut() {
+                lease.tried = true;
+            }
+        }
+        (_, Event::AttemptStarted { .. }) => return Err(reject(Rejection::LeaseLost)),
+
         (S::Generating, Event::LeaseExpired) => {
             if let Some(lease) = order.lease.as_ref().filter(|lease| lease.expires_at > now) {
                 return Err(reject(Rejection::LeaseHeld(lease.expires_at)));
             }
-            let error = "the run writing the report stopped without an answer";
-            retry_or_fail(&mut next, &mut actions, policy, now, error, true);
+            if order.lease.as_ref().is_some_and(|lease| lease.tried) {
+                let error = "the run writing the report stopped without an answer";
+                retry_or_fail(&mut next, &mut actions, policy, now, error, true);
+            } else {
+                // The run died before it asked for the report: no attempt was used.
+                next.rescues = order.rescues.saturating_add(1);
+                let error = format!(
+                    "the run that claimed the order stopped before it asked for the report \
+                     ({} times)",
+                    next.rescues
+                );
+                if next.rescues < policy.max_rescues {
+                    next.lease = None;
+                    next.status = S::Paid;
+                    next.next_attempt_at = Some(now);
+                    next.last_error = Some(error);
+                } else {
+                    retry_or_fail(&mut next, &mut actions, policy, now, &error, false);
+                }
+            }
         }
         (_, Event::LeaseExpired) => return Err(reject(Rejection::NotAllowed)),
 
@@ -676,6 +721,10 @@ pub fn step(
             },
         ) => {
             check_owner(order, owner).map_err(reject)?;
+            if order.lease.as_ref().is_some_and(|lease| !lease.tried) {
+                // It failed before asking: still an attempt, so a failing step cannot loop.
+                next.attempts = order.attempts.saturating_add(1);
+            }
             retry_or_fail(&mut next, &mut actions, policy, now, error, *retryable);
         }
         (_, Event::GenerationFailed { .. }) => return Err(reject(Rejection::LeaseLost)),

@@ -1,14 +1,16 @@
 //! `compass process`: the batch driver that turns paid orders into reports.
 //!
-//! One pass rescues orders whose lease expired (their run died), claims due orders in one
-//! transaction (each claim's lease owner unique to it), and works on up to C of them at once,
-//! each worker with its own database connection. Every outcome goes through `order::step`:
+//! One pass rescues orders whose lease expired (their run died), then works on up to C due
+//! orders at once, each worker with its own database connection claiming its next order only
+//! when it is free to start it (each claim's lease owner unique to it). An attempt counts when
+//! the worker starts it (`AttemptStarted`, just before asking Claude), not at the claim, so a
+//! run killed while orders wait costs them nothing. Every outcome goes through `order::step`:
 //! a report is stored together with the step that completes the order, and a failure is data
 //! (a retry later, or `failed` with the refund queued), never an `Err` that stops the batch.
 //! A run that lost its lease while working writes nothing: the later run's work stands.
 
-use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
@@ -201,21 +203,19 @@ fn work_orders(
         }
     }
 
-    let run = uuid::Uuid::now_v7().to_string();
-    let lease = app.config.lease;
-    let claimed = app
-        .db
-        .claim_due(&run, options.limit, lease, &policy, clock()?)?;
-    progress.claimed(claimed.len());
-    if claimed.is_empty() {
+    // Each worker claims its next order only when it is free to start it: an order waiting
+    // for a worker holds no lease, so a run killed meanwhile costs it nothing.
+    let due = app.db.due_orders(clock()?, options.limit)?.len();
+    progress.claimed(due);
+    if due == 0 {
         return Ok(());
     }
-
-    let queue = Mutex::new(claimed.into_iter().collect::<VecDeque<_>>());
+    let run = uuid::Uuid::now_v7().to_string();
+    let claims = AtomicU32::new(0);
     let outcomes = Mutex::new(Vec::new());
     let write_lock = Arc::new(Mutex::new(()));
     let config = &app.config;
-    let workers = options.concurrency.clamp(1, 64);
+    let workers = options.concurrency.clamp(1, 64).min(due);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -224,18 +224,23 @@ fn work_orders(
                     claude,
                     clock,
                 };
-                let (queue, outcomes, write_lock) = (&queue, &outcomes, Arc::clone(&write_lock));
+                let (claims, outcomes, write_lock) = (&claims, &outcomes, Arc::clone(&write_lock));
+                let run = &run;
                 scope.spawn(move || -> anyhow::Result<()> {
                     let mut db = Db::open(&config.database)?;
                     db.share_write_lock(write_lock);
                     let prompts = Prompts::new()?;
                     let questionnaire = Questionnaire::builtin();
                     loop {
-                        let next = queue
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .pop_front();
-                        let Some((order, owner)) = next else {
+                        let n = claims.fetch_add(1, Ordering::Relaxed);
+                        if n >= options.limit {
+                            return Ok(());
+                        }
+                        // Unique to this claim: the run, and the claim's number in it.
+                        let owner = format!("{run}:{}", n + 1);
+                        let policy = &config.policy;
+                        let Some(order) = db.claim_next(&owner, config.lease, policy, clock()?)?
+                        else {
                             return Ok(());
                         };
                         progress.working(&order.id);
@@ -294,8 +299,28 @@ impl Worker<'_> {
     ) -> anyhow::Result<Outcome> {
         let started = std::time::Instant::now();
         let mut spent = Spent::default();
-        let written = self.write(db, prompts, questionnaire, order, &mut spent);
         let policy = &self.config.policy;
+        // The attempt counts from here, as the report is asked for.
+        let start = Event::AttemptStarted {
+            owner: owner.to_owned(),
+        };
+        if db
+            .apply(&order.id, &start, policy, "process", (self.clock)()?)?
+            .is_err()
+        {
+            return Ok(Outcome {
+                order_id: order.id.clone(),
+                result: Finished::LeaseLost,
+                input_tokens: 0,
+                output_tokens: 0,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
+                cost_micros: 0,
+                millis: millis(started.elapsed()),
+                claude_millis: 0,
+            });
+        }
+        let written = self.write(db, prompts, questionnaire, order, &mut spent);
         let now = (self.clock)()?;
         let result = match written {
             Ok(artifacts) => {

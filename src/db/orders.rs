@@ -189,13 +189,14 @@ const ORDER_COLUMNS: &str = "o.id, o.status_token, o.tier, o.status, o.amount_ce
      o.attempts, o.next_attempt_at, o.lease_owner, o.lease_expires_at, o.paid_at, \
      o.completed_at, o.refunded_cents, o.downloads, o.disputed_from, o.last_error, \
      (SELECT COALESCE(MAX(r.number), 0) FROM refunds r WHERE r.order_id = o.id), o.company, \
-     o.score, o.erased_at IS NOT NULL";
+     o.score, o.erased_at IS NOT NULL, o.lease_tried, o.rescues";
 
 fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
     let lease = match (row.get::<_, Option<String>>(8)?, row.get(9)?) {
         (Some(owner), Some(expires_at)) => Some(Lease {
             owner,
             expires_at: from_db(expires_at)?,
+            tried: row.get(20)?,
         }),
         _ => None,
     };
@@ -211,6 +212,7 @@ fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
             amount_cents: row.get(4)?,
             currency: row.get(5)?,
             attempts: row.get(6)?,
+            rescues: row.get(21)?,
             next_attempt_at: from_db_opt(row.get(7)?)?,
             lease,
             paid_at: from_db_opt(row.get(10)?)?,
@@ -388,39 +390,32 @@ impl Db {
         })
     }
 
-    /// Claims up to `limit` due orders for run `run` until `now + lease`, in one transaction;
-    /// each claim's lease owner is `{run}:{attempt}`, unique to that claim.
-    pub fn claim_due(
+    /// Claims the oldest due order for `owner` (unique to this claim) until `now + lease`, in
+    /// one transaction: the order and its claim, or `None` when nothing is due.
+    pub fn claim_next(
         &mut self,
-        run: &str,
-        limit: u32,
+        owner: &str,
         lease: time::Duration,
         policy: &Policy,
         now: OffsetDateTime,
-    ) -> anyhow::Result<Vec<(StoredOrder, String)>> {
+    ) -> anyhow::Result<Option<StoredOrder>> {
         self.write(|tx| {
-            let ids = due_in(tx, now, limit)?;
-            let mut claimed = Vec::new();
-            for id in ids {
+            for id in due_in(tx, now, 1)? {
                 let Some(stored) = load(tx, &id)? else {
                     continue;
                 };
-                let owner = format!("{run}:{}", stored.order.attempts + 1);
                 let event = Event::Claim {
-                    owner: owner.clone(),
+                    owner: owner.to_owned(),
                     lease_until: now + lease,
                 };
                 if let Ok(step) = apply_in(tx, &id, &event, policy, "process", now)? {
-                    claimed.push((
-                        StoredOrder {
-                            order: step.order,
-                            ..stored
-                        },
-                        owner,
-                    ));
+                    return Ok(Some(StoredOrder {
+                        order: step.order,
+                        ..stored
+                    }));
                 }
             }
-            Ok(claimed)
+            Ok(None)
         })
     }
 
@@ -759,7 +754,8 @@ fn record_step(
         tx,
         "UPDATE orders SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_owner = ?5, \
          lease_expires_at = ?6, paid_at = ?7, completed_at = ?8, refunded_cents = ?9, \
-         downloads = ?10, disputed_from = ?11, last_error = ?12, updated_at = ?13 WHERE id = ?1",
+         downloads = ?10, disputed_from = ?11, last_error = ?12, updated_at = ?13, \
+         lease_tried = ?14, rescues = ?15 WHERE id = ?1",
         params![
             id,
             next.status.as_str(),
@@ -774,6 +770,8 @@ fn record_step(
             next.disputed_from.map(Status::as_str),
             next.last_error,
             at,
+            next.lease.as_ref().is_some_and(|l| l.tried),
+            next.rescues,
         ],
     )?;
     let detail = match serde_json::to_value(event).context("cannot encode the event")? {

@@ -48,6 +48,7 @@ fn released_migrations_are_never_edited() {
             "V3__refund_claims 14420552205075066461",
             "V4__operator_alerts 11709420491964133163",
             "V5__data_rights 11828194322226463518",
+            "V6__attempts_count_tries 10651515155302399816",
         ]
     "#]]
     .assert_debug_eq(&listed);

@@ -80,8 +80,16 @@ fn paid() -> Order {
     apply(&Order::new(PRICE, "usd"), confirm(), T0)
 }
 
+/// Claimed by run `w1`, which has started its attempt (asked for the report).
 fn generating() -> Order {
-    apply(&paid(), claim("w1", T0), T0)
+    let claimed = apply(&paid(), claim("w1", T0), T0);
+    apply(&claimed, started("w1"), T0)
+}
+
+fn started(owner: &str) -> Event {
+    Event::AttemptStarted {
+        owner: owner.into(),
+    }
 }
 
 fn completed() -> Order {
@@ -128,6 +136,7 @@ fn sample_events(now: OffsetDateTime) -> Vec<Event> {
         },
         Event::Expire,
         claim("w2", now),
+        started("w1"),
         Event::LeaseExpired,
         Event::Generated { owner: "w1".into() },
         Event::GenerationFailed {
@@ -203,6 +212,7 @@ fn transition_table() {
         pending_payment  payment_failed     pending_payment
         pending_payment  expired            expired
         pending_payment  claimed            - not allowed
+        pending_payment  attempt_started    - the lease belongs to another run
         pending_payment  lease_expired      - not allowed
         pending_payment  generated          - the lease belongs to another run
         pending_payment  generation_failed  - the lease belongs to another run
@@ -218,6 +228,7 @@ fn transition_table() {
         paid             payment_failed     - not allowed
         paid             expired            - not allowed
         paid             claimed            generating
+        paid             attempt_started    - the lease belongs to another run
         paid             lease_expired      - not allowed
         paid             generated          - the lease belongs to another run
         paid             generation_failed  - the lease belongs to another run
@@ -233,6 +244,7 @@ fn transition_table() {
         generating       payment_failed     - not allowed
         generating       expired            - not allowed
         generating       claimed            - leased until 2026-11-02T09:10:00Z
+        generating       attempt_started    - already applied
         generating       lease_expired      paid
         generating       generated          completed +mail:report_ready
         generating       generation_failed  paid
@@ -248,6 +260,7 @@ fn transition_table() {
         completed        payment_failed     - not allowed
         completed        expired            - not allowed
         completed        claimed            - not allowed
+        completed        attempt_started    - the lease belongs to another run
         completed        lease_expired      - not allowed
         completed        generated          - the lease belongs to another run
         completed        generation_failed  - the lease belongs to another run
@@ -263,6 +276,7 @@ fn transition_table() {
         failed           payment_failed     - not allowed
         failed           expired            - not allowed
         failed           claimed            - not allowed
+        failed           attempt_started    - the lease belongs to another run
         failed           lease_expired      - not allowed
         failed           generated          - the lease belongs to another run
         failed           generation_failed  - the lease belongs to another run
@@ -278,6 +292,7 @@ fn transition_table() {
         refund_requested payment_failed     - not allowed
         refund_requested expired            - not allowed
         refund_requested claimed            - not allowed
+        refund_requested attempt_started    - the lease belongs to another run
         refund_requested lease_expired      - not allowed
         refund_requested generated          - the lease belongs to another run
         refund_requested generation_failed  - the lease belongs to another run
@@ -293,6 +308,7 @@ fn transition_table() {
         refunding        payment_failed     - not allowed
         refunding        expired            - not allowed
         refunding        claimed            - not allowed
+        refunding        attempt_started    - the lease belongs to another run
         refunding        lease_expired      - not allowed
         refunding        generated          - the lease belongs to another run
         refunding        generation_failed  - the lease belongs to another run
@@ -308,6 +324,7 @@ fn transition_table() {
         refunded         payment_failed     - not allowed
         refunded         expired            - not allowed
         refunded         claimed            - not allowed
+        refunded         attempt_started    - not allowed
         refunded         lease_expired      - not allowed
         refunded         generated          - not allowed
         refunded         generation_failed  - not allowed
@@ -323,6 +340,7 @@ fn transition_table() {
         expired          payment_failed     - not allowed
         expired          expired            - already applied
         expired          claimed            - not allowed
+        expired          attempt_started    - the lease belongs to another run
         expired          lease_expired      - not allowed
         expired          generated          - the lease belongs to another run
         expired          generation_failed  - the lease belongs to another run
@@ -338,6 +356,7 @@ fn transition_table() {
         disputed         payment_failed     - not allowed
         disputed         expired            - not allowed
         disputed         claimed            - not allowed
+        disputed         attempt_started    - the lease belongs to another run
         disputed         lease_expired      - not allowed
         disputed         generated          - the lease belongs to another run
         disputed         generation_failed  - the lease belongs to another run
@@ -401,6 +420,8 @@ fn transient_failures_retry_with_backoff_then_fail_with_a_refund() {
     let mut now = T0;
     for attempt in 1..=5 {
         order = apply(&order, claim("w1", now), now);
+        assert_eq!(order.attempts, attempt - 1, "a claim is not an attempt");
+        order = apply(&order, started("w1"), now);
         assert_eq!(order.attempts, attempt);
         let failed = Event::GenerationFailed {
             owner: "w1".into(),
@@ -481,6 +502,7 @@ fn an_expired_lease_makes_the_order_due_again_and_fences_the_old_run() {
         claim("w2", lease_end + Duration::minutes(1)),
         lease_end + Duration::minutes(1),
     );
+    let reclaimed = apply(&reclaimed, started("w2"), lease_end + Duration::minutes(1));
     assert_eq!(reclaimed.attempts, 2);
 
     // The first run finishes late: its answer is refused, the second run's is taken.
@@ -492,6 +514,47 @@ fn an_expired_lease_makes_the_order_due_again_and_fences_the_old_run() {
         lease_end,
     );
     assert_eq!(done.status, Status::Completed);
+}
+
+/// A run killed while the order waited for a worker (claimed, attempt not started) used no
+/// attempt: the order is due again at once, attempts unchanged. Such rescues are capped, so a
+/// run that dies at every start still ends the order, failed and refunded.
+#[test]
+fn a_lease_that_ran_out_before_the_attempt_started_costs_no_attempt() {
+    let mut order = paid();
+    let mut now = T0;
+    let mut rescues = 0;
+    while order.status == Status::Paid {
+        order = apply(&order, claim("w1", now), now);
+        assert_eq!(order.lease.as_ref().map(|l| l.tried), Some(false));
+        now += Duration::minutes(10);
+        order = apply(&order, Event::LeaseExpired, now);
+        rescues += 1;
+        assert_eq!(order.attempts, 0, "no attempt was used");
+        if order.status == Status::Paid {
+            assert_eq!(order.next_attempt_at, Some(now), "due again at once");
+        }
+    }
+    assert_eq!(rescues, policy().max_rescues);
+    assert_eq!(order.status, Status::Failed);
+    assert_eq!(order.refund_pending_cents(), PRICE);
+    assert!(
+        order
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("stopped before it asked for the report (10 times)")),
+        "{:?}",
+        order.last_error
+    );
+
+    // Started twice is one attempt; a stranger cannot start it.
+    let claimed = apply(&paid(), claim("w1", T0), T0);
+    let once = apply(&claimed, started("w1"), T0);
+    assert_eq!(
+        step_err(&once, &started("w1"), T0),
+        Rejection::AlreadyApplied
+    );
+    assert_eq!(step_err(&claimed, &started("w2"), T0), Rejection::LeaseLost);
 }
 
 #[test]

@@ -54,7 +54,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         wrote   DIR/compass.toml
-        created DIR/compass.db (schema version 5)
+        created DIR/compass.db (schema version 6)
 
         Next:
           1. Edit DIR/compass.toml: your business name, public_url, prices and mail sender.
@@ -84,7 +84,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         kept    DIR/compass.toml
-        kept    DIR/compass.db (schema version 5)
+        kept    DIR/compass.db (schema version 6)
     "#]]
     .assert_eq(&printed);
     assert_eq!(
@@ -280,6 +280,7 @@ fn orders_show_tells_the_whole_story() {
         │ 2026-11-22 07:00 ┆ created           ┆ pending_payment         ┆ web      ┆ amount_cents=4900 tier=starter                          │
         │ 2026-11-22 07:02 ┆ payment_confirmed ┆ pending_payment -> paid ┆ stripe   ┆ amount_cents=4900 currency=usd payment_intent=pi_seed_6 │
         │ 2026-11-22 07:03 ┆ claimed           ┆ paid -> generating      ┆ process  ┆ lease_until=2026-11-22T07:13:00Z owner=seed             │
+        │ 2026-11-22 07:03 ┆ attempt_started   ┆ generating              ┆ process  ┆ owner=seed                                              │
         │ 2026-11-22 07:04 ┆ generated         ┆ generating -> completed ┆ process  ┆ owner=seed                                              │
         │ 2026-11-22 08:04 ┆ refund_requested  ┆ completed -> refunding  ┆ operator ┆ prior_refunds=0 reason=goodwill source=operator         │
         │ 2026-11-22 08:05 ┆ refund_succeeded  ┆ refunding -> refunded   ┆ stripe   ┆ refund=1 refunded_total_cents=4900                      │
@@ -297,7 +298,7 @@ fn orders_show_tells_the_whole_story() {
         json["questionnaire"]["culture"],
         serde_json::json!([5, 4, 4])
     );
-    assert_eq!(json["timeline"].as_array().expect("timeline").len(), 6);
+    assert_eq!(json["timeline"].as_array().expect("timeline").len(), 7);
 }
 
 #[test]

@@ -420,8 +420,10 @@ fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
             "created",
             "payment_confirmed",
             "claimed",
+            "attempt_started",
             "lease_expired",
             "claimed",
+            "attempt_started",
             "generated"
         ]
     );
@@ -433,4 +435,67 @@ fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
             .count(),
         1
     );
+}
+
+/// A run claims an order only when a worker is free to start it, and an attempt counts when
+/// the report is asked for: orders waiting behind the workers of a run that is killed lose
+/// nothing. (Before, a run claimed every due order at once and each claim was an attempt: five
+/// killed runs refunded orders that were never tried.)
+#[test]
+fn runs_killed_while_orders_wait_cost_those_orders_no_attempt() {
+    let route = model("waiting");
+    let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &route);
+    let ids: Vec<String> = ["First Ltd", "Second Ltd", "Third Ltd"]
+        .iter()
+        .map(|company| paid_order(&install, Tier::Starter, company))
+        .collect();
+    // Claude never answers within a run's life: every run is killed mid-call.
+    crate::llmock::script(
+        &route,
+        json!([{ "type": "delay", "seconds": 30, "times": null }]),
+    );
+    let order = |id: &str| install.db().order(id).expect("read").expect("order").order;
+    for kill in 1..=5 {
+        let mut command = install.command(&["process", "--concurrency", "1"]);
+        command
+            .env(
+                "COMPASS_NOW",
+                compass::clock::rfc3339(NOW + time::Duration::hours(kill)),
+            )
+            .stdout(std::process::Stdio::null());
+        let mut run = command.spawn().expect("start process");
+        let attempts = || {
+            ids.iter()
+                .map(|id| order(id).attempts)
+                .collect::<Vec<u32>>()
+        };
+        let wanted = u32::try_from(kill).expect("small");
+        // The run has asked Claude for one order (and hangs there), or it never will.
+        crate::support::eventually(20, "this run's attempt", || {
+            attempts().iter().sum::<u32>() >= wanted
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        run.kill().expect("kill -9");
+        run.wait().expect("reaped");
+        let attempts = attempts();
+        assert_eq!(
+            attempts.iter().sum::<u32>(),
+            wanted,
+            "one attempt per killed run, however many orders wait: {attempts:?}"
+        );
+        let working: Vec<&String> = ids
+            .iter()
+            .filter(|id| order(id).status == Status::Generating)
+            .collect();
+        assert_eq!(working.len(), 1, "one worker, one claim: {attempts:?}");
+        // The next run, an hour later, rescues the order this one was working on (its
+        // attempt counted) and asks for the next waiting one.
+    }
+    let requests = crate::llmock::requests(&route).len();
+    assert_eq!(requests, 5, "one Claude request per killed run");
+    let refunded = ids
+        .iter()
+        .filter(|id| order(id).status == Status::Failed)
+        .count();
+    assert_eq!(refunded, 0, "no order failed for attempts it never had");
 }

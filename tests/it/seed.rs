@@ -105,6 +105,13 @@ pub fn seed_order(
             "process",
             1,
         )?;
+        apply(
+            Event::AttemptStarted {
+                owner: "seed".into(),
+            },
+            "process",
+            0,
+        )?;
     }
     match plan {
         Plan::Unpaid | Plan::Expired | Plan::Paid | Plan::Generating => {}
@@ -350,6 +357,11 @@ pub fn completed_order(
     };
     db.apply(&id, &claim, &policy, "process", at)?
         .map_err(|rejected| anyhow::anyhow!("claim refused: {rejected}"))?;
+    let start = Event::AttemptStarted {
+        owner: "seed".into(),
+    };
+    db.apply(&id, &start, &policy, "process", at)?
+        .map_err(|rejected| anyhow::anyhow!("the attempt's start refused: {rejected}"))?;
     let questionnaire = Questionnaire::builtin();
     let intake: compass::questionnaire::Intake = serde_json::from_value(db.questionnaire_of(&id)?)?;
     let report = compass::report::Report {
