@@ -185,6 +185,7 @@ fn main() -> anyhow::Result<()> {
         config: &config,
         env: &env,
         workers: 2,
+        event_workers: 1,
         shutdown: Arc::clone(&shutdown),
         metrics: None,
     };

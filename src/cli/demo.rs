@@ -92,6 +92,7 @@ fn demo(args: &Args, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
         config: &config,
         env: &env,
         workers: 2,
+        event_workers: 1,
         shutdown: Arc::clone(&shutdown),
         metrics: None,
     };

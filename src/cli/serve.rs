@@ -25,6 +25,11 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
 
+    /// Threads that handle Stripe's events and approved refunds after the answer, each with its
+    /// own database connection, so that no page waits on Stripe
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    event_workers: u16,
+
     /// Serve Prometheus metrics at http://ADDR/metrics (keep it private: 127.0.0.1 or a VPN)
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
@@ -57,6 +62,7 @@ pub fn run(
         config,
         env,
         workers: usize::from(args.workers),
+        event_workers: usize::from(args.event_workers),
         shutdown,
         metrics,
     };

@@ -1,7 +1,9 @@
 //! The web server: the only module that knows tiny_http.
 //!
 //! `serve` takes an already-bound listener (tests bind port 0) and runs a fixed pool of worker
-//! threads, each with its own database connection. A request becomes a plain [`Request`] with
+//! threads, each with its own database connection, and a small pool of handlers for the work
+//! that follows an answer (`events.rs`: Stripe's events, approved refunds), so that no web
+//! worker ever waits on Stripe after it has answered. A request becomes a plain [`Request`] with
 //! its body read under a per-route cap (413 beyond it), [`routes::handle`] turns it into a
 //! [`Response`], and only then is anything written back. On SIGTERM or SIGINT the workers
 //! finish the requests they hold and those already queued, then stop. If the listener fails
@@ -11,6 +13,7 @@
 mod captcha;
 mod customer;
 mod demo_stripe;
+mod events;
 pub mod form_guard;
 mod intake;
 pub mod limits;
@@ -27,7 +30,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::clock;
@@ -141,6 +143,8 @@ pub struct Serve<'a> {
     pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
     /// Worker threads: requests handled at once.
     pub workers: usize,
+    /// Threads that handle Stripe's events and approved refunds after the answer.
+    pub event_workers: usize,
     /// Set to stop: by a signal, or by a test.
     pub shutdown: Arc<AtomicBool>,
     /// Where `/metrics` is served, if anywhere (never on the public listener).
@@ -165,7 +169,7 @@ pub fn serve_with(
     let write_lock = Arc::new(std::sync::Mutex::new(()));
     let limiter = Arc::new(limits::RateLimiter::default());
     let form_key = form_guard::FormKey::random()?;
-    let apps = (0..options.workers.max(1))
+    let apps = (0..options.workers.max(1) + options.event_workers.max(1))
         .map(|_| {
             let mut app = App::open(options.config, options.env)?;
             app.db.share_write_lock(Arc::clone(&write_lock));
@@ -180,9 +184,12 @@ pub fn serve_with(
     if let Some(captcha) = &apps[0].config.captcha {
         captcha.secret.get()?;
     }
+    let mut apps = apps;
+    let handlers = apps.split_off(options.workers.max(1));
+    let (queue, handed_over) = events::queue();
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|err| anyhow::anyhow!("cannot serve on {address}: {err}"))?;
-    tracing::info!(%address, workers = apps.len(), "serving");
+    tracing::info!(%address, workers = apps.len(), event_workers = handlers.len(), "serving");
     ready()?;
     let failed = AtomicBool::new(false);
     let counted = Metrics::default();
@@ -197,6 +204,8 @@ pub fn serve_with(
         }
         None => None,
     };
+    // The handlers stop once the web workers have, so no handed-over work is left behind.
+    let workers_done = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {
         let stopping =
             || options.shutdown.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
@@ -204,23 +213,32 @@ pub fn serve_with(
             let counted = &counted;
             scope.spawn(move || export(&server, &db, counted, &stopping));
         }
+        for (n, mut app) in handlers.into_iter().enumerate() {
+            let (handed_over, workers_done) = (&handed_over, &workers_done);
+            scope.spawn(move || {
+                let done = || workers_done.load(Ordering::Relaxed);
+                events::handle(n, &mut app, handed_over, options.env, &done);
+            });
+        }
         let handles: Vec<_> = apps
             .into_iter()
-            .enumerate()
-            .map(|(n, mut app)| {
+            .map(|mut app| {
                 let server = &server;
                 let failed = &failed;
                 let counted = &counted;
-                scope.spawn(move || work(n, &mut app, server, options, failed, counted))
+                let queue = queue.clone();
+                scope.spawn(move || work(&mut app, server, options, failed, counted, &queue))
             })
             .collect();
-        handles
+        let result = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
             })
-            .collect::<anyhow::Result<Vec<()>>>()
+            .collect::<anyhow::Result<Vec<()>>>();
+        workers_done.store(true, Ordering::Relaxed);
+        result
     });
     result.map(|_| tracing::info!("stopped"))
 }
@@ -253,14 +271,13 @@ fn export(server: &tiny_http::Server, db: &Db, metrics: &Metrics, stopping: &dyn
 }
 
 fn work(
-    n: usize,
     app: &mut App,
     server: &tiny_http::Server,
     options: &Serve<'_>,
     failed: &AtomicBool,
     metrics: &Metrics,
+    queue: &events::Queue,
 ) -> anyhow::Result<()> {
-    let mut last_drain = std::time::Instant::now();
     loop {
         let stopping = options.shutdown.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
         let next = if stopping {
@@ -270,7 +287,7 @@ fn work(
             server.recv_timeout(Duration::from_millis(200))
         };
         match next {
-            Ok(Some(request)) => respond(app, request, options.env, metrics),
+            Ok(Some(request)) => respond(app, request, options.env, metrics, queue),
             Ok(None) if stopping => return Ok(()),
             Ok(None) => {}
             Err(err) => {
@@ -278,19 +295,6 @@ fn work(
                 return Err(err).context("the listener failed; no more connections are accepted");
             }
         }
-        // Worker 0 retries events whose handling failed earlier (Stripe down, order missing).
-        if n == 0 && last_drain.elapsed() >= Duration::from_secs(10) {
-            last_drain = std::time::Instant::now();
-            if let Ok(now) = clock::now(options.env) {
-                drain(app, now);
-            }
-        }
-    }
-}
-
-fn drain(app: &mut App, now: OffsetDateTime) {
-    if let Err(err) = crate::payments::drain_events(app, now, 100) {
-        tracing::error!("cannot handle stored Stripe events: {err:#}");
     }
 }
 
@@ -299,6 +303,7 @@ fn respond(
     mut request: tiny_http::Request,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
     metrics: &Metrics,
+    queue: &events::Queue,
 ) {
     let started = std::time::Instant::now();
     // Every log line about this request, and the work after it, carries its id; the id is
@@ -342,19 +347,10 @@ fn respond(
     // The route, not the path: a path can hold a status token, which opens an order.
     let route = metrics::route_of(&path);
     tracing::info!(%method, route, status, micros = took.as_micros() as u64, "request");
-    // Work that must not delay the answer.
+    // Work that must not delay this answer nor any other: the event handlers take it.
     match after {
-        Some((routes::After::HandleEvent(id), now)) => {
-            if let Err(err) = crate::payments::handle_event(app, &id, now) {
-                tracing::error!(event = %id, "cannot handle the event: {err:#}");
-            }
-        }
-        Some((routes::After::IssueRefunds(order), now)) => {
-            // A refund Stripe cannot take now stays pending; `process` asks again.
-            if let Err(err) = crate::refunds::issue_pending(app, Some(&order), now) {
-                tracing::error!(%order, "cannot issue the refund: {err:#}");
-            }
-        }
+        Some((routes::After::HandleEvent(id), _)) => queue.push(events::Work::Event(id)),
+        Some((routes::After::IssueRefunds(order), _)) => queue.push(events::Work::Refunds(order)),
         None => {}
     }
 }

@@ -63,33 +63,8 @@ impl FakeHttp {
                 let Ok((stream, _)) = listener.accept() else {
                     return;
                 };
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut request_line = String::new();
-                reader.read_line(&mut request_line).expect("request line");
-                let mut headers = Vec::new();
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).expect("header");
-                    let line = line.trim_end();
-                    if line.is_empty() {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        headers.push((name.trim().to_owned(), value.trim().to_owned()));
-                    }
-                }
-                let length = headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).expect("body");
-                log.lock().expect("log").push(Received {
-                    request_line: request_line.trim_end().to_owned(),
-                    headers,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                });
+                let received = read_request(&stream).expect("a whole request");
+                log.lock().expect("log").push(received);
                 let mut out = format!(
                     "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
                     answer.status,
@@ -125,4 +100,111 @@ impl Drop for FakeHttp {
             let _ = thread.join();
         }
     }
+}
+
+/// A stand-in for a slow Stripe: every request waits `delay`, then goes to `upstream`
+/// (localstripe) and its answer comes back. Each connection has its own thread, as a real API
+/// serves many callers at once.
+pub struct SlowProxy {
+    pub base: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowProxy {
+    pub fn start(upstream: &str, delay: std::time::Duration) -> SlowProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (upstream, stopping) = (upstream.to_owned(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let upstream = upstream.clone();
+                std::thread::spawn(move || forward(stream, &upstream, delay));
+            }
+        });
+        SlowProxy { base, stop }
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(self.base.trim_start_matches("http://"));
+    }
+}
+
+/// One request off `stream`.
+fn read_request(stream: &std::net::TcpStream) -> std::io::Result<Received> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(Received {
+        request_line: request_line.trim_end().to_owned(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn forward(stream: std::net::TcpStream, upstream: &str, delay: std::time::Duration) {
+    let Ok(Received {
+        request_line,
+        headers,
+        body,
+    }) = read_request(&stream)
+    else {
+        return;
+    };
+    std::thread::sleep(delay);
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("GET"), parts.next().unwrap_or("/"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{upstream}{path}"));
+    for (name, value) in &headers {
+        if !["host", "content-length", "connection"].contains(&name.to_ascii_lowercase().as_str()) {
+            request = request.header(name, value);
+        }
+    }
+    let Ok(request) = request.body(body.into_bytes()) else {
+        return;
+    };
+    let Ok(mut answer) = agent.run(request) else {
+        return;
+    };
+    let status = answer.status().as_u16();
+    let content = answer.body_mut().read_to_vec().unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        content.len()
+    );
+    let mut stream = stream;
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&content);
 }

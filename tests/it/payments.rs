@@ -2,6 +2,8 @@
 //! confirms payments and sends signed webhooks. Events localstripe cannot emit (refunds,
 //! disputes) are signed fixtures built from Stripe's API reference, delivered by the test.
 
+use std::time::{Duration, Instant};
+
 use compass::order::{Event, Policy, Status};
 use serde_json::json;
 
@@ -477,6 +479,80 @@ fn a_refund_reported_before_its_payment_waits_for_it_and_the_order_ends_refunded
         "paid, then refunded at once: never claimed for a report"
     );
     assert!(waiting().is_empty(), "every event handled");
+}
+
+/// Handling a payment reads the PaymentIntent back from Stripe, which can be slow. With Stripe
+/// taking 3 s a call, a burst of payment events (more than serve has web workers) leaves the
+/// pages answering at once: the events wait for the event handlers, never for a web worker.
+/// (Before, each web worker handled its webhook's event after answering, and the fifth request
+/// waited out a whole Stripe call.)
+#[test]
+fn a_slow_stripe_never_holds_the_pages_while_payments_are_handled() {
+    let slow = crate::fake_http::SlowProxy::start(&localstripe(), Duration::from_secs(3));
+    let server = Serving::start(Install::with_stripe(&slow.base).without_rate_limits());
+    let mut orders = Vec::new();
+    for n in 0..6 {
+        let order = server
+            .install
+            .db()
+            .create_order(
+                &compass::db::NewOrder {
+                    email: format!("burst{n}@example.com"),
+                    name: "Burst".into(),
+                    company: "Burst Ltd".into(),
+                    tier: compass::order::Tier::Standard,
+                    amount_cents: 14_900,
+                    currency: "usd".into(),
+                    questionnaire: json!({}),
+                },
+                time::OffsetDateTime::now_utc(),
+            )
+            .expect("order");
+        let (status, intent) = stripe_post(
+            "/v1/payment_intents",
+            &[
+                ("amount", "14900"),
+                ("currency", "usd"),
+                ("metadata[order_id]", &order.id),
+            ],
+        );
+        assert_eq!(status, 200, "{intent}");
+        let intent = intent["id"].as_str().expect("id").to_owned();
+        assert_eq!(pay(&intent, "pm_card_visa"), 200);
+        orders.push((order.id, intent));
+    }
+    for (n, (_, intent)) in orders.iter().enumerate() {
+        let succeeded = event(
+            &format!("evt_burst_{n}_{}", std::process::id()),
+            "payment_intent.succeeded",
+            json!({ "id": intent, "object": "payment_intent", "status": "succeeded" }),
+        );
+        let started = Instant::now();
+        let (status, body) = server.deliver(&succeeded);
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the webhook is answered at once"
+        );
+    }
+    let slowest = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            assert_eq!(server.get("/").0, 200);
+            assert_eq!(server.get("/healthz").0, 200);
+            started.elapsed()
+        })
+        .max()
+        .expect("timed");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "pages waited {slowest:?} while Stripe was slow"
+    );
+    eventually(30, "every order paid", || {
+        orders
+            .iter()
+            .all(|(id, _)| status_of(&server, id) == Status::Paid)
+    });
 }
 
 #[test]
