@@ -55,6 +55,16 @@ impl App {
         })
     }
 
+    /// Gives every Stripe call of this App a deadline: for `serve`'s web workers, where a
+    /// customer waits on the answer (an order's PaymentIntent is created then; when Stripe
+    /// misses the deadline the order is kept and its payment page asks again).
+    pub fn stripe_deadline(&mut self, per_call: std::time::Duration, retries: u32) {
+        self.stripe = self
+            .stripe
+            .as_ref()
+            .map(|stripe| stripe.with_deadline(per_call, retries));
+    }
+
     /// The Stripe API client, or the error that says which variable to set.
     pub fn stripe(&self) -> anyhow::Result<&StripeClient> {
         match &self.stripe {

@@ -44,6 +44,10 @@ pub const MAX_FORM_BODY: usize = 64 * 1024;
 /// Webhook bodies larger than this answer 413; Stripe's events are far smaller.
 pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
 
+/// How long a web worker waits for one Stripe call (retried once) while a customer waits: a
+/// slow Stripe costs that customer at most about ten seconds and holds no worker for longer.
+pub const STRIPE_CALL_WHILE_WAITING: Duration = Duration::from_secs(4);
+
 /// A request, read whole.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -186,6 +190,9 @@ pub fn serve_with(
     }
     let mut apps = apps;
     let handlers = apps.split_off(options.workers.max(1));
+    for app in &mut apps {
+        app.stripe_deadline(STRIPE_CALL_WHILE_WAITING, 1);
+    }
     let (queue, handed_over) = events::queue();
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|err| anyhow::anyhow!("cannot serve on {address}: {err}"))?;

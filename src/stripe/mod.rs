@@ -99,7 +99,27 @@ impl StripeClient {
 
     /// A client for `base` with `key`.
     pub fn with(base: &str, key: Secret, version: &str, retry: RetryPolicy) -> StripeClient {
-        let agent = crate::retry::agent(Duration::from_secs(40));
+        StripeClient::with_timeout(base, key, version, retry, Duration::from_secs(40))
+    }
+
+    /// This client with a deadline, for calls a person waits on (a customer placing an order):
+    /// each call gives up after `per_call`, and is retried at most `retries` times.
+    pub fn with_deadline(&self, per_call: Duration, retries: u32) -> StripeClient {
+        let retry = RetryPolicy {
+            max_retries: retries.min(self.retry.max_retries),
+            ..self.retry
+        };
+        StripeClient::with_timeout(&self.base, self.key.clone(), &self.version, retry, per_call)
+    }
+
+    fn with_timeout(
+        base: &str,
+        key: Secret,
+        version: &str,
+        retry: RetryPolicy,
+        timeout: Duration,
+    ) -> StripeClient {
+        let agent = crate::retry::agent(timeout);
         StripeClient {
             agent,
             base: base.trim_end_matches('/').to_owned(),

@@ -555,6 +555,45 @@ fn a_slow_stripe_never_holds_the_pages_while_payments_are_handled() {
     });
 }
 
+/// Creating an order's PaymentIntent happens while the customer waits: with Stripe hanging,
+/// the order is kept and answered (201, no client secret yet, the payment page to retry from)
+/// within the web workers' deadline, and the other workers go on serving meanwhile. (Before,
+/// the call had 40 s and three retries: minutes, for the customer and for the worker.)
+#[test]
+fn a_hanging_stripe_costs_a_customer_seconds_and_holds_no_other_page() {
+    let hanging = crate::fake_http::SlowProxy::start(&localstripe(), Duration::from_secs(120));
+    let server = Serving::start(Install::with_stripe(&hanging.base).without_rate_limits());
+    std::thread::scope(|scope| {
+        let placing = scope.spawn(|| {
+            let started = Instant::now();
+            let answer = server.post(
+                "/orders",
+                "application/json",
+                order_json("starter", "hanging@example.com").as_bytes(),
+            );
+            (answer, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        assert_eq!(server.get("/").0, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "another visitor is served while Stripe hangs"
+        );
+        let ((status, _, body), took) = placing.join().expect("the order request");
+        assert_eq!(status, 201, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(answer["client_secret"], serde_json::Value::Null, "{answer}");
+        assert!(answer["pay_url"].is_string(), "{answer}");
+        assert!(
+            took < Duration::from_secs(15),
+            "the customer waited {took:?} for a hanging Stripe"
+        );
+        let order_id = answer["order_id"].as_str().expect("order id");
+        assert_eq!(status_of(&server, order_id), Status::PendingPayment);
+    });
+}
+
 #[test]
 fn dispute_fixtures_stop_work_and_survive_reordering() {
     let server = Serving::start(Install::with_stripe(&localstripe()));
