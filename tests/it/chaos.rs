@@ -146,16 +146,42 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
     );
     let install = chaos_install(&model);
     let mut server = Serving::start(install);
-    register_webhook(&server);
 
-    // Customers order and pay; each gets an address of their own, so maildev can be read per order.
+    // Customers order and pay; each gets an address of their own, so maildev can be read per
+    // order. Every sixth is refunded in the Stripe Dashboard at once, and Stripe reports the
+    // refund before the payment (no webhook is registered yet, so the payment's event waits
+    // for the shuffled deliveries below).
     let run = std::process::id();
     let mut placed = Vec::new();
-    for i in 0..orders {
+    let dashboard: Vec<usize> = (0..orders).filter(|i| i % 6 == 5).collect();
+    let place = |i: usize, server: &Serving| {
         let email = format!("chaos-{run}-{i}@example.com");
-        let (order_id, intent) = place_json_order(&server, "standard", &email);
+        let (order_id, intent) = place_json_order(server, "standard", &email);
         assert_eq!(pay(&intent, "pm_card_visa"), 200);
-        placed.push((order_id, intent, email));
+        (order_id, intent, email)
+    };
+    let mut early = Vec::new();
+    for i in &dashboard {
+        let (order_id, intent, email) = place(*i, &server);
+        let (status, refund) =
+            crate::payments::stripe_post("/v1/refunds", &[("payment_intent", intent.as_str())]);
+        assert_eq!(status, 200, "{refund}");
+        let charge = refund["charge"]
+            .as_str()
+            .expect("the refunded charge")
+            .to_owned();
+        let n = 100 + u32::try_from(*i).expect("small");
+        let refunded = crate::payments::charge_refunded(n, &intent, &charge);
+        let (status, body) = server.deliver(&refunded);
+        assert_eq!(status, 200, "{body}");
+        early.push((*i, (order_id, intent, email)));
+    }
+    register_webhook(&server);
+    for i in 0..orders {
+        match early.iter().position(|(n, _)| *n == i) {
+            Some(at) => placed.push(early.remove(at).1),
+            None => placed.push(place(i, &server)),
+        }
     }
 
     // SMTP is down for the first part of the work.
@@ -326,6 +352,22 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
                     .iter()
                     .any(|r| r["id"].as_str() == ours[0].stripe_refund_id.as_deref()),
                 "{id}: the recorded refund is one Stripe made"
+            );
+        } else if dashboard.contains(&i) {
+            // Refunded in the Dashboard, reported before the payment: the refund waited for
+            // the payment and applied at once, so no report was written for it.
+            assert_eq!(
+                status,
+                Status::Refunded,
+                "{id} was refunded in the Dashboard"
+            );
+            assert_eq!(at_stripe.len(), 1, "{id}: {at_stripe:?}");
+            assert!(detail.refunds.is_empty(), "{id}: compass issued none");
+            let kinds: Vec<&str> = detail.timeline.iter().map(|e| e.kind.as_str()).collect();
+            assert!(kinds.contains(&"refund_succeeded"), "{id}: {kinds:?}");
+            assert!(
+                !kinds.contains(&"generated"),
+                "{id}: a report for money returned: {kinds:?}"
             );
         } else {
             assert!(at_stripe.is_empty(), "{id}: refunded without being asked");

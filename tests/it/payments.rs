@@ -327,7 +327,7 @@ fn event(id: &str, kind: &str, object: serde_json::Value) -> String {
 }
 
 /// Fixture (API reference, "The Charge object"): a charge refunded in full from the Dashboard.
-fn charge_refunded(n: u32, intent: &str, charge: &str) -> String {
+pub fn charge_refunded(n: u32, intent: &str, charge: &str) -> String {
     event(
         &format!("evt_charge_refunded_{n}_{}", std::process::id()),
         "charge.refunded",
