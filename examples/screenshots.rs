@@ -186,6 +186,7 @@ fn main() -> anyhow::Result<()> {
         env: &env,
         workers: 2,
         event_workers: 1,
+        clients: http::ClientLimits::default(),
         shutdown: Arc::clone(&shutdown),
         metrics: None,
     };

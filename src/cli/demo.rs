@@ -93,6 +93,7 @@ fn demo(args: &Args, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
         env: &env,
         workers: 2,
         event_workers: 1,
+        clients: http::ClientLimits::default(),
         shutdown: Arc::clone(&shutdown),
         metrics: None,
     };

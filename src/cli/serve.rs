@@ -30,6 +30,11 @@ pub struct Args {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     event_workers: u16,
 
+    /// Seconds a client has to send a request's head, to send its body, and to take the answer
+    /// (408 or a closed connection after that); slow clients never hold a worker
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=600), value_name = "SECS")]
+    client_timeout: u16,
+
     /// Serve Prometheus metrics at http://ADDR/metrics (keep it private: 127.0.0.1 or a VPN)
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
@@ -63,6 +68,10 @@ pub fn run(
         env,
         workers: usize::from(args.workers),
         event_workers: usize::from(args.event_workers),
+        clients: http::ClientLimits {
+            deadline: std::time::Duration::from_secs(u64::from(args.client_timeout)),
+            ..http::ClientLimits::default()
+        },
         shutdown,
         metrics,
     };

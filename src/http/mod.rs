@@ -11,6 +11,7 @@
 //! non-zero and systemd restarts it.
 
 mod captcha;
+mod conn;
 mod customer;
 mod demo_stripe;
 mod events;
@@ -22,7 +23,6 @@ mod openapi;
 mod policies;
 mod routes;
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +36,7 @@ use crate::clock;
 use crate::db::Db;
 use metrics::Metrics;
 
+pub use conn::Limits as ClientLimits;
 pub use demo_stripe::{DEMO_WEBHOOK_SECRET, DemoStripe, demo_env};
 pub use routes::handle;
 
@@ -43,6 +44,9 @@ pub use routes::handle;
 pub const MAX_FORM_BODY: usize = 64 * 1024;
 /// Webhook bodies larger than this answer 413; Stripe's events are far smaller.
 pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+/// Complete requests waiting for a web worker at most; past that a client is answered 503.
+const WAITING_REQUESTS: usize = 256;
 
 /// How long a web worker waits for one Stripe call (retried once) while a customer waits: a
 /// slow Stripe costs that customer at most about ten seconds and holds no worker for longer.
@@ -149,6 +153,8 @@ pub struct Serve<'a> {
     pub workers: usize,
     /// Threads that handle Stripe's events and approved refunds after the answer.
     pub event_workers: usize,
+    /// Deadlines and the connection cap for clients.
+    pub clients: conn::Limits,
     /// Set to stop: by a signal, or by a test.
     pub shutdown: Arc<AtomicBool>,
     /// Where `/metrics` is served, if anywhere (never on the public listener).
@@ -194,8 +200,9 @@ pub fn serve_with(
         app.stripe_deadline(STRIPE_CALL_WHILE_WAITING, 1);
     }
     let (queue, handed_over) = events::queue();
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|err| anyhow::anyhow!("cannot serve on {address}: {err}"))?;
+    let (to_workers, exchanges) = std::sync::mpsc::sync_channel(WAITING_REQUESTS);
+    let exchanges = std::sync::Mutex::new(exchanges);
+    let stop_accepting = AtomicBool::new(false);
     tracing::info!(%address, workers = apps.len(), event_workers = handlers.len(), "serving");
     ready()?;
     let failed = AtomicBool::new(false);
@@ -227,14 +234,25 @@ pub fn serve_with(
                 events::handle(n, &mut app, handed_over, options.env, &done);
             });
         }
+        let accepting = {
+            let (listener, to_workers) = (&listener, &to_workers);
+            let (stop_accepting, failed) = (&stop_accepting, &failed);
+            scope.spawn(move || {
+                let result = conn::accept(listener, options.clients, to_workers, stop_accepting);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                result
+            })
+        };
         let handles: Vec<_> = apps
             .into_iter()
             .map(|mut app| {
-                let server = &server;
+                let exchanges = &exchanges;
                 let failed = &failed;
                 let counted = &counted;
                 let queue = queue.clone();
-                scope.spawn(move || work(&mut app, server, options, failed, counted, &queue))
+                scope.spawn(move || work(&mut app, exchanges, options, failed, counted, &queue))
             })
             .collect();
         let result = handles
@@ -245,7 +263,14 @@ pub fn serve_with(
             })
             .collect::<anyhow::Result<Vec<()>>>();
         workers_done.store(true, Ordering::Relaxed);
-        result
+        // Wake the accept loop so that it sees it must stop.
+        stop_accepting.store(true, Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(address);
+        let accepted = accepting
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the accept loop panicked")))
+            .context("the listener failed; no more connections are accepted");
+        result.and(accepted.map(|()| Vec::<()>::new()))
     });
     result.map(|_| tracing::info!("stopped"))
 }
@@ -279,7 +304,7 @@ fn export(server: &tiny_http::Server, db: &Db, metrics: &Metrics, stopping: &dyn
 
 fn work(
     app: &mut App,
-    server: &tiny_http::Server,
+    exchanges: &std::sync::Mutex<std::sync::mpsc::Receiver<conn::Exchange>>,
     options: &Serve<'_>,
     failed: &AtomicBool,
     metrics: &Metrics,
@@ -287,27 +312,28 @@ fn work(
 ) -> anyhow::Result<()> {
     loop {
         let stopping = options.shutdown.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
-        let next = if stopping {
-            // Finish what is already queued, then stop.
-            server.try_recv()
-        } else {
-            server.recv_timeout(Duration::from_millis(200))
+        let next = {
+            let exchanges = exchanges
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if stopping {
+                // Finish what is already waiting, then stop.
+                exchanges.try_recv().ok()
+            } else {
+                exchanges.recv_timeout(Duration::from_millis(200)).ok()
+            }
         };
         match next {
-            Ok(Some(request)) => respond(app, request, options.env, metrics, queue),
-            Ok(None) if stopping => return Ok(()),
-            Ok(None) => {}
-            Err(err) => {
-                failed.store(true, Ordering::Relaxed);
-                return Err(err).context("the listener failed; no more connections are accepted");
-            }
+            Some(exchange) => respond(app, exchange, options.env, metrics, queue),
+            None if stopping => return Ok(()),
+            None => {}
         }
     }
 }
 
 fn respond(
     app: &mut App,
-    mut request: tiny_http::Request,
+    exchange: conn::Exchange,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
     metrics: &Metrics,
     queue: &events::Queue,
@@ -318,36 +344,25 @@ fn respond(
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let span = tracing::info_span!("request", id = %request_id);
     let _entered = span.enter();
-    let (response, after) = match (read(&mut request), clock::now(env)) {
+    let (method, path) = exchange.request.as_ref().map_or_else(
+        |_| ("-".to_owned(), "-".to_owned()),
+        |r| (r.method.clone(), r.path.clone()),
+    );
+    let (mut response, after) = match (&exchange.request, clock::now(env)) {
         (Ok(req), Ok(now)) => {
-            let handled = handle(app, &req, now);
-            (handled.response, handled.after.map(|after| (after, now)))
+            let handled = handle(app, req, now);
+            (handled.response, handled.after)
         }
-        (Err(response), _) => (response, None),
+        (Err(response), _) => (response.clone(), None),
         (_, Err(err)) => {
             tracing::error!("no clock: {err:#}");
             (Response::text(500, "Internal Server Error"), None)
         }
     };
     let status = response.status;
-    let method = request.method().to_string();
-    let path = request
-        .url()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let mut reply = tiny_http::Response::from_data(response.body).with_status_code(status);
-    if let Ok(header) = tiny_http::Header::from_bytes("X-Request-Id", request_id.as_bytes()) {
-        reply.add_header(header);
-    }
-    for (name, value) in response.headers {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            reply.add_header(header);
-        }
-    }
-    if let Err(err) = request.respond(reply) {
-        tracing::debug!("client went away: {err}");
+    response.headers.push(("X-Request-Id", request_id));
+    if exchange.reply.send(response).is_err() {
+        tracing::debug!("client went away");
     }
     let took = started.elapsed();
     metrics.observe(&method, &path, status, took);
@@ -356,8 +371,8 @@ fn respond(
     tracing::info!(%method, route, status, micros = took.as_micros() as u64, "request");
     // Work that must not delay this answer nor any other: the event handlers take it.
     match after {
-        Some((routes::After::HandleEvent(id), _)) => queue.push(events::Work::Event(id)),
-        Some((routes::After::IssueRefunds(order), _)) => queue.push(events::Work::Refunds(order)),
+        Some(routes::After::HandleEvent(id)) => queue.push(events::Work::Event(id)),
+        Some(routes::After::IssueRefunds(order)) => queue.push(events::Work::Refunds(order)),
         None => {}
     }
 }
@@ -365,64 +380,6 @@ fn respond(
 /// Whether `path` belongs to the JSON API (docs/openapi.yaml), whose every answer is JSON.
 pub(crate) fn is_api(path: &str) -> bool {
     path.starts_with("/api/") || path == "/webhooks/stripe"
-}
-
-/// Reads a request whole, refusing a body over the route's cap with 413.
-fn read(request: &mut tiny_http::Request) -> Result<Request, Response> {
-    let url = request.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-    let cap = if path == "/webhooks/stripe" {
-        MAX_WEBHOOK_BODY
-    } else {
-        MAX_FORM_BODY
-    };
-    // The API's paths answer JSON, and so does a JSON body sent to the form's path (the JSON
-    // intake at POST /orders), as routes::wants_json decides once the request is read.
-    let json = is_api(path)
-        || request.headers().iter().any(|h| {
-            h.field.equiv("Content-Type")
-                && h.value
-                    .as_str()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-        });
-    let too_large = || {
-        if json {
-            Response::json_error(413, "too_large", "the body is too large")
-        } else {
-            Response::text(413, "Payload Too Large")
-        }
-    };
-    if request.body_length().is_some_and(|length| length > cap) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(cap as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|_| {
-            if json {
-                Response::json_error(400, "bad_request", "the body could not be read")
-            } else {
-                Response::text(400, "Bad Request")
-            }
-        })?;
-    if body.len() > cap {
-        return Err(too_large());
-    }
-    Ok(Request {
-        method: request.method().to_string(),
-        path: path.to_owned(),
-        query: query.to_owned(),
-        headers: request
-            .headers()
-            .iter()
-            .map(|h| (h.field.to_string(), h.value.to_string()))
-            .collect(),
-        body,
-        remote: request.remote_addr().map(|a| a.ip()),
-    })
 }
 
 /// Binds `address`, with a clear error when it is taken.

@@ -230,6 +230,62 @@ fn unknown_tokens_and_paths_are_not_found() {
     assert_eq!(server.get("/healthz"), (200, "ok\n".to_owned()));
 }
 
+/// Fifty clients that send a request's head and never its body, and four that pipeline a
+/// hundred requests each and never read the answers, hold no web worker: a new client is
+/// served at once, and a stalled body is answered 408 when the client deadline (10 s) ends.
+/// (Before, four stalled bodies held all four workers for as long as they stayed open.)
+#[test]
+fn slow_and_stalled_clients_never_hold_the_workers() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let server = Serving::start(Install::new().without_rate_limits());
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let opened = Instant::now();
+    let stalled: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+            stream
+                .write_all(
+                    b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: \
+                      application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\nco",
+                )
+                .expect("head");
+            stream
+        })
+        .collect();
+    let pipelining: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+            let requests = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100);
+            stream.write_all(requests.as_bytes()).expect("requests");
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for path in ["/healthz", "/", "/healthz"] {
+        let started = Instant::now();
+        assert_eq!(server.get(path).0, 200, "{path}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "{path} took {took:?}");
+    }
+
+    let mut first = stalled.into_iter().next().expect("a stalled client");
+    first
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut answer = String::new();
+    let _ = first.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
+    let waited = opened.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "408 after the 10 s deadline, not {waited:?}"
+    );
+    drop(pipelining);
+    assert_eq!(server.get("/healthz").0, 200);
+}
+
 #[test]
 fn sigterm_stops_serve_cleanly_and_a_bad_setup_fails_at_start() {
     let install = Install::with_stripe(&service("COMPASS_TEST_STRIPE_URL"));
