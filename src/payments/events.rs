@@ -1,173 +1,16 @@
-//! Payments: an order and its PaymentIntent, verified webhooks into the event store, and the
-//! handling of each event through `order::step`.
-//!
-//! A webhook is stored (verified, keyed by its event id) and answered before it is handled;
-//! handling is idempotent and retried with backoff until it succeeds, so an event for an order
-//! that is not there yet is kept, never dropped. `payment_intent.succeeded` is only a trigger:
-//! the PaymentIntent is read back from the Stripe API before any order is marked paid.
+//! The handling of stored events through `order::step`: each claimed first, retried with
+//! backoff until it succeeds, and alerted after its fifth failure. An event the order's state
+//! refuses for now (`NotYet`, a refund reported before its payment) waits for that order and
+//! is handled the moment another event moves it.
 
 use anyhow::Context;
 use time::{Duration, OffsetDateTime};
 
+use super::{Handling, handling, record_payment};
 use crate::app::App;
-use crate::db::{NewOrder, NewStripeEvent, PaymentRecord, StoredEvent, StoredOrder};
+use crate::db::StoredEvent;
 use crate::order::{Event as OrderEvent, Rejection, Status};
-use crate::questionnaire::Intake;
-use crate::stripe::{self, Charge, Dispute, NewPaymentIntent, PaymentIntent, Refund, StripeError};
-
-/// The Idempotency-Key of an order's PaymentIntent: one order, one PaymentIntent, however
-/// often its creation is retried.
-pub fn payment_intent_key(order_id: &str) -> String {
-    format!("compass-pi-{order_id}")
-}
-
-/// Creates the order for a checked intake, then tries to create its PaymentIntent. The order
-/// is stored even if Stripe is down: the payment page creates the PaymentIntent later, with
-/// the same Idempotency-Key.
-pub fn place_order(
-    app: &mut App,
-    intake: &Intake,
-    now: OffsetDateTime,
-) -> anyhow::Result<(StoredOrder, Result<PaymentIntent, StripeError>)> {
-    let amount_cents = app.config.prices.of(intake.tier);
-    let order = app.db.create_order(
-        &NewOrder {
-            email: intake.email.clone(),
-            name: intake.name.clone(),
-            company: intake.company.clone(),
-            tier: intake.tier,
-            amount_cents,
-            currency: app.config.prices.currency.clone(),
-            questionnaire: serde_json::to_value(intake).context("cannot encode the answers")?,
-        },
-        now,
-    )?;
-    let intent = ensure_payment_intent(app, &order, now)?;
-    Ok((order, intent))
-}
-
-/// The order's PaymentIntent: read back if it exists, created (idempotently) if not.
-pub fn ensure_payment_intent(
-    app: &mut App,
-    order: &StoredOrder,
-    now: OffsetDateTime,
-) -> anyhow::Result<Result<PaymentIntent, StripeError>> {
-    let stripe = app.stripe()?;
-    let intent = match app.db.payment_intent_of(&order.id)? {
-        Some(id) => stripe.payment_intent(&id),
-        None => stripe.create_payment_intent(
-            &NewPaymentIntent {
-                amount: order.order.amount_cents,
-                currency: &order.order.currency,
-                order_id: &order.id,
-            },
-            &payment_intent_key(&order.id),
-        ),
-    };
-    if let Ok(intent) = &intent {
-        record_payment(app, &order.id, intent, now)?;
-    }
-    Ok(intent)
-}
-
-fn record_payment(
-    app: &mut App,
-    order_id: &str,
-    intent: &PaymentIntent,
-    now: OffsetDateTime,
-) -> anyhow::Result<()> {
-    let error = intent
-        .last_payment_error
-        .as_ref()
-        .and_then(|e| e.message.as_deref().or(e.code.as_deref()));
-    app.db.upsert_payment(
-        &PaymentRecord {
-            order_id,
-            payment_intent_id: &intent.id,
-            status: &intent.status,
-            amount_cents: intent.amount,
-            currency: &intent.currency,
-            charge_id: intent.latest_charge.as_deref(),
-            last_error: error,
-        },
-        now,
-    )
-}
-
-/// Why a webhook is turned away; nothing was stored.
-#[derive(Debug, thiserror::Error)]
-pub enum WebhookRejection {
-    /// The signature does not verify: 400.
-    #[error("bad signature: {0}")]
-    Signature(#[from] stripe::webhook::SignatureError),
-    /// Signed, but not an event: 400.
-    #[error("not a Stripe event: {0}")]
-    Malformed(String),
-    /// Our side failed (database): 500, and Stripe retries.
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-/// Whether a verified event was new.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Received {
-    /// Stored for handling, under this id.
-    Stored(String),
-    /// Stored for the record; compass does not act on its type.
-    Recorded,
-    /// Already stored: a redelivery.
-    Duplicate,
-}
-
-/// Verifies and stores a webhook. Answer 2xx only after this returns `Ok`.
-pub fn receive_webhook(
-    app: &mut App,
-    body: &[u8],
-    signature: Option<&str>,
-    now: OffsetDateTime,
-) -> Result<Received, WebhookRejection> {
-    let secrets = app.webhook_secrets()?;
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    stripe::webhook::verify(body, signature, &secrets, now, stripe::webhook::TOLERANCE)?;
-    let event: stripe::Event =
-        serde_json::from_slice(body).map_err(|err| WebhookRejection::Malformed(err.to_string()))?;
-    let payload =
-        std::str::from_utf8(body).map_err(|err| WebhookRejection::Malformed(err.to_string()))?;
-    let unused = (!handles(&event.kind)).then(|| format!("{} is not used by compass", event.kind));
-    let stored = app.db.insert_stripe_event(
-        &NewStripeEvent {
-            id: &event.id,
-            kind: &event.kind,
-            payload,
-            object_id: event.object_id(),
-            stripe_created: event.created,
-            done: unused.as_deref(),
-        },
-        now,
-    )?;
-    Ok(match (stored, unused) {
-        (false, _) => Received::Duplicate,
-        (true, Some(_)) => Received::Recorded,
-        (true, None) => Received::Stored(event.id),
-    })
-}
-
-/// Whether compass acts on events of this type.
-fn handles(kind: &str) -> bool {
-    matches!(
-        kind,
-        "payment_intent.succeeded"
-            | "payment_intent.payment_failed"
-            | "payment_intent.processing"
-            | "payment_intent.canceled"
-            | "charge.refunded"
-            | "refund.created"
-            | "refund.updated"
-            | "refund.failed"
-            | "charge.dispute.created"
-            | "charge.dispute.closed"
-    )
-}
+use crate::stripe::{self, Charge, Dispute, Refund};
 
 /// What one pass over the due events did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -311,12 +154,9 @@ impl Done {
 fn handle(app: &mut App, stored: &StoredEvent, now: OffsetDateTime) -> anyhow::Result<Done> {
     let event: stripe::Event =
         serde_json::from_str(&stored.payload).context("the stored payload is not an event")?;
-    match event.kind.as_str() {
-        "payment_intent.succeeded"
-        | "payment_intent.payment_failed"
-        | "payment_intent.processing"
-        | "payment_intent.canceled" => payment_intent_event(app, &event, now),
-        "charge.refunded" => {
+    match handling(&event.kind) {
+        Some(Handling::PaymentIntent) => payment_intent_event(app, &event, now),
+        Some(Handling::ChargeRefunded) => {
             let charge: Charge = event.object().context("charge.refunded without a charge")?;
             let order_id = order_of(app, charge.payment_intent.as_deref(), Some(&charge.id))?;
             let step = OrderEvent::RefundSucceeded {
@@ -325,11 +165,11 @@ fn handle(app: &mut App, stored: &StoredEvent, now: OffsetDateTime) -> anyhow::R
             };
             apply(app, &order_id, &step, now)
         }
-        "refund.created" | "refund.updated" | "refund.failed" => {
+        Some(Handling::Refund) => {
             let refund: Refund = event.object().context("refund event without a refund")?;
             refund_event(app, &refund, now)
         }
-        "charge.dispute.created" | "charge.dispute.closed" => {
+        Some(Handling::Dispute) => {
             let dispute: Dispute = event.object().context("dispute event without a dispute")?;
             let order_id = order_of(
                 app,
@@ -338,7 +178,10 @@ fn handle(app: &mut App, stored: &StoredEvent, now: OffsetDateTime) -> anyhow::R
             )?;
             dispute_event(app, &event, &dispute, &order_id, now)
         }
-        other => Ok(Done::note(None, format!("{other} is not used by compass"))),
+        None => Ok(Done::note(
+            None,
+            format!("{} is not used by compass", event.kind),
+        )),
     }
 }
 
@@ -534,156 +377,4 @@ mod tests {
         let waits: Vec<_> = (1..=9).map(|n| event_backoff(n).whole_seconds()).collect();
         assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
     }
-}
-
-/// One order that reconciliation changed (or, in a dry run, would change).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Repair {
-    pub order_id: String,
-    pub payment_intent: String,
-    pub change: String,
-}
-
-/// What `reconcile` found.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Reconciled {
-    /// PaymentIntents created since the cutoff.
-    pub payment_intents: usize,
-    /// Events created since the cutoff.
-    pub events: usize,
-    /// Of those, events no webhook had delivered.
-    pub missed_events: usize,
-    /// Orders repaired from their PaymentIntent.
-    pub repairs: Vec<Repair>,
-    /// Missed events handled now.
-    pub handled: usize,
-    /// Missed events that failed and wait for a retry.
-    pub failed: usize,
-}
-
-/// Repairs what missed webhooks left behind: every PaymentIntent since `since` that succeeded
-/// for an unpaid order pays it, and every event since `since` that is not in the store is
-/// stored (it comes from Stripe's API with our key, so it needs no signature) and handled.
-pub fn reconcile(
-    app: &mut App,
-    since: OffsetDateTime,
-    now: OffsetDateTime,
-    dry_run: bool,
-) -> anyhow::Result<Reconciled> {
-    let cutoff = since.unix_timestamp();
-    let mut report = Reconciled::default();
-    let mut after: Option<String> = None;
-    loop {
-        let page = app
-            .stripe()?
-            .list_payment_intents(after.as_deref())
-            .context("cannot list PaymentIntents")?;
-        let mut older = true;
-        for intent in &page.data {
-            if intent.created < cutoff {
-                continue;
-            }
-            older = false;
-            report.payment_intents += 1;
-            if let Some(repair) = reconcile_intent(app, intent, now, dry_run)? {
-                report.repairs.push(repair);
-            }
-        }
-        after = page.data.last().map(|i| i.id.clone());
-        if !page.has_more || older || after.is_none() {
-            break;
-        }
-    }
-    let mut after: Option<String> = None;
-    loop {
-        let page = app
-            .stripe()?
-            .list_events(after.as_deref())
-            .context("cannot list events")?;
-        let mut older = true;
-        for raw in &page.data {
-            let event: stripe::Event = serde_json::from_value(raw.clone())
-                .context("Stripe listed something that is not an event")?;
-            if event.created < cutoff {
-                continue;
-            }
-            older = false;
-            report.events += 1;
-            if app.db.stripe_event(&event.id)?.is_some() {
-                continue;
-            }
-            report.missed_events += 1;
-            if !dry_run {
-                let unused = (!handles(&event.kind))
-                    .then(|| format!("{} is not used by compass", event.kind));
-                app.db.insert_stripe_event(
-                    &NewStripeEvent {
-                        id: &event.id,
-                        kind: &event.kind,
-                        payload: &raw.to_string(),
-                        object_id: event.object_id(),
-                        stripe_created: event.created,
-                        done: unused.as_deref(),
-                    },
-                    now,
-                )?;
-            }
-        }
-        after = page
-            .data
-            .last()
-            .and_then(|e| e["id"].as_str().map(str::to_owned));
-        if !page.has_more || older || after.is_none() {
-            break;
-        }
-    }
-    if !dry_run {
-        let drained = drain_events(app, now, u32::MAX)?;
-        report.handled = drained.handled;
-        report.failed = drained.failed;
-    }
-    Ok(report)
-}
-
-fn reconcile_intent(
-    app: &mut App,
-    intent: &PaymentIntent,
-    now: OffsetDateTime,
-    dry_run: bool,
-) -> anyhow::Result<Option<Repair>> {
-    let Some(order_id) = intent.order_id() else {
-        return Ok(None);
-    };
-    let Some(order) = app.db.order(order_id)? else {
-        return Ok(None);
-    };
-    if intent.status != "succeeded" || order.order.status.is_paid() {
-        if !dry_run && app.db.payment_intent_of(order_id)?.is_none() {
-            record_payment(app, order_id, intent, now)?;
-        }
-        return Ok(None);
-    }
-    let event = OrderEvent::PaymentConfirmed {
-        payment_intent: intent.id.clone(),
-        amount_cents: intent.amount,
-        currency: intent.currency.clone(),
-    };
-    let policy = app.config.policy.clone();
-    let outcome = if dry_run {
-        crate::order::step(&order.order, &event, &policy, now).map(|step| step.order.status)
-    } else {
-        record_payment(app, order_id, intent, now)?;
-        app.db
-            .apply(order_id, &event, &policy, "reconcile", now)?
-            .map(|step| step.order.status)
-    };
-    Ok(Some(Repair {
-        order_id: order_id.to_owned(),
-        payment_intent: intent.id.clone(),
-        change: match outcome {
-            Ok(status) if dry_run => format!("would become {status}"),
-            Ok(status) => format!("{} -> {status}", order.order.status),
-            Err(rejected) => format!("not changed: {rejected}"),
-        },
-    }))
 }

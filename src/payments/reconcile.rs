@@ -1,0 +1,161 @@
+//! `compass reconcile`: what missed webhooks left behind, repaired from Stripe's own records.
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use super::{drain_events, record_payment, unused_note};
+use crate::app::App;
+use crate::db::NewStripeEvent;
+use crate::order::Event as OrderEvent;
+use crate::stripe::{self, PaymentIntent};
+
+/// One order that reconciliation changed (or, in a dry run, would change).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Repair {
+    pub order_id: String,
+    pub payment_intent: String,
+    pub change: String,
+}
+
+/// What `reconcile` found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reconciled {
+    /// PaymentIntents created since the cutoff.
+    pub payment_intents: usize,
+    /// Events created since the cutoff.
+    pub events: usize,
+    /// Of those, events no webhook had delivered.
+    pub missed_events: usize,
+    /// Orders repaired from their PaymentIntent.
+    pub repairs: Vec<Repair>,
+    /// Missed events handled now.
+    pub handled: usize,
+    /// Missed events that failed and wait for a retry.
+    pub failed: usize,
+}
+
+/// Repairs what missed webhooks left behind: every PaymentIntent since `since` that succeeded
+/// for an unpaid order pays it, and every event since `since` that is not in the store is
+/// stored (it comes from Stripe's API with our key, so it needs no signature) and handled.
+pub fn reconcile(
+    app: &mut App,
+    since: OffsetDateTime,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> anyhow::Result<Reconciled> {
+    let cutoff = since.unix_timestamp();
+    let mut report = Reconciled::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .stripe()?
+            .list_payment_intents(after.as_deref())
+            .context("cannot list PaymentIntents")?;
+        let mut older = true;
+        for intent in &page.data {
+            if intent.created < cutoff {
+                continue;
+            }
+            older = false;
+            report.payment_intents += 1;
+            if let Some(repair) = reconcile_intent(app, intent, now, dry_run)? {
+                report.repairs.push(repair);
+            }
+        }
+        after = page.data.last().map(|i| i.id.clone());
+        if !page.has_more || older || after.is_none() {
+            break;
+        }
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .stripe()?
+            .list_events(after.as_deref())
+            .context("cannot list events")?;
+        let mut older = true;
+        for raw in &page.data {
+            let event: stripe::Event = serde_json::from_value(raw.clone())
+                .context("Stripe listed something that is not an event")?;
+            if event.created < cutoff {
+                continue;
+            }
+            older = false;
+            report.events += 1;
+            if app.db.stripe_event(&event.id)?.is_some() {
+                continue;
+            }
+            report.missed_events += 1;
+            if !dry_run {
+                let unused = unused_note(&event.kind);
+                app.db.insert_stripe_event(
+                    &NewStripeEvent {
+                        id: &event.id,
+                        kind: &event.kind,
+                        payload: &raw.to_string(),
+                        object_id: event.object_id(),
+                        stripe_created: event.created,
+                        done: unused.as_deref(),
+                    },
+                    now,
+                )?;
+            }
+        }
+        after = page
+            .data
+            .last()
+            .and_then(|e| e["id"].as_str().map(str::to_owned));
+        if !page.has_more || older || after.is_none() {
+            break;
+        }
+    }
+    if !dry_run {
+        let drained = drain_events(app, now, u32::MAX)?;
+        report.handled = drained.handled;
+        report.failed = drained.failed;
+    }
+    Ok(report)
+}
+
+fn reconcile_intent(
+    app: &mut App,
+    intent: &PaymentIntent,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> anyhow::Result<Option<Repair>> {
+    let Some(order_id) = intent.order_id() else {
+        return Ok(None);
+    };
+    let Some(order) = app.db.order(order_id)? else {
+        return Ok(None);
+    };
+    if intent.status != "succeeded" || order.order.status.is_paid() {
+        if !dry_run && app.db.payment_intent_of(order_id)?.is_none() {
+            record_payment(app, order_id, intent, now)?;
+        }
+        return Ok(None);
+    }
+    let event = OrderEvent::PaymentConfirmed {
+        payment_intent: intent.id.clone(),
+        amount_cents: intent.amount,
+        currency: intent.currency.clone(),
+    };
+    let policy = app.config.policy.clone();
+    let outcome = if dry_run {
+        crate::order::step(&order.order, &event, &policy, now).map(|step| step.order.status)
+    } else {
+        record_payment(app, order_id, intent, now)?;
+        app.db
+            .apply(order_id, &event, &policy, "reconcile", now)?
+            .map(|step| step.order.status)
+    };
+    Ok(Some(Repair {
+        order_id: order_id.to_owned(),
+        payment_intent: intent.id.clone(),
+        change: match outcome {
+            Ok(status) if dry_run => format!("would become {status}"),
+            Ok(status) => format!("{} -> {status}", order.order.status),
+            Err(rejected) => format!("not changed: {rejected}"),
+        },
+    }))
+}
