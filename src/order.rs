@@ -408,6 +408,9 @@ pub struct Step {
     pub actions: Vec<Action>,
 }
 
+/// The statuses in which a refund reported by Stripe is `NotYet`: its payment is not applied.
+pub const AWAITING_PAYMENT: [Status; 2] = [Status::PendingPayment, Status::Expired];
+
 /// The rules `step` applies, from configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -837,6 +840,7 @@ pub fn step(
             }
         }
         (S::PendingPayment | S::Expired, Event::RefundSucceeded { .. }) => {
+            // Listed in AWAITING_PAYMENT, which the event store's retry pass reads.
             return Err(reject(Rejection::NotYet));
         }
 

@@ -130,12 +130,15 @@ fn issue(app: &mut App, refund: &RefundToIssue, now: OffsetDateTime) -> anyhow::
     }
 }
 
-/// Refunds Stripe made that compass does not account for: for each order, Stripe's succeeded
-/// refunds since `since` must not add up to more than the order records as refunded. (A refund
-/// made in the Dashboard is accounted for once its `charge.refunded` event is handled.)
-pub fn unknown_at_stripe(app: &App, since: OffsetDateTime) -> anyhow::Result<Vec<Violation>> {
+/// What Stripe refunded per order (succeeded refunds created since `since`), with the
+/// PaymentIntent refunded.
+pub fn refunded_at_stripe(
+    app: &App,
+    since: OffsetDateTime,
+) -> anyhow::Result<std::collections::BTreeMap<String, (i64, String)>> {
     let stripe = app.stripe()?;
-    let mut by_order: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    let mut by_order: std::collections::BTreeMap<String, (i64, String)> =
+        std::collections::BTreeMap::new();
     let mut after: Option<String> = None;
     'pages: loop {
         let page = stripe
@@ -152,7 +155,11 @@ pub fn unknown_at_stripe(app: &App, since: OffsetDateTime) -> anyhow::Result<Vec
                 .db
                 .order_of_payment(refund.payment_intent.as_deref(), refund.charge.as_deref())?;
             if let Some(order) = order {
-                *by_order.entry(order).or_default() += refund.amount;
+                let entry = by_order.entry(order).or_default();
+                entry.0 += refund.amount;
+                if let Some(intent) = &refund.payment_intent {
+                    entry.1.clone_from(intent);
+                }
             }
         }
         match (page.has_more, page.data.last()) {
@@ -160,6 +167,18 @@ pub fn unknown_at_stripe(app: &App, since: OffsetDateTime) -> anyhow::Result<Vec
             _ => break,
         }
     }
+    Ok(by_order)
+}
+
+/// Refunds Stripe made that compass does not account for: for each order, Stripe's succeeded
+/// refunds since `since` must not add up to more than the order records as refunded. (A refund
+/// made in the Dashboard is accounted for once its `charge.refunded` event is handled, or once
+/// `reconcile` finds it.)
+pub fn unknown_at_stripe(app: &App, since: OffsetDateTime) -> anyhow::Result<Vec<Violation>> {
+    let by_order: Vec<(String, i64)> = refunded_at_stripe(app, since)?
+        .into_iter()
+        .map(|(order, (cents, _))| (order, cents))
+        .collect();
     let mut found = Vec::new();
     for (order, at_stripe) in by_order {
         let recorded = app.db.order(&order)?.map_or(0, |o| o.order.refunded_cents);

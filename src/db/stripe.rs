@@ -201,6 +201,30 @@ impl Db {
         Ok(())
     }
 
+    /// Makes due now every event that waits for its order to move (it failed as `NotYet`,
+    /// whose message starts `waiting_error`) when that order has moved since: a serve killed
+    /// between applying a payment and handling the refund that waited for it leaves the refund
+    /// to this, not to its backoff. How many were made due.
+    pub fn requeue_moved_waiters(
+        &mut self,
+        waiting_error: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<usize> {
+        let awaiting: Vec<String> = crate::order::AWAITING_PAYMENT
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = format!(
+            "UPDATE stripe_events SET next_attempt_at = ?1 \
+             WHERE handled_at IS NULL AND next_attempt_at > ?1 AND order_id IS NOT NULL \
+             AND substr(last_error, 1, length(?2)) = ?2 \
+             AND order_id IN (SELECT id FROM orders WHERE status NOT IN ({}))",
+            awaiting.join(", ")
+        );
+        self.execute(&sql, params![to_db(now), waiting_error])
+            .context("cannot requeue the Stripe events that waited for their order")
+    }
+
     /// Events of `order_id` not handled yet, but for `except`: those waiting for the order to
     /// move (a refund reported before its payment).
     pub fn events_waiting_for(&self, order_id: &str, except: &str) -> anyhow::Result<Vec<String>> {

@@ -928,3 +928,45 @@ fn a_timeline_detail_changes_only_into_a_redaction() {
     );
     update(r#"{"tier":"standard","redacted":true}"#).expect("a redaction is allowed");
 }
+
+#[test]
+fn an_event_waiting_for_its_order_is_due_as_soon_as_the_order_moves() {
+    let mut db = Db::open_in_memory().expect("db");
+    let order = db
+        .create_order(&new_order("wait@example.com"), T0)
+        .expect("order");
+    let event = crate::db::NewStripeEvent {
+        id: "evt_refund",
+        kind: "charge.refunded",
+        payload: "{}",
+        object_id: Some("ch_1"),
+        stripe_created: T0.unix_timestamp(),
+        done: None,
+    };
+    db.insert_stripe_event(&event, T0).expect("stored");
+    let later = T0 + Duration::minutes(8);
+    let waiting = "cannot apply to order ";
+    db.event_failed(
+        "evt_refund",
+        "cannot apply to order x yet: ...",
+        later,
+        Some(&order.id),
+    )
+    .expect("failed");
+    let due = |db: &Db, at| db.due_stripe_events(at, 10).expect("due").len();
+    assert_eq!(
+        db.requeue_moved_waiters(waiting, T0).expect("requeue"),
+        0,
+        "unpaid"
+    );
+    assert_eq!(due(&db, T0), 0);
+    db.apply(&order.id, &confirm(), &Policy::default(), "stripe", T0)
+        .expect("stored")
+        .expect("paid");
+    assert_eq!(db.requeue_moved_waiters(waiting, T0).expect("requeue"), 1);
+    assert_eq!(due(&db, T0), 1, "due now, not in eight minutes");
+    // An event failing for another reason keeps its backoff.
+    db.event_failed("evt_refund", "Stripe is down", later, None)
+        .expect("failed");
+    assert_eq!(db.requeue_moved_waiters(waiting, T0).expect("requeue"), 0);
+}

@@ -23,6 +23,7 @@ pub struct Drained {
 
 /// Handles every due event (at most `limit`), recording each outcome.
 pub fn drain_events(app: &mut App, now: OffsetDateTime, limit: u32) -> anyhow::Result<Drained> {
+    app.db.requeue_moved_waiters(NotYet::PREFIX, now)?;
     let mut drained = Drained::default();
     for event in app.db.due_stripe_events(now, limit)? {
         if handle_stored(app, &event, now)? {
@@ -126,6 +127,11 @@ fn handle_one(
 struct NotYet {
     order_id: String,
     why: String,
+}
+
+impl NotYet {
+    /// How the stored error of such an event starts (the retry pass looks for it).
+    const PREFIX: &str = "cannot apply to order ";
 }
 
 /// 30 s after the first failure, doubling, at most an hour apart; never given up.

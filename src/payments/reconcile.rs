@@ -35,8 +35,9 @@ pub struct Reconciled {
 }
 
 /// Repairs what missed webhooks left behind: every PaymentIntent since `since` that succeeded
-/// for an unpaid order pays it, and every event since `since` that is not in the store is
-/// stored (it comes from Stripe's API with our key, so it needs no signature) and handled.
+/// for an unpaid order pays it, every event since `since` that is not in the store is stored
+/// (it comes from Stripe's API with our key, so it needs no signature) and handled, and every
+/// order Stripe refunded more than it records gets the refund recorded.
 pub fn reconcile(
     app: &mut App,
     since: OffsetDateTime,
@@ -113,6 +114,36 @@ pub fn reconcile(
         let drained = drain_events(app, now, u32::MAX)?;
         report.handled = drained.handled;
         report.failed = drained.failed;
+    }
+    // Whatever the events said: money Stripe returned that an order does not record yet (a
+    // refund event lost, or older than Stripe keeps events) is recorded now.
+    for (order_id, (at_stripe, intent)) in crate::refunds::refunded_at_stripe(app, since)? {
+        let Some(order) = app.db.order(&order_id)? else {
+            continue;
+        };
+        if at_stripe <= order.order.refunded_cents {
+            continue;
+        }
+        let change = format!(
+            "refunded at Stripe: {at_stripe} cents, recorded {}",
+            order.order.refunded_cents
+        );
+        let event = OrderEvent::RefundSucceeded {
+            refund: None,
+            refunded_total_cents: at_stripe,
+        };
+        if !dry_run {
+            let policy = app.config.policy.clone();
+            if let Err(rejected) = app.db.apply(&order_id, &event, &policy, "reconcile", now)? {
+                tracing::warn!(order = %order_id, "cannot record Stripe's refund: {rejected}");
+                continue;
+            }
+        }
+        report.repairs.push(Repair {
+            order_id,
+            payment_intent: intent,
+            change,
+        });
     }
     Ok(report)
 }

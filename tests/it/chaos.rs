@@ -291,24 +291,35 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
             .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
         stdout(&command.output().expect("process"));
         let db = server.install.db();
-        let busy = placed.iter().any(|(id, _, _)| {
-            let detail = db.order_detail(id).expect("read").expect("order");
-            matches!(
-                detail.summary.status,
-                Status::PendingPayment
-                    | Status::Paid
-                    | Status::Generating
-                    | Status::Refunding
-                    | Status::Failed
-            ) || detail.emails.iter().any(|e| e.status != "sent")
-        });
-        if !busy {
+        let busy: Vec<String> = placed
+            .iter()
+            .filter_map(|(id, _, _)| {
+                let detail = db.order_detail(id).expect("read").expect("order");
+                let unsent: Vec<&str> = detail
+                    .emails
+                    .iter()
+                    .filter(|e| e.status != "sent")
+                    .map(|e| e.kind.as_str())
+                    .collect();
+                let working = matches!(
+                    detail.summary.status,
+                    Status::PendingPayment
+                        | Status::Paid
+                        | Status::Generating
+                        | Status::Refunding
+                        | Status::Failed
+                );
+                (working || !unsent.is_empty())
+                    .then(|| format!("{id} {} unsent {unsent:?}", detail.summary.status))
+            })
+            .collect();
+        if busy.is_empty() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the orders did not settle in time"
-        );
+        if Instant::now() >= deadline {
+            let events = db.stripe_events(true, 50).expect("events");
+            panic!("the orders did not settle in time: {busy:#?}\nunhandled events: {events:#?}");
+        }
         std::thread::sleep(Duration::from_millis(1000));
     }
 

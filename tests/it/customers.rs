@@ -654,7 +654,7 @@ fn a_client_over_its_limit_gets_429_and_others_do_not() {
 }
 
 #[test]
-fn a_refund_made_at_stripe_behind_compass_back_is_caught_by_the_audit() {
+fn a_refund_made_at_stripe_behind_compass_back_is_caught_by_the_audit_and_reconciled() {
     let server = Serving::start(install(&model("audit-stripe")));
     let (order_id, _) = paid_order(&server, "starter", &recipient("audit-stripe"));
     let audit = || {
@@ -700,5 +700,31 @@ fn a_refund_made_at_stripe_behind_compass_back_is_caught_by_the_audit() {
             .expect("detail")
             .contains("Stripe refunded 1000 cents, compass records 0"),
         "{violation}"
+    );
+
+    // reconcile records what Stripe returned; the audit is clean again, and stays so.
+    for _ in 0..2 {
+        let mut command = server.install.command(&["reconcile", "--since", "1d"]);
+        command
+            .env_remove("COMPASS_NOW")
+            .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
+        let printed = stdout(&command.output().expect("run reconcile"));
+        let repaired = printed.contains("refunded at Stripe: 1000 cents, recorded 0");
+        let detail = order_detail(&server, &order_id);
+        assert_eq!(detail.summary.refunded_cents, 1000, "{printed}");
+        assert!(
+            repaired || printed.contains("repaired 0 order(s)"),
+            "once, then nothing: {printed}"
+        );
+    }
+    let out = audit();
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        !found
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|v| v["order_id"] == order_id.as_str()),
+        "{found}"
     );
 }
