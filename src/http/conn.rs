@@ -256,6 +256,20 @@ fn read_request(
             "Length Required: send Content-Length",
         );
     }
+    // Two different lengths would let a proxy and compass disagree on where a request ends.
+    let lengths: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if lengths.windows(2).any(|pair| pair[0] != pair[1]) {
+        return refused(
+            400,
+            json,
+            "bad_request",
+            "Bad Request: conflicting Content-Length",
+        );
+    }
     let length = match header("Content-Length").map(str::parse::<usize>) {
         None => 0,
         Some(Ok(length)) => length,

@@ -286,6 +286,37 @@ fn slow_and_stalled_clients_never_hold_the_workers() {
     assert_eq!(server.get("/healthz").0, 200);
 }
 
+/// A request whose end a proxy and compass could disagree on (two lengths, or chunked with a
+/// length) is refused before anything reads it as a request.
+#[test]
+fn requests_with_ambiguous_ends_are_refused() {
+    use std::io::{Read, Write};
+
+    let server = Serving::start(Install::new().without_rate_limits());
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let answer = |raw: &str| {
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        stream.write_all(raw.as_bytes()).expect("send");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.lines().next().unwrap_or_default().to_owned()
+    };
+    assert_eq!(
+        answer(
+            "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 30\r\n\r\na=b"
+        ),
+        "HTTP/1.1 400 Bad Request"
+    );
+    assert_eq!(
+        answer(
+            "POST /orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\na=b"
+        ),
+        "HTTP/1.1 411 Length Required"
+    );
+    assert_eq!(answer("NONSENSE\r\n\r\n"), "HTTP/1.1 400 Bad Request");
+    assert_eq!(server.get("/healthz").0, 200);
+}
+
 #[test]
 fn sigterm_stops_serve_cleanly_and_a_bad_setup_fails_at_start() {
     let install = Install::with_stripe(&service("COMPASS_TEST_STRIPE_URL"));
