@@ -26,8 +26,9 @@ pub struct Args {
     workers: u16,
 
     /// Threads that handle Stripe's events and approved refunds after the answer, each with its
-    /// own database connection, so that no page waits on Stripe
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// own database connection, so that no page waits on Stripe. Each handles one event at a
+    /// time, so with Stripe answering in 300 ms, 12 handle about 40 payments a second
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=64))]
     event_workers: u16,
 
     /// Seconds a client has to send a request's head, to send its body, and to take the answer

@@ -70,14 +70,17 @@ pub fn handle(
 ) {
     let mut last_retry = Instant::now();
     loop {
-        let stop = stopping();
-        let next = {
+        let (stop, next) = {
+            // Whether to stop is asked with the lock held: a handler that waited for the lock
+            // while another waited for work must not then wait out a whole timeout itself.
             let receiver = work.lock().unwrap_or_else(PoisonError::into_inner);
-            if stop {
+            let stop = stopping();
+            let next = if stop {
                 receiver.try_recv().ok()
             } else {
                 receiver.recv_timeout(Duration::from_millis(200)).ok()
-            }
+            };
+            (stop, next)
         };
         match (next, clock::now(env)) {
             (Some(work), Ok(now)) => do_work(app, &work, now),
