@@ -198,16 +198,7 @@ fn succeeded(order: &str, i: usize) -> Call {
         } },
     })
     .to_string();
-    let signature = compass::stripe::webhook::sign(body.as_bytes(), SECRET, now);
-    Call {
-        post: true,
-        path: "/webhooks/stripe".into(),
-        headers: vec![
-            ("Content-Type", "application/json".into()),
-            ("Stripe-Signature", signature),
-        ],
-        body,
-    }
+    Call::webhook(body, SECRET, now)
 }
 
 /// Loads `/` and the status page in turn until `stop`; each load's latency.

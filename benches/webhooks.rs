@@ -168,14 +168,5 @@ fn event(i: usize) -> Call {
     let body = format!(
         r#"{{"id":"evt_bench_{i}","object":"event","type":"customer.created","created":{now},"data":{{"object":{{"id":"cus_bench_{i}","object":"customer"}}}}}}"#
     );
-    let signature = compass::stripe::webhook::sign(body.as_bytes(), SECRET, now);
-    Call {
-        post: true,
-        path: "/webhooks/stripe".into(),
-        headers: vec![
-            ("Content-Type", "application/json".into()),
-            ("Stripe-Signature", signature),
-        ],
-        body,
-    }
+    Call::webhook(body, SECRET, now)
 }

@@ -95,6 +95,22 @@ pub struct Call {
     pub body: String,
 }
 
+impl Call {
+    /// `POST /webhooks/stripe` with `body`, signed with `secret` at `now` as Stripe signs.
+    pub fn webhook(body: String, secret: &str, now: i64) -> Call {
+        let signature = compass::stripe::webhook::sign(body.as_bytes(), secret, now);
+        Call {
+            post: true,
+            path: "/webhooks/stripe".into(),
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                ("Stripe-Signature", signature),
+            ],
+            body,
+        }
+    }
+}
+
 /// What a load measured.
 pub struct Load {
     /// Latencies of the answers with the expected status, sorted.
