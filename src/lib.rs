@@ -16,7 +16,8 @@ pub mod config;
 pub mod db;
 /// `compass doctor`: configuration, files, database and every outside service, checked.
 pub mod doctor;
-/// The web server (tiny_http) and its routes.
+/// The web server: connections under deadlines, workers, routes, and the handlers of the
+/// work after an answer.
 pub mod http;
 /// Email: templates, SMTP or `.eml` files, and the outbox sender.
 pub mod mail;
@@ -28,7 +29,7 @@ pub mod order;
 pub mod pages;
 /// Orders and their payments: PaymentIntents, the webhook event store, event handling.
 pub mod payments;
-/// `compass process`: claims paid orders and turns them into reports.
+/// `compass process`: claims paid orders one by one and turns them into reports.
 pub mod process;
 /// The intake questionnaire: questions as data, validation, deterministic scores.
 pub mod questionnaire;
