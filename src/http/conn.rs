@@ -192,11 +192,30 @@ fn read_request(
     // The head: the idle time for its first byte, then the deadline from that byte on.
     let idle_until = Instant::now() + limits.idle;
     let mut head_until = (!buffer.is_empty()).then(|| Instant::now() + limits.deadline);
-    let head_len = loop {
+    // The head is parsed once, when it is whole, and kept as owned strings.
+    let (head_len, method, target, http10, headers) = loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut parsed = httparse::Request::new(&mut headers);
         match parsed.parse(buffer) {
-            Ok(httparse::Status::Complete(len)) => break len,
+            Ok(httparse::Status::Complete(len)) => {
+                let owned: Vec<(String, String)> = parsed
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_owned(),
+                            String::from_utf8_lossy(h.value).trim().to_owned(),
+                        )
+                    })
+                    .collect();
+                break (
+                    len,
+                    parsed.method.unwrap_or("GET").to_owned(),
+                    parsed.path.unwrap_or("/").to_owned(),
+                    parsed.version == Some(0),
+                    owned,
+                );
+            }
             Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => {}
             Ok(httparse::Status::Partial) => {
                 return refused(431, false, "", "Request Header Fields Too Large");
@@ -214,24 +233,6 @@ fn read_request(
             Err(_) => return Reading::Closed,
         }
     };
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut parsed = httparse::Request::new(&mut headers);
-    if parsed.parse(&buffer[..head_len]).is_err() {
-        return refused(400, false, "", "Bad Request");
-    }
-    let method = parsed.method.unwrap_or("GET").to_owned();
-    let target = parsed.path.unwrap_or("/").to_owned();
-    let http10 = parsed.version == Some(0);
-    let headers: Vec<(String, String)> = parsed
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).trim().to_owned(),
-            )
-        })
-        .collect();
     buffer.drain(..head_len);
     let header = |name: &str| {
         headers
