@@ -208,6 +208,25 @@ fn a_refusal_is_never_argued_with_and_fails_the_order_after_its_attempts() {
     assert!(!repaired(&route), "a refusal is not sent back for repair");
 }
 
+/// An answer with no text is retried later, never sent back as an empty assistant turn.
+#[test]
+fn an_empty_answer_is_retried_later_and_never_sent_back() {
+    let route = route("empty");
+    let install = install(&route, &[]);
+    paid(&install, Tier::Starter);
+    crate::llmock::script(&route, json!([{ "type": "reply", "text": "" }]));
+    let run = process(&install, NOW);
+    assert_eq!(run["outcomes"][0]["result"], "retrying", "{run}");
+    assert!(
+        run["outcomes"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Claude answered with no text")),
+        "{run}"
+    );
+    assert_eq!(crate::llmock::requests(&route).len(), 1);
+    assert!(!repaired(&route));
+}
+
 #[test]
 fn an_answer_cut_off_at_max_tokens_is_asked_for_once_more_with_the_cap_and_never_repaired() {
     let route = route("max-tokens");
