@@ -40,7 +40,10 @@ pub struct Server {
 
 impl Server {
     /// `compass serve` with `config` on a free port and `workers` workers.
+    /// `BENCH_SERVE_LOG=FILE` writes serve's log there at `info`: a line a request, with the
+    /// time its worker took, to tell serve's own time from the wait around it.
     pub fn start(config: &Path, workers: usize, webhook_secret: &str) -> anyhow::Result<Server> {
+        let log = std::env::var_os("BENCH_SERVE_LOG");
         let mut child = Command::new(env!("CARGO_BIN_EXE_compass"))
             .args([
                 "serve",
@@ -52,9 +55,12 @@ impl Server {
             .env("COMPASS_CONFIG", config)
             .env("COMPASS_STRIPE_SECRET_KEY", "sk_test_bench")
             .env("COMPASS_STRIPE_WEBHOOK_SECRETS", webhook_secret)
-            .env("COMPASS_LOG", "warn")
+            .env("COMPASS_LOG", if log.is_some() { "info" } else { "warn" })
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match &log {
+                Some(path) => Stdio::from(std::fs::File::create(path)?),
+                None => Stdio::null(),
+            })
             .spawn()?;
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;

@@ -94,6 +94,31 @@ pub struct Db {
     /// Shared by the connections of one process (`serve`'s workers), so that they queue for
     /// writes in memory instead of in SQLite's sleeping busy handler.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// Set when checkpoints are left to [`Db::checkpoint_if_due`] (`serve`).
+    wal: Option<Arc<WalFrames>>,
+}
+
+/// The WAL frames (4 KiB pages) after which a commit checkpoints them into the database, or
+/// `serve` does so after its answers (`Db::checkpoint_if_due`).
+///
+/// Measured with webhooks at a steady 3,000/s when the committing request still paid for the
+/// checkpoint (p99, median of 3 runs): 1,000 pages (SQLite's default) 4.96 ms, 500 3.10, 250
+/// 2.44, 100 2.00 but 15% fewer events/s at full load; 4,000 and 16,000 far worse (20-76 ms).
+const CHECKPOINT_FRAMES: i32 = 250;
+
+/// The WAL frames at which `serve` makes its checkpoint complete, holding writes back for it,
+/// so that the WAL starts over: about `journal_size_limit`, the length it is cut back to.
+const RESTART_FRAMES: i32 = 1_000;
+
+/// How far the WAL has grown, as the commits of `serve`'s connections report it, and whether
+/// one of them is checkpointing it now.
+#[derive(Debug, Default)]
+pub struct WalFrames {
+    /// Frames in the WAL after the last commit.
+    frames: std::sync::atomic::AtomicI32,
+    /// Frames copied into the database by the last checkpoint.
+    checkpointed: std::sync::atomic::AtomicI32,
+    running: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Db {
@@ -184,6 +209,7 @@ impl Db {
             conn,
             path,
             write_lock: None,
+            wal: None,
         })
     }
 
@@ -203,13 +229,10 @@ impl Db {
                 self.name()
             );
         }
-        // The commit that crosses this many WAL pages checkpoints them into the database, and
-        // its request waits for the copy and the fsync. Measured with webhooks at a steady
-        // 3,000/s (p99, median of 3 runs): 1,000 pages (SQLite's default) 4.96 ms, 500 3.10,
-        // 250 2.44, 100 2.00 but 15% fewer events/s at full load; 4,000 and 16,000 far worse
-        // (20-76 ms). A checkpointer thread was tried and is worse: see the git history.
+        // The commit that crosses this many WAL pages checkpoints them into the database (unless
+        // `defer_checkpoints` takes that over).
         self.conn
-            .pragma_update(None, "wal_autocheckpoint", 250)
+            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_FRAMES)
             .context("cannot set wal_autocheckpoint")?;
         // A WAL that a burst made long is cut back to this when it starts over.
         self.conn
@@ -318,6 +341,71 @@ impl Db {
     /// Makes this connection take `lock` around every write, with the process's others.
     pub fn share_write_lock(&mut self, lock: Arc<Mutex<()>>) {
         self.write_lock = Some(lock);
+    }
+
+    /// Leaves this connection's checkpoints to [`Db::checkpoint_if_due`], with `wal` shared by
+    /// the process's connections: a commit no longer copies the WAL into the database and
+    /// syncs it while the request that made it waits.
+    pub fn defer_checkpoints(&mut self, wal: Arc<WalFrames>) -> anyhow::Result<()> {
+        let reported = Arc::clone(&wal);
+        self.conn
+            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames| {
+                reported
+                    .frames
+                    .store(frames, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }))
+            .context("cannot watch the WAL")?;
+        self.wal = Some(wal);
+        Ok(())
+    }
+
+    /// Checkpoints the WAL if it has grown by [`CHECKPOINT_FRAMES`] since the last checkpoint
+    /// and no other connection is at it: `serve`'s workers call this after they have answered,
+    /// so no request waits for the copy and its fsync. The frames are copied while the others
+    /// go on writing. Such a checkpoint is never complete under steady writes, and only a
+    /// complete one lets the WAL start over; so once the WAL holds [`RESTART_FRAMES`], the few
+    /// frames written meanwhile are copied again with writes held back (the shared write lock).
+    ///
+    /// Measured with webhooks at a steady 3,000/s, p99 of the median run of 3: commits that
+    /// checkpoint themselves 3.19-8.85 ms; this with writes held back every time 2.12-4.45 ms;
+    /// this 2.26-2.42 ms (`cargo bench --bench webhooks`, twice each).
+    pub fn checkpoint_if_due(&self) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        let frames = wal.frames.load(Relaxed);
+        // Fewer frames than last checkpointed: the WAL has started over since.
+        let checkpointed = wal.checkpointed.load(Relaxed);
+        let base = if frames >= checkpointed {
+            checkpointed
+        } else {
+            0
+        };
+        if frames - base < CHECKPOINT_FRAMES || wal.running.swap(true, Acquire) {
+            return Ok(());
+        }
+        let passive = || {
+            self.conn
+                .wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
+                .context("cannot checkpoint the WAL")
+        };
+        let result = passive().and_then(|copied| {
+            if frames < RESTART_FRAMES {
+                return Ok(copied);
+            }
+            let lock = self.write_lock.clone();
+            let _guard = lock
+                .as_deref()
+                .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
+            passive()
+        });
+        if let Ok((_, done)) = result {
+            wal.checkpointed.store(done, Relaxed);
+        }
+        wal.running.store(false, Release);
+        result.map(|_| ())
     }
 
     /// Runs `f` in a transaction that holds the write lock from its first statement (so what

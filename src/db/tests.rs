@@ -970,3 +970,51 @@ fn an_event_waiting_for_its_order_is_due_as_soon_as_the_order_moves() {
         .expect("failed");
     assert_eq!(db.requeue_moved_waiters(waiting, T0).expect("requeue"), 0);
 }
+
+#[test]
+fn deferred_checkpoints_leave_commits_alone_and_start_the_wal_over() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("compass.db");
+    drop(Db::create(&path).expect("create"));
+    let (lock, wal) = (Arc::new(Mutex::new(())), Arc::new(WalFrames::default()));
+    let open = || {
+        let mut db = Db::open(&path).expect("open");
+        db.share_write_lock(Arc::clone(&lock));
+        db.defer_checkpoints(Arc::clone(&wal)).expect("deferred");
+        db
+    };
+    let (mut writer, checkpointer) = (open(), open());
+    let payload = "x".repeat(3000);
+    let mut store = |n: usize| {
+        for i in 0..n {
+            let id = format!("evt_{i:08}_{}", wal.frames.load(Relaxed));
+            let event = NewStripeEvent {
+                id: &id,
+                kind: "customer.created",
+                payload: &payload,
+                object_id: Some(&id),
+                stripe_created: T0.unix_timestamp(),
+                done: Some("not used"),
+            };
+            writer.insert_stripe_event(&event, T0).expect("stored");
+        }
+        wal.frames.load(Relaxed)
+    };
+    let grown = store(400);
+    assert!(
+        grown > RESTART_FRAMES,
+        "no commit checkpointed on its own: {grown} frames"
+    );
+    checkpointer.checkpoint_if_due().expect("checkpointed");
+    let after = store(1);
+    assert!(
+        after < CHECKPOINT_FRAMES,
+        "the next commit starts the WAL over: {after} frames, {grown} before"
+    );
+    assert_eq!(
+        wal.checkpointed.load(Relaxed),
+        grown,
+        "every frame was copied"
+    );
+}

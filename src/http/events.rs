@@ -88,6 +88,10 @@ pub fn handle(
             (None, _) if stop => return,
             (None, _) => {}
         }
+        // Also when serve is idle: the WAL the last answers grew is copied back meanwhile.
+        if let Err(err) = app.db.checkpoint_if_due() {
+            tracing::warn!("{err:#}");
+        }
         if n == 0 && last_retry.elapsed() >= RETRY_EVERY {
             last_retry = Instant::now();
             if let Ok(now) = clock::now(env)

@@ -177,12 +177,14 @@ pub fn serve_with(
         .context("the listener has no address")?;
     // Every worker opens its App before the first request, so a bad setup fails at start.
     let write_lock = Arc::new(std::sync::Mutex::new(()));
+    let wal = Arc::new(crate::db::WalFrames::default());
     let limiter = Arc::new(limits::RateLimiter::default());
     let form_key = form_guard::FormKey::random()?;
     let apps = (0..options.workers.max(1) + options.event_workers.max(1))
         .map(|_| {
             let mut app = App::open(options.config, options.env)?;
             app.db.share_write_lock(Arc::clone(&write_lock));
+            app.db.defer_checkpoints(Arc::clone(&wal))?;
             app.limiter = Arc::clone(&limiter);
             app.form_key = form_key.clone();
             Ok(app)
@@ -374,6 +376,9 @@ fn respond(
         Some(routes::After::HandleEvent(id)) => queue.push(events::Work::Event(id)),
         Some(routes::After::IssueRefunds(order)) => queue.push(events::Work::Refunds(order)),
         None => {}
+    }
+    if let Err(err) = app.db.checkpoint_if_due() {
+        tracing::warn!("{err:#}");
     }
 }
 
