@@ -2,15 +2,11 @@
 //! configuration: no globals.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::http::form_guard::FormKey;
-use crate::http::limits::RateLimiter;
-use crate::pages::Pages;
 use crate::questionnaire::Questionnaire;
 use crate::stripe::StripeClient;
 
@@ -23,14 +19,8 @@ pub struct App {
     pub db: Db,
     /// The Stripe API, when its secret key is set.
     stripe: Option<StripeClient>,
-    /// The customer-facing pages.
-    pub pages: Pages,
     /// The intake questions.
     pub questionnaire: Questionnaire,
-    /// Per-client rate limits; `serve` shares one among its workers.
-    pub limiter: Arc<RateLimiter>,
-    /// Signs the intake form's "shown at" time; `serve` shares one among its workers.
-    pub form_key: FormKey,
 }
 
 impl App {
@@ -43,15 +33,11 @@ impl App {
         } else {
             None
         };
-        let pages = Pages::with_policies(Some(&config.policies_dir))?;
         Ok(App {
             config,
             db,
             stripe,
-            pages,
             questionnaire: Questionnaire::builtin(),
-            limiter: Arc::default(),
-            form_key: FormKey::random()?,
         })
     }
 

@@ -51,6 +51,7 @@ pub fn run(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
     checks.push(database(&config));
     checks.push(file_mode("database file", &config.database, true));
     checks.push(public_url(&config));
+    checks.push(policies(&config));
     checks.extend(stripe(&config));
     checks.push(claude(&config));
     checks.extend(mail(&config));
@@ -129,6 +130,23 @@ fn public_url(config: &Config) -> Check {
                 "{url} is not https: customers' links and payments need TLS (put Caddy or nginx in front)"
             ),
         )
+    }
+}
+
+/// The policy pages render: the operator's own ones too.
+fn policies(config: &Config) -> Check {
+    match crate::http::Site::check_policies(config) {
+        Ok(own) if own.is_empty() => check("policy pages", Level::Ok, "the built-in ones"),
+        Ok(own) => check(
+            "policy pages",
+            Level::Ok,
+            format!(
+                "yours for {} (from {}), the built-in ones for the rest",
+                own.join(", "),
+                config.policies_dir.display()
+            ),
+        ),
+        Err(err) => check("policy pages", Level::Fail, format!("{err:#}")),
     }
 }
 

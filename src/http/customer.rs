@@ -11,6 +11,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use super::routes::{After, Handled, base, message, not_found, render};
+use super::site::Site;
 use super::{Request, Response};
 use crate::app::App;
 use crate::db::{SignInLimits, SignInRequest, StoredOrder};
@@ -77,9 +78,9 @@ fn no_store(mut response: Response) -> Response {
 }
 
 /// `GET /status/{token}`.
-pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
+pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Response> {
     let Some(order) = order_by_token(app, token)? else {
-        return Ok(not_found(app));
+        return Ok(not_found(app, site));
     };
     let status = order.order.status;
     let written = matches!(status, Status::Completed | Status::RefundRequested);
@@ -159,7 +160,7 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
             status,
             Status::Paid | Status::Generating | Status::Completed
         );
-    let mut data = base(app, heading);
+    let mut data = base(&app.config, heading);
     data["heading"] = json!(heading);
     data["text"] = json!(text);
     data["token"] = json!(token);
@@ -185,7 +186,7 @@ pub fn status_page(app: &App, token: &str) -> anyhow::Result<Response> {
     data["max_reason"] = json!(MAX_REASON);
     data["refund_rule"] = json!(super::policies::refund_rule(&app.config));
     data["refresh"] = json!(pending(status));
-    Ok(no_store(render(app, 200, "status", data)?))
+    Ok(no_store(render(site, 200, "status", data)?))
 }
 
 /// `GET /api/orders/{token}`: what the status page polls.
@@ -218,6 +219,7 @@ pub fn status_json(app: &App, token: &str) -> anyhow::Result<Response> {
 /// shows it inline; not a download).
 pub fn report_file(
     app: &mut App,
+    site: &Site,
     token: &str,
     file: &str,
     now: OffsetDateTime,
@@ -226,19 +228,19 @@ pub fn report_file(
         "report.pdf" => ("pdf", "application/pdf", true),
         "report.html" => ("html", "text/html; charset=utf-8", true),
         "report" => ("html", "text/html; charset=utf-8", false),
-        _ => return Ok(not_found(app)),
+        _ => return Ok(not_found(app, site)),
     };
     let Some(order) = order_by_token(app, token)? else {
-        return Ok(not_found(app));
+        return Ok(not_found(app, site));
     };
     if !matches!(
         order.order.status,
         Status::Completed | Status::RefundRequested
     ) {
-        return Ok(not_found(app));
+        return Ok(not_found(app, site));
     }
     let Some(content) = app.db.artifact(&order.id, kind)? else {
-        return Ok(not_found(app));
+        return Ok(not_found(app, site));
     };
     if download {
         app.db.record_download(&order.id, now)?;
@@ -290,9 +292,10 @@ fn origin_of(url: &str) -> String {
     format!("{scheme}://{host}")
 }
 
-fn forbidden(app: &App) -> Response {
+fn forbidden(app: &App, site: &Site) -> Response {
     message(
         app,
+        site,
         403,
         "Not sent from our page",
         "For your safety this form only works from our own page. Open your status page and try again.",
@@ -308,23 +311,23 @@ fn form(req: &Request) -> BTreeMap<String, String> {
 /// `POST /status/{token}/refund`: the customer asks for their money back.
 pub fn request_refund(
     app: &mut App,
+    site: &Site,
     req: &Request,
     token: &str,
     now: OffsetDateTime,
 ) -> anyhow::Result<Handled> {
     let Some(order) = order_by_token(app, token)? else {
-        return Ok(not_found(app).into());
+        return Ok(not_found(app, site).into());
     };
     if !same_origin(app, req) {
-        return Ok(forbidden(app).into());
+        return Ok(forbidden(app, site).into());
     }
     let reason = form(req)
         .get("reason")
         .map(|r| r.trim().to_owned())
         .unwrap_or_default();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        return Ok(message(
-            app,
+        return Ok(message(app, site,
             422,
             "Tell us why, briefly",
             &format!("A refund request needs a reason of 1 to {MAX_REASON} characters. Go back and try again."),
@@ -345,7 +348,7 @@ pub fn request_refund(
                     "This order cannot be refunded from this page. Write to us and we will sort it out."
                 }
             };
-            Ok(message(app, 409, "No refund requested", text).into())
+            Ok(message(app, site, 409, "No refund requested", text).into())
         }
     }
 }
@@ -446,31 +449,32 @@ pub fn request_refund_json(
 }
 
 /// `GET /my`: ask for a sign-in link.
-pub fn my_page(app: &App) -> anyhow::Result<Response> {
-    let mut data = base(app, "My orders");
+pub fn my_page(app: &App, site: &Site) -> anyhow::Result<Response> {
+    let mut data = base(&app.config, "My orders");
     data["sent"] = json!(false);
-    render(app, 200, "my", data)
+    render(site, 200, "my", data)
 }
 
 /// `POST /my`: send a sign-in link. The answer is the same whether or not the address has
 /// orders, and whether or not it asked too often.
 pub fn request_sign_in(
     app: &mut App,
+    site: &Site,
     req: &Request,
     now: OffsetDateTime,
 ) -> anyhow::Result<Response> {
     if !same_origin(app, req) {
-        return Ok(forbidden(app));
+        return Ok(forbidden(app, site));
     }
     let email = form(req)
         .get("email")
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
     if crate::mail::check_address(&email).is_err() || email.len() > 254 {
-        let mut data = base(app, "My orders");
+        let mut data = base(&app.config, "My orders");
         data["sent"] = json!(false);
         data["error"] = json!("Enter the email address you ordered with.");
-        return render(app, 422, "my", data);
+        return render(site, 422, "my", data);
     }
     let limits = SignInLimits {
         ttl: Duration::minutes(SIGN_IN_MINUTES),
@@ -482,38 +486,44 @@ pub fn request_sign_in(
         SignInRequest::NoCustomer => tracing::info!("sign-in asked for an address without orders"),
         SignInRequest::TooMany => tracing::warn!("sign-in links asked for too often"),
     }
-    let mut data = base(app, "My orders");
+    let mut data = base(&app.config, "My orders");
     data["sent"] = json!(true);
     data["minutes"] = json!(SIGN_IN_MINUTES);
-    render(app, 200, "my", data)
+    render(site, 200, "my", data)
 }
 
 /// `GET /my/{token}`: a button that uses the link. A GET never uses it up, so mail scanners
 /// that follow links cannot spend it.
-pub fn sign_in_page(app: &App, token: &str, now: OffsetDateTime) -> anyhow::Result<Response> {
+pub fn sign_in_page(
+    app: &App,
+    site: &Site,
+    token: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Response> {
     if !plausible_token(token) || !app.db.sign_in_is_valid(token, now)? {
-        return Ok(link_gone(app));
+        return Ok(link_gone(app, site));
     }
-    let mut data = base(app, "My orders");
+    let mut data = base(&app.config, "My orders");
     data["token"] = json!(token);
-    Ok(no_store(render(app, 200, "sign_in", data)?))
+    Ok(no_store(render(site, 200, "sign_in", data)?))
 }
 
 /// `POST /my/{token}`: uses the link up and lists the customer's orders.
 pub fn my_orders(
     app: &mut App,
+    site: &Site,
     req: &Request,
     token: &str,
     now: OffsetDateTime,
 ) -> anyhow::Result<Response> {
     if !same_origin(app, req) {
-        return Ok(forbidden(app));
+        return Ok(forbidden(app, site));
     }
     if !plausible_token(token) {
-        return Ok(link_gone(app));
+        return Ok(link_gone(app, site));
     }
     let Some(customer) = app.db.use_sign_in(token, now)? else {
-        return Ok(link_gone(app));
+        return Ok(link_gone(app, site));
     };
     let orders: Vec<_> = app
         .db
@@ -531,14 +541,15 @@ pub fn my_orders(
             })
         })
         .collect();
-    let mut data = base(app, "My orders");
+    let mut data = base(&app.config, "My orders");
     data["orders"] = json!(orders);
-    Ok(no_store(render(app, 200, "my_orders", data)?))
+    Ok(no_store(render(site, 200, "my_orders", data)?))
 }
 
-fn link_gone(app: &App) -> Response {
+fn link_gone(app: &App, site: &Site) -> Response {
     message(
         app,
+        site,
         404,
         "This sign-in link does not work any more",
         "Sign-in links work once, for 30 minutes. Ask for a new one on the My orders page.",

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::limits::client_ip;
 use super::routes::{base, message, not_found, render, wants_json};
+use super::site::Site;
 use super::{Request, Response, captcha, customer, form_guard};
 use crate::app::App;
 use crate::db::StoredOrder;
@@ -25,6 +26,7 @@ pub(super) const TIER_DESCRIPTIONS: [&str; 3] = [
 
 pub(super) fn intake_page(
     app: &App,
+    site: &Site,
     values: &BTreeMap<String, String>,
     errors: &[FieldError],
     notice: Option<&str>,
@@ -105,7 +107,7 @@ pub(super) fn intake_page(
         .chain(&["industry", "employees", "tier"])
         .map(|f| (*f, error_map.get(f).copied()))
         .collect();
-    let mut data = base(app, "AI readiness assessment");
+    let mut data = base(&app.config, "AI readiness assessment");
     data["values"] = json!(shown_values);
     data["errors"] = if errors.is_empty() {
         json!(null)
@@ -118,7 +120,7 @@ pub(super) fn intake_page(
     data["free_text"] = json!(q.free_text);
     data["tiers"] = json!(tiers);
     data["notice"] = json!(notice);
-    data["started"] = json!(app.form_key.started(now));
+    data["started"] = json!(site.form_key.started(now));
     data["captcha"] = match &app.config.captcha {
         Some(c) => json!({
             "class": c.provider.widget_class(),
@@ -127,7 +129,7 @@ pub(super) fn intake_page(
         }),
         None => json!(null),
     };
-    render(app, status, "intake", data)
+    render(site, status, "intake", data)
 }
 
 /// The submitted fields: a form, or a JSON object of strings and numbers.
@@ -199,6 +201,7 @@ fn submitted_fields(req: &Request) -> Result<BTreeMap<String, String>, Response>
 
 pub(super) fn post_order(
     app: &mut App,
+    site: &Site,
     req: &Request,
     now: OffsetDateTime,
 ) -> anyhow::Result<Response> {
@@ -214,7 +217,7 @@ pub(super) fn post_order(
     let checked = if json {
         form_guard::check_honeypot(honeypot.as_deref())
     } else {
-        app.form_key
+        site.form_key
             .check(honeypot.as_deref(), started.as_deref(), min_seconds, now)
     };
     let captcha_answer = app
@@ -233,6 +236,7 @@ pub(super) fn post_order(
         }
         return intake_page(
             app,
+            site,
             &fields,
             &[],
             Some("Please check your answers and send the form again."),
@@ -253,6 +257,7 @@ pub(super) fn post_order(
             }
             return intake_page(
                 app,
+                site,
                 &fields,
                 &[],
                 Some("Please complete the check at the end of the form and send it again."),
@@ -264,7 +269,7 @@ pub(super) fn post_order(
     let intake: Intake = match app.questionnaire.validate(&fields) {
         Ok(intake) => intake,
         Err(errors) if json => return Ok(Response::invalid_fields(&errors)),
-        Err(errors) => return intake_page(app, &fields, &errors, None, 422, now),
+        Err(errors) => return intake_page(app, site, &fields, &errors, None, 422, now),
     };
     let (order, intent) = payments::place_order(app, &intake, now)?;
     let pay_url = format!("{}/pay/{}", app.config.public_url, order.status_token);
@@ -301,11 +306,12 @@ fn status_url(app: &App, order: &StoredOrder) -> String {
 
 pub(super) fn payment_page(
     app: &mut App,
+    site: &Site,
     token: &str,
     now: OffsetDateTime,
 ) -> anyhow::Result<Response> {
     let Some(order) = customer::order_by_token(app, token)? else {
-        return Ok(not_found(app));
+        return Ok(not_found(app, site));
     };
     if order.order.status != Status::PendingPayment {
         return Ok(Response::redirect(&status_url(app, &order)));
@@ -319,13 +325,14 @@ pub(super) fn payment_page(
             tracing::error!(order = %order.id, "cannot prepare the payment: {err}");
             return Ok(message(
                 app,
+                site,
                 503,
                 "Payment is not available right now",
                 "Your answers are saved. Reload this page in a minute to pay.",
             ));
         }
     };
-    let mut data = base(app, "Payment");
+    let mut data = base(&app.config, "Payment");
     data["tier"] = json!(order.tier.title());
     data["company"] = json!(order.company);
     data["price"] = json!(money::format(
@@ -335,7 +342,7 @@ pub(super) fn payment_page(
     data["publishable_key"] = json!(app.config.stripe.publishable_key);
     data["client_secret"] = json!(intent.client_secret.unwrap_or_default());
     data["return_url"] = json!(status_url(app, &order));
-    let mut response = render(app, 200, "payment", data)?;
+    let mut response = render(site, 200, "payment", data)?;
     response
         .headers
         .push(("Cache-Control", "no-store".to_owned()));

@@ -22,6 +22,7 @@ pub mod metrics;
 mod openapi;
 mod policies;
 mod routes;
+mod site;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -39,6 +40,7 @@ use metrics::Metrics;
 pub use conn::Limits as ClientLimits;
 pub use demo_stripe::{DEMO_WEBHOOK_SECRET, DemoStripe, demo_env};
 pub use routes::handle;
+pub use site::Site;
 
 /// Form and JSON bodies larger than this answer 413.
 pub const MAX_FORM_BODY: usize = 64 * 1024;
@@ -178,18 +180,15 @@ pub fn serve_with(
     // Every worker opens its App before the first request, so a bad setup fails at start.
     let write_lock = Arc::new(std::sync::Mutex::new(()));
     let wal = Arc::new(crate::db::WalFrames::default());
-    let limiter = Arc::new(limits::RateLimiter::default());
-    let form_key = form_guard::FormKey::random()?;
     let apps = (0..options.workers.max(1) + options.event_workers.max(1))
         .map(|_| {
             let mut app = App::open(options.config, options.env)?;
             app.db.share_write_lock(Arc::clone(&write_lock));
             app.db.defer_checkpoints(Arc::clone(&wal))?;
-            app.limiter = Arc::clone(&limiter);
-            app.form_key = form_key.clone();
             Ok(app)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let site = Site::new(&apps[0].config)?;
     apps[0].webhook_secrets()?;
     apps[0].stripe()?;
     // A CAPTCHA without its secret would refuse every order; better not to start.
@@ -253,8 +252,10 @@ pub fn serve_with(
                 let exchanges = &exchanges;
                 let failed = &failed;
                 let counted = &counted;
-                let queue = queue.clone();
-                scope.spawn(move || work(&mut app, exchanges, options, failed, counted, &queue))
+                let (queue, site) = (queue.clone(), &site);
+                scope.spawn(move || {
+                    work(&mut app, site, exchanges, options, failed, counted, &queue)
+                })
             })
             .collect();
         let result = handles
@@ -306,6 +307,7 @@ fn export(server: &tiny_http::Server, db: &Db, metrics: &Metrics, stopping: &dyn
 
 fn work(
     app: &mut App,
+    site: &Site,
     exchanges: &std::sync::Mutex<std::sync::mpsc::Receiver<conn::Exchange>>,
     options: &Serve<'_>,
     failed: &AtomicBool,
@@ -326,7 +328,7 @@ fn work(
             }
         };
         match next {
-            Some(exchange) => respond(app, exchange, options.env, metrics, queue),
+            Some(exchange) => respond(app, site, exchange, options.env, metrics, queue),
             None if stopping => return Ok(()),
             None => {}
         }
@@ -335,6 +337,7 @@ fn work(
 
 fn respond(
     app: &mut App,
+    site: &Site,
     exchange: conn::Exchange,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
     metrics: &Metrics,
@@ -352,7 +355,7 @@ fn respond(
     );
     let (mut response, after) = match (&exchange.request, clock::now(env)) {
         (Ok(req), Ok(now)) => {
-            let handled = handle(app, req, now);
+            let handled = handle(app, site, req, now);
             (handled.response, handled.after)
         }
         (Err(response), _) => (response.clone(), None),

@@ -6,14 +6,13 @@ use serde_json::json;
 use super::Response;
 use super::intake::TIER_DESCRIPTIONS;
 use super::routes::{base, render};
-use crate::app::App;
+use super::site::Site;
 use crate::config::Config;
 use crate::money;
 use crate::order::Tier;
 
 /// The page for `name` (`terms`, `privacy` or `refund-policy`).
-pub fn page(app: &App, name: &str) -> anyhow::Result<Response> {
-    let config = &app.config;
+pub fn page(config: &Config, site: &Site, name: &str) -> anyhow::Result<Response> {
     let title = match name {
         "terms" => "Terms of service",
         "privacy" => "Privacy notice",
@@ -30,14 +29,14 @@ pub fn page(app: &App, name: &str) -> anyhow::Result<Response> {
             })
         })
         .collect();
-    let mut data = base(app, title);
+    let mut data = base(config, title);
     data["site"] = json!(config.public_url);
     data["tiers"] = json!(tiers);
     data["refund_rule"] = json!(refund_rule(config));
     data["window_days"] = json!(config.policy.refund_window.whole_days());
     data["auto_approve"] = json!(config.policy.auto_approve_refunds);
     data["retention"] = json!(retention(config));
-    render(app, 200, name, data)
+    render(site, 200, name, data)
 }
 
 /// The refund rule in one or two sentences, as the status page and the policies state it.

@@ -7,8 +7,10 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::limits::{Action, client_ip};
+use super::site::Site;
 use super::{Request, Response, customer, intake, openapi, policies};
 use crate::app::App;
+use crate::config::Config;
 use crate::pages;
 use crate::payments::{self, Received, WebhookRejection};
 
@@ -38,8 +40,8 @@ impl From<Response> for Handled {
 }
 
 /// Answers one request at `now`, with the security headers on every answer.
-pub fn handle(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
-    let mut handled = route(app, req, now);
+pub fn handle(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Handled {
+    let mut handled = route(app, site, req, now);
     let https = app.config.public_url.starts_with("https://");
     let captcha = app.config.captcha.as_ref().map(|c| c.provider.origins());
     secure(&mut handled.response, https, captcha);
@@ -95,37 +97,39 @@ fn secure(response: &mut Response, https: bool, captcha: Option<&str>) {
     }
 }
 
-fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
+fn route(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Handled {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let result = match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["healthz"]) => Ok(healthz(app)),
-        ("GET", [""]) => intake::intake_page(app, &BTreeMap::new(), &[], None, 200, now),
-        ("GET", [page @ ("terms" | "privacy" | "refund-policy")]) => policies::page(app, page),
+        ("GET", [""]) => intake::intake_page(app, site, &BTreeMap::new(), &[], None, 200, now),
+        ("GET", [page @ ("terms" | "privacy" | "refund-policy")]) => {
+            policies::page(&app.config, site, page)
+        }
         ("GET", ["assets", "site.css"]) => Ok(asset("text/css", pages::SITE_CSS)),
         ("GET", ["assets", "pay.js"]) => Ok(asset("text/javascript", pages::PAY_JS)),
         ("GET", ["assets", "status.js"]) => Ok(asset("text/javascript", pages::STATUS_JS)),
-        ("POST", ["orders"]) => match over_limit(app, req, Action::Order, now) {
+        ("POST", ["orders"]) => match over_limit(app, site, req, Action::Order, now) {
             Some(refused) => Ok(refused),
-            None => intake::post_order(app, req, now),
+            None => intake::post_order(app, site, req, now),
         },
-        ("GET", ["pay", token]) => intake::payment_page(app, token, now),
-        ("GET", ["status", token]) => customer::status_page(app, token),
-        ("GET", ["status", token, file]) => customer::report_file(app, token, file, now),
+        ("GET", ["pay", token]) => intake::payment_page(app, site, token, now),
+        ("GET", ["status", token]) => customer::status_page(app, site, token),
+        ("GET", ["status", token, file]) => customer::report_file(app, site, token, file, now),
         ("POST", ["status", token, "refund"]) => {
-            if let Some(refused) = over_limit(app, req, Action::RefundRequest, now) {
+            if let Some(refused) = over_limit(app, site, req, Action::RefundRequest, now) {
                 return refused.into();
             }
-            return customer::request_refund(app, req, token, now).unwrap_or_else(|err| {
+            return customer::request_refund(app, site, req, token, now).unwrap_or_else(|err| {
                 tracing::error!(
                     route = super::metrics::route_of(&req.path),
                     "request failed: {err:#}"
                 );
-                failure(app).into()
+                failure(app, site).into()
             });
         }
         ("GET", ["api", "orders", token]) => customer::status_json(app, token),
         ("POST", ["api", "orders", token, "refund"]) => {
-            match over_limit(app, req, Action::RefundRequest, now) {
+            match over_limit(app, site, req, Action::RefundRequest, now) {
                 Some(refused) => Ok(refused),
                 None => {
                     return customer::request_refund_json(app, req, token, now).unwrap_or_else(
@@ -141,13 +145,13 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
             }
         }
         ("GET", ["api", "openapi.json"]) => Ok(openapi::response()),
-        ("GET", ["my"]) => customer::my_page(app),
-        ("POST", ["my"]) => match over_limit(app, req, Action::SignIn, now) {
+        ("GET", ["my"]) => customer::my_page(app, site),
+        ("POST", ["my"]) => match over_limit(app, site, req, Action::SignIn, now) {
             Some(refused) => Ok(refused),
-            None => customer::request_sign_in(app, req, now),
+            None => customer::request_sign_in(app, site, req, now),
         },
-        ("GET", ["my", token]) => customer::sign_in_page(app, token, now),
-        ("POST", ["my", token]) => customer::my_orders(app, req, token, now),
+        ("GET", ["my", token]) => customer::sign_in_page(app, site, token, now),
+        ("POST", ["my", token]) => customer::my_orders(app, site, req, token, now),
         ("POST", ["webhooks", "stripe"]) => return webhook(app, req, now),
         (method, path) if let Some(allow) = allowed_methods(path) => {
             let mut response = if super::is_api(&req.path) {
@@ -167,7 +171,7 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
             "not_found",
             "there is nothing at this address",
         )),
-        _ => Ok(not_found(app)),
+        _ => Ok(not_found(app, site)),
     };
     result
         .unwrap_or_else(|err| {
@@ -178,7 +182,7 @@ fn route(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
             if super::is_api(&req.path) || wants_json(req) {
                 internal_error()
             } else {
-                failure(app)
+                failure(app, site)
             }
         })
         .into()
@@ -210,7 +214,13 @@ fn allowed_methods(path: &[&str]) -> Option<&'static str> {
 }
 
 /// 429 with Retry-After when the client has used up `action` for now.
-fn over_limit(app: &App, req: &Request, action: Action, now: OffsetDateTime) -> Option<Response> {
+fn over_limit(
+    app: &App,
+    site: &Site,
+    req: &Request,
+    action: Action,
+    now: OffsetDateTime,
+) -> Option<Response> {
     let limits = &app.config.limits;
     let per_hour = match action {
         Action::Order => limits.orders_per_hour,
@@ -218,7 +228,7 @@ fn over_limit(app: &App, req: &Request, action: Action, now: OffsetDateTime) -> 
         Action::SignIn => limits.sign_ins_per_hour,
     };
     let client = client_ip(req, &limits.trusted_proxies)?;
-    let wait = app.limiter.check(action, client, per_hour, now).err()?;
+    let wait = site.limiter.check(action, client, per_hour, now).err()?;
     tracing::warn!(%client, ?action, "rate limited");
     let minutes = (wait.whole_seconds() + 59) / 60;
     let text =
@@ -226,7 +236,7 @@ fn over_limit(app: &App, req: &Request, action: Action, now: OffsetDateTime) -> 
     let mut response = if wants_json(req) || super::is_api(&req.path) {
         Response::json_error(429, "rate_limited", &text)
     } else {
-        message(app, 429, "Please wait a little", &text)
+        message(app, site, 429, "Please wait a little", &text)
     };
     response
         .headers
@@ -234,9 +244,10 @@ fn over_limit(app: &App, req: &Request, action: Action, now: OffsetDateTime) -> 
     Some(response)
 }
 
-fn failure(app: &App) -> Response {
+fn failure(app: &App, site: &Site) -> Response {
     message(
         app,
+        site,
         500,
         "Something went wrong",
         "Please try again in a minute.",
@@ -263,33 +274,34 @@ fn asset(content_type: &str, text: &str) -> Response {
 }
 
 /// The page every page is built from.
-pub(super) fn base(app: &App, title: &str) -> serde_json::Value {
+pub(super) fn base(config: &Config, title: &str) -> serde_json::Value {
     json!({
         "title": title,
-        "business": app.config.business_name,
-        "support_email": app.config.support_email,
+        "business": config.business_name,
+        "support_email": config.support_email,
     })
 }
 
 pub(super) fn render(
-    app: &App,
+    site: &Site,
     status: u16,
     page: &str,
     data: serde_json::Value,
 ) -> anyhow::Result<Response> {
-    Ok(Response::html(status, app.pages.render_value(page, data)?))
+    Ok(Response::html(status, site.pages.render_value(page, data)?))
 }
 
-pub(super) fn message(app: &App, status: u16, heading: &str, text: &str) -> Response {
-    let mut data = base(app, heading);
+pub(super) fn message(app: &App, site: &Site, status: u16, heading: &str, text: &str) -> Response {
+    let mut data = base(&app.config, heading);
     data["heading"] = json!(heading);
     data["message"] = json!(text);
-    render(app, status, "message", data).unwrap_or_else(|_| Response::text(status, text))
+    render(site, status, "message", data).unwrap_or_else(|_| Response::text(status, text))
 }
 
-pub(super) fn not_found(app: &App) -> Response {
+pub(super) fn not_found(app: &App, site: &Site) -> Response {
     message(
         app,
+        site,
         404,
         "Not found",
         "There is nothing at this address. If you followed a link from an email, check that \

@@ -159,10 +159,59 @@ fn the_operators_own_page_replaces_the_built_in_one_and_a_broken_one_is_refused(
         "the others stay built in"
     );
 
-    // A page that does not compile stops compass at start, naming the file.
+    // A page that does not compile is found by `compass doctor` and stops `serve` at its
+    // start, each naming the file; the commands that show no page go on working.
     std::fs::write(dir.join("privacy.hbs"), "{{#if}}").expect("write");
-    let out = server.install.compass(&["orders"]);
+    let install = &server.install;
+    let out = install.compass(&["orders"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::support::text(&out.stderr)
+    );
+    let out = install.compass(&["doctor"]);
     assert!(!out.status.success());
-    let stderr = crate::support::text(&out.stderr);
+    let printed = crate::support::text(&out.stdout);
+    let line = printed
+        .lines()
+        .find(|l| l.contains("policy pages"))
+        .unwrap_or_else(|| panic!("no policy pages line: {printed}"));
+    assert!(
+        line.starts_with("FAIL") && line.contains("privacy.hbs does not compile"),
+        "{line}"
+    );
+    let mut serve = install
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("COMPASS_STRIPE_SECRET_KEY", crate::support::STRIPE_KEY)
+        .env(
+            "COMPASS_STRIPE_WEBHOOK_SECRETS",
+            crate::support::WEBHOOK_SECRET,
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut exited = None;
+    crate::support::eventually(20, "serve refuses to start", || {
+        exited = serve.try_wait().expect("wait");
+        exited.is_some()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(serve.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("read");
+    assert!(!exited.expect("exited").success());
     assert!(stderr.contains("privacy.hbs does not compile"), "{stderr}");
+
+    // A page that compiles but names a value compass does not give fails the same way.
+    std::fs::write(
+        dir.join("privacy.hbs"),
+        "{{#> layout}}{{no_such_value}}{{/layout}}",
+    )
+    .expect("write");
+    let out = install.compass(&["doctor"]);
+    let printed = crate::support::text(&out.stdout);
+    assert!(
+        printed.contains("no_such_value"),
+        "doctor names the missing value: {printed}"
+    );
 }
