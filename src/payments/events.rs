@@ -289,7 +289,7 @@ fn dispute_event(
     }
     let closed = OrderEvent::DisputeClosed {
         dispute: dispute.id.clone(),
-        won: dispute.status == "won",
+        won: !dispute.is_lost(),
     };
     apply(app, order_id, &closed, now)
 }

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use super::{drain_events, record_payment, unused_note};
 use crate::app::App;
 use crate::db::NewStripeEvent;
-use crate::order::Event as OrderEvent;
-use crate::stripe::{self, PaymentIntent};
+use crate::order::{Event as OrderEvent, Status};
+use crate::stripe::{self, Dispute, PaymentIntent};
 
 /// One order that reconciliation changed (or, in a dry run, would change).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -36,8 +36,9 @@ pub struct Reconciled {
 
 /// Repairs what missed webhooks left behind: every PaymentIntent since `since` that succeeded
 /// for an unpaid order pays it, every event since `since` that is not in the store is stored
-/// (it comes from Stripe's API with our key, so it needs no signature) and handled, and every
-/// order Stripe refunded more than it records gets the refund recorded.
+/// (it comes from Stripe's API with our key, so it needs no signature) and handled, every
+/// order Stripe refunded more than it records gets the refund recorded, and every dispute
+/// (however old: one can stay open for months) that an order does not show is applied.
 pub fn reconcile(
     app: &mut App,
     since: OffsetDateTime,
@@ -145,7 +146,86 @@ pub fn reconcile(
             change,
         });
     }
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .stripe()?
+            .list_disputes(after.as_deref())
+            .context("cannot list disputes")?;
+        for dispute in &page.data {
+            if let Some(repair) = reconcile_dispute(app, dispute, now, dry_run)? {
+                report.repairs.push(repair);
+            }
+        }
+        after = page.data.last().map(|d| d.id.clone());
+        if !page.has_more || after.is_none() {
+            break;
+        }
+    }
     Ok(report)
+}
+
+/// What a dispute means for its order, if the order does not show it yet: an open one stops
+/// the work (`disputed`), a lost one ends the order `refunded` (the bank took the money
+/// back), and one that ended well returns a `disputed` order to where it was.
+fn reconcile_dispute(
+    app: &mut App,
+    dispute: &Dispute,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> anyhow::Result<Option<Repair>> {
+    let found = app
+        .db
+        .order_of_payment(dispute.payment_intent.as_deref(), dispute.charge.as_deref())?;
+    let Some(order) = found.map(|id| app.db.order(&id)).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    let opened = OrderEvent::DisputeOpened {
+        dispute: dispute.id.clone(),
+        reason: dispute.reason.clone().unwrap_or_else(|| "unknown".into()),
+    };
+    let closed = OrderEvent::DisputeClosed {
+        dispute: dispute.id.clone(),
+        won: !dispute.is_lost(),
+    };
+    let disputed = order.order.status == Status::Disputed;
+    // Only what moves the order: a dispute on an order already refunded, or one that ended
+    // well for an order it never stopped, changes nothing.
+    let events: Vec<&OrderEvent> = match (dispute.is_open(), dispute.is_lost(), disputed) {
+        (true, _, false) => vec![&opened],
+        (false, true, false) => vec![&opened, &closed],
+        (false, _, true) => vec![&closed],
+        _ => return Ok(None),
+    };
+    let policy = app.config.policy.clone();
+    let mut state = order.order.clone();
+    for event in &events {
+        match crate::order::step(&state, event, &policy, now) {
+            Ok(step) => state = step.order,
+            // The order's state refuses it (refunded, expired, never paid): nothing to repair.
+            Err(_) => return Ok(None),
+        }
+    }
+    if state.status == order.order.status {
+        return Ok(None);
+    }
+    if !dry_run {
+        for event in &events {
+            if let Err(rejected) = app.db.apply(&order.id, event, &policy, "reconcile", now)? {
+                tracing::warn!(order = %order.id, "cannot apply Stripe's dispute: {rejected}");
+                return Ok(None);
+            }
+        }
+    }
+    let verb = if dry_run { "would become" } else { "->" };
+    Ok(Some(Repair {
+        order_id: order.id.clone(),
+        payment_intent: dispute.payment_intent.clone().unwrap_or_default(),
+        change: format!(
+            "dispute {} {} at Stripe: {} {verb} {}",
+            dispute.id, dispute.status, order.order.status, state.status
+        ),
+    }))
 }
 
 fn reconcile_intent(

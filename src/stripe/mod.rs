@@ -186,6 +186,14 @@ impl StripeClient {
         self.get("/v1/refunds", &page_query(starting_after))
     }
 
+    /// One page of Disputes, newest first.
+    pub fn list_disputes(
+        &self,
+        starting_after: Option<&str>,
+    ) -> Result<List<Dispute>, StripeError> {
+        self.get("/v1/disputes", &page_query(starting_after))
+    }
+
     /// One page of Events, newest first, each kept as Stripe sent it (for the event store).
     pub fn list_events(
         &self,

@@ -83,8 +83,34 @@ pub struct Dispute {
     pub payment_intent: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
-    /// `won`, `lost`, `needs_response`, ...
+    /// `needs_response`, `under_review`, `won`, `lost`, `warning_closed`, ...
     pub status: String,
+    /// When it was opened (Unix seconds).
+    #[serde(default)]
+    pub created: i64,
+}
+
+impl Dispute {
+    /// Whether the card network has still to decide: an inquiry (`warning_...`), a chargeback
+    /// or its appeal that is waiting for evidence or under review.
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "warning_needs_response"
+                | "warning_under_review"
+                | "needs_response"
+                | "under_review"
+                | "appeal_needs_response"
+                | "appeal_under_review"
+        )
+    }
+
+    /// Whether the money went back to the customer's bank for good. A dispute won, an inquiry
+    /// closed without a chargeback (`warning_closed`) and a chargeback stopped before it was
+    /// filed (`prevented`) all leave it with the business.
+    pub fn is_lost(&self) -> bool {
+        self.status == "lost"
+    }
 }
 
 /// An Event (`evt_...`), as delivered to the webhook or listed by `/v1/events`.

@@ -365,6 +365,14 @@ fn dispute(n: u32, kind: &str, status: &str, intent: &str, charge: &str) -> Stri
     )
 }
 
+/// The order's timeline holds one dispute, opened once and closed once.
+fn opened_and_closed_once(server: &Serving, order_id: &str) {
+    let kinds = timeline(server, order_id);
+    for kind in ["dispute_opened", "dispute_closed"] {
+        assert_eq!(kinds.iter().filter(|k| *k == kind).count(), 1, "{kinds:?}");
+    }
+}
+
 fn deliver_twice(server: &Serving, payloads: &[String]) {
     for payload in payloads.iter().chain(payloads) {
         let (status, body) = server.deliver(payload);
@@ -616,17 +624,7 @@ fn dispute_fixtures_stop_work_and_survive_reordering() {
         eventually(10, "the dispute to close", || {
             status_of(&server, &order_id) == Status::Refunded
         });
-        let kinds = timeline(&server, &order_id);
-        assert_eq!(
-            kinds.iter().filter(|k| *k == "dispute_opened").count(),
-            1,
-            "{kinds:?}"
-        );
-        assert_eq!(
-            kinds.iter().filter(|k| *k == "dispute_closed").count(),
-            1,
-            "{kinds:?}"
-        );
+        opened_and_closed_once(&server, &order_id);
     }
     // A dispute left open stops the order and tells the operator.
     let (order_id, intent, charge) = paid_order(&server, 5);
@@ -697,6 +695,41 @@ fn dispute_fixtures_stop_work_and_survive_reordering() {
         "{:?}",
         about_order_5[0]["subject"]
     );
+}
+
+/// An inquiry (`warning_needs_response`) that closes without a chargeback (`warning_closed`)
+/// leaves the money with the business: the order goes back to work, nothing is refunded.
+#[test]
+fn an_inquiry_that_closes_gives_the_order_back_and_refunds_nothing() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    let (order_id, intent, charge) = paid_order(&server, 7);
+    deliver_twice(
+        &server,
+        &[dispute(
+            7,
+            "charge.dispute.created",
+            "warning_needs_response",
+            &intent,
+            &charge,
+        )],
+    );
+    eventually(10, "the order to wait for the inquiry", || {
+        status_of(&server, &order_id) == Status::Disputed
+    });
+    deliver_twice(
+        &server,
+        &[dispute(
+            7,
+            "charge.dispute.closed",
+            "warning_closed",
+            &intent,
+            &charge,
+        )],
+    );
+    eventually(10, "the inquiry to close", || {
+        status_of(&server, &order_id) == Status::Paid
+    });
+    assert_eq!(order_detail(&server, &order_id).summary.refunded_cents, 0);
 }
 
 #[test]
@@ -829,6 +862,125 @@ fn reconcile_repairs_an_order_whose_webhook_never_came() {
             .count(),
         1
     );
+}
+
+/// Disputes whose events never came (or came before compass could apply them, or longer ago
+/// than Stripe keeps events): reconcile reads them from Stripe's Disputes API (the fake's
+/// disputes carry exactly the fields of the official SDK's `Dispute`) and moves each order as
+/// the events would have, once.
+#[test]
+fn reconcile_applies_the_disputes_an_order_does_not_show() {
+    // No webhook is registered for this server: Stripe's events never reach it.
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    let reconcile = |args: &[&str]| {
+        let mut command = server.install.command(args);
+        command
+            .env_remove("COMPASS_NOW")
+            .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
+        crate::support::stdout(&command.output().expect("run reconcile"))
+    };
+    let dispute = |intent: &str, status: &str| {
+        let (code, body) = stripe_post(
+            "/_config/disputes",
+            &[
+                ("payment_intent", intent),
+                ("reason", "fraudulent"),
+                ("status", status),
+            ],
+        );
+        assert_eq!(code, 200, "{body}");
+        body["id"].as_str().expect("dispute id").to_owned()
+    };
+    let moved = |id: &str, status: &str| {
+        let (code, body) = stripe_post(&format!("/_config/disputes/{id}"), &[("status", status)]);
+        assert_eq!(code, 200, "{body}");
+    };
+    let mut orders = Vec::new();
+    for who in ["open", "lost", "inquiry"] {
+        let (order_id, intent) =
+            place_json_order(&server, "standard", &format!("dispute-{who}@example.com"));
+        assert_eq!(pay(&intent, "pm_card_visa"), 200);
+        orders.push((order_id, intent));
+    }
+    reconcile(&["reconcile", "--since", "1h"]);
+    for (order_id, _) in &orders {
+        assert_eq!(status_of(&server, order_id), Status::Paid);
+    }
+    let [(open, open_pi), (lost, lost_pi), (inquiry, inquiry_pi)] = &orders[..] else {
+        unreachable!("three orders");
+    };
+    let chargeback = dispute(open_pi, "needs_response");
+    let lost_one = dispute(lost_pi, "needs_response");
+    moved(&lost_one, "lost");
+    let question = dispute(inquiry_pi, "warning_needs_response");
+
+    let dry = reconcile(&["reconcile", "--since", "1h", "--dry-run"]);
+    assert!(
+        dry.contains(&format!(
+            "dispute {chargeback} needs_response at Stripe: paid would become disputed"
+        )),
+        "{dry}"
+    );
+    assert!(
+        dry.contains(&format!(
+            "dispute {lost_one} lost at Stripe: paid would become refunded"
+        )),
+        "{dry}"
+    );
+    assert_eq!(
+        status_of(&server, open),
+        Status::Paid,
+        "a dry run changes nothing"
+    );
+
+    let printed = reconcile(&["reconcile", "--since", "1h"]);
+    assert!(
+        printed.contains(&format!(
+            "dispute {chargeback} needs_response at Stripe: paid -> disputed"
+        )),
+        "{printed}"
+    );
+    assert_eq!(status_of(&server, open), Status::Disputed);
+    assert_eq!(
+        status_of(&server, lost),
+        Status::Refunded,
+        "the bank took the money back"
+    );
+    assert_eq!(
+        status_of(&server, inquiry),
+        Status::Disputed,
+        "work waits for the inquiry"
+    );
+
+    // The chargeback is won, the inquiry closes without one: both orders go back to work,
+    // and neither is recorded as refunded.
+    moved(&chargeback, "won");
+    moved(&question, "warning_closed");
+    let printed = reconcile(&["reconcile", "--since", "1h"]);
+    assert!(
+        printed.contains(&format!(
+            "dispute {question} warning_closed at Stripe: disputed -> paid"
+        )),
+        "{printed}"
+    );
+    for order in [open, inquiry] {
+        assert_eq!(status_of(&server, order), Status::Paid);
+        assert_eq!(order_detail(&server, order).summary.refunded_cents, 0);
+    }
+    for (order_id, _) in &orders {
+        opened_and_closed_once(&server, order_id);
+    }
+
+    // Once applied, a dispute is never applied again.
+    let again: serde_json::Value =
+        serde_json::from_str(&reconcile(&["reconcile", "--since", "1h", "--json"])).expect("JSON");
+    let ours: Vec<_> = again["repairs"]
+        .as_array()
+        .expect("repairs")
+        .iter()
+        .filter(|r| orders.iter().any(|(id, _)| r["order_id"] == id.as_str()))
+        .collect();
+    assert!(ours.is_empty(), "{ours:?}");
 }
 
 #[test]

@@ -1,0 +1,141 @@
+"""localstripe, with the Disputes API it lacks, each dispute shaped by Stripe's own SDK.
+
+localstripe has no disputes, so `compass reconcile` could not be shown comparing orders with
+them. This runs localstripe's own server with three more routes:
+
+    GET  /v1/disputes              the list, newest first, with `limit` and `starting_after`
+    GET  /v1/disputes/{id}         one dispute
+    POST /_config/disputes         a test opens one: payment_intent=pi_..., reason, status
+    POST /_config/disputes/{id}    a test moves one on: status=won|lost|warning_closed|...
+
+A dispute carries every field, and only the fields, that the official `stripe` package's
+`Dispute` class declares, and its `status` and `reason` must be values that class allows, so
+what compass reads is what Stripe sends. No webhook is sent: the tests that use this are
+about what reconcile finds when the events never came.
+
+    python scripts/stripe-fake.py --port 8420
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import typing
+
+import stripe
+from aiohttp import web
+from localstripe.errors import UserError
+from localstripe.resources import PaymentIntent, StripeObject, store
+from localstripe.server import app, json_response, unflatten_data
+
+FIELDS = {name for name in stripe.Dispute.__annotations__ if name != "OBJECT_NAME"}
+STATUSES = {
+    value
+    for arg in typing.get_args(stripe.Dispute.__annotations__["status"])
+    for value in typing.get_args(arg)
+}
+REASONS = {
+    "bank_cannot_process", "check_returned", "credit_not_processed", "customer_initiated",
+    "debit_not_authorized", "duplicate", "fraudulent", "general", "incorrect_account_details",
+    "insufficient_funds", "noncompliant", "product_not_received", "product_unacceptable",
+    "subscription_canceled", "unrecognized",
+}
+
+
+class Dispute(StripeObject):
+    object = "dispute"
+    _id_prefix = "dp_"
+
+    def __init__(self, payment_intent=None, reason="fraudulent", status="needs_response"):
+        intent = PaymentIntent._api_retrieve(payment_intent)
+        charge = intent.latest_charge
+        if charge is None or reason not in REASONS or status not in STATUSES:
+            raise UserError(400, "Bad request: a paid PaymentIntent, a known reason and status")
+        super().__init__()
+        self.amount = intent.amount
+        self.balance_transactions = []
+        self.charge = charge.id
+        self.currency = intent.currency
+        self.enhanced_eligibility_types = []
+        self.evidence = {name: None for name in stripe.Dispute.Evidence.__annotations__}
+        self.evidence_details = {
+            "due_by": int(time.time()) + 7 * 86400,
+            "enhanced_eligibility": {},
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+            "submission_method": None,
+        }
+        self.intended_submission_method = None
+        self.is_charge_refundable = False
+        self.metadata = {}
+        self.network_reason_code = None
+        self.payment_intent = intent.id
+        self.payment_method_details = None
+        self.reason = reason
+        self.status = status
+
+    def _export(self, expand=None):
+        exported = super()._export(expand=expand)
+        for shape, fields in [
+            (exported, FIELDS),
+            (exported["evidence"], stripe.Dispute.Evidence.__annotations__),
+            (exported["evidence_details"], stripe.Dispute.EvidenceDetails.__annotations__),
+        ]:
+            if set(shape) != set(fields):
+                raise AssertionError(f"fields differ from the SDK's: {set(shape) ^ set(fields)}")
+        return exported
+
+
+async def list_disputes(request):
+    query = unflatten_data(request.query)
+    limit = int(query.get("limit", 10))
+    disputes = sorted(
+        (value for key, value in store.items() if key.startswith("dispute:")),
+        key=lambda d: d.created,
+        reverse=True,
+    )
+    after = query.get("starting_after")
+    if after is not None:
+        ids = [d.id for d in disputes]
+        disputes = disputes[ids.index(after) + 1:] if after in ids else []
+    page = disputes[:limit]
+    return json_response({
+        "object": "list",
+        "url": "/v1/disputes",
+        "has_more": len(disputes) > limit,
+        "data": [d._export() for d in page],
+    })
+
+
+async def retrieve_dispute(request):
+    return json_response(Dispute._api_retrieve(request.match_info["id"])._export())
+
+
+async def open_dispute(request):
+    data = dict(await request.post())
+    return json_response(Dispute(**data)._export())
+
+
+async def move_dispute(request):
+    dispute = Dispute._api_retrieve(request.match_info["id"])
+    status = (await request.post()).get("status")
+    if status not in STATUSES:
+        raise UserError(400, "Bad request: unknown status")
+    dispute.status = status
+    return json_response(dispute._export())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app.router.add_get("/v1/disputes", list_disputes)
+    app.router.add_get("/v1/disputes/{id}", retrieve_dispute)
+    app.router.add_post("/_config/disputes", open_dispute)
+    app.router.add_post("/_config/disputes/{id}", move_dispute)
+    web.run_app(app, host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()
