@@ -18,7 +18,7 @@
 
 mod support;
 
-use support::{Call, Server, env_number, load, load_paced, median_of, record};
+use support::{Call, Server, env_number, load, load_paced, median_of, record, record_errors};
 
 const SECRET: &str = "whsec_bench";
 
@@ -151,14 +151,7 @@ fn main() -> anyhow::Result<()> {
         "< 5 ms",
         Some(paced.ms(0.99) < 5.0),
     );
-    record(
-        "webhooks",
-        "errors",
-        (result.errors + paced.errors) as f64,
-        "",
-        "0",
-        Some(result.errors + paced.errors == 0),
-    );
+    record_errors("webhooks", "errors", result.errors + paced.errors);
     Ok(())
 }
 

@@ -1,7 +1,14 @@
-"""localstripe, with the Disputes API it lacks, each dispute shaped by Stripe's own SDK.
+"""localstripe, with what it lacks of Stripe: idempotent requests, and the Disputes API.
 
-localstripe has no disputes, so `compass reconcile` could not be shown comparing orders with
-them. This runs localstripe's own server with three more routes:
+**Idempotency.** localstripe ignores `Idempotency-Key`, so a request compass repeats after
+its answer was lost (a timeout) made a second PaymentIntent or a second refund, which real
+Stripe never does. Here, as at Stripe, a POST repeated with the same key (and the same API
+key) gets the first answer again, marked `Idempotent-Replayed: true`, and one with the same
+key but other parameters is refused with an `idempotency_error`. Only answers that were made
+(2xx) are kept; a refused request may be sent again, as Stripe allows.
+
+**Disputes.** localstripe has none, so `compass reconcile` could not be shown comparing
+orders with them. Four more routes:
 
     GET  /v1/disputes              the list, newest first, with `limit` and `starting_after`
     GET  /v1/disputes/{id}         one dispute
@@ -9,8 +16,8 @@ them. This runs localstripe's own server with three more routes:
     POST /_config/disputes/{id}    a test moves one on: status=won|lost|warning_closed|...
 
 A dispute carries every field, and only the fields, that the official `stripe` package's
-`Dispute` class declares, and its `status` and `reason` must be values that class allows, so
-what compass reads is what Stripe sends. No webhook is sent: the tests that use this are
+`Dispute` class declares, its `status` must be one that class allows and its `reason` one
+Stripe documents, so what compass reads is what Stripe sends. No webhook is sent: the tests that use this are
 about what reconcile finds when the events never came.
 
     python scripts/stripe-fake.py --port 8420
@@ -27,6 +34,9 @@ from aiohttp import web
 from localstripe.errors import UserError
 from localstripe.resources import PaymentIntent, StripeObject, store
 from localstripe.server import app, json_response, unflatten_data
+
+# (secret key, Idempotency-Key) -> (method and path, body, status, answer)
+IDEMPOTENT: dict[tuple[str, str], tuple[str, bytes, int, bytes]] = {}
 
 FIELDS = {name for name in stripe.Dispute.__annotations__ if name != "OBJECT_NAME"}
 STATUSES = {
@@ -87,6 +97,33 @@ class Dispute(StripeObject):
         return exported
 
 
+@web.middleware
+async def idempotency(request, handler):
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return await handler(request)
+    slot = (request.headers.get("Authorization", ""), key)
+    target, body = f"{request.method} {request.path}", await request.read()
+    if slot in IDEMPOTENT:
+        first_target, first_body, status, answer = IDEMPOTENT[slot]
+        if (first_target, first_body) != (target, body):
+            return json_response({"error": {
+                "type": "idempotency_error",
+                "message": "Keys for idempotent requests can only be used with the same "
+                           "parameters they were first used with.",
+            }}, status=400)
+        return web.Response(
+            status=status,
+            body=answer,
+            content_type="application/json",
+            headers={"Idempotent-Replayed": "true", "Idempotency-Key": key},
+        )
+    response = await handler(request)
+    if 200 <= response.status < 300 and isinstance(response, web.Response):
+        IDEMPOTENT[slot] = (target, body, response.status, response.body)
+    return response
+
+
 async def list_disputes(request):
     query = unflatten_data(request.query)
     limit = int(query.get("limit", 10))
@@ -130,6 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    app.middlewares.append(idempotency)
     app.router.add_get("/v1/disputes", list_disputes)
     app.router.add_get("/v1/disputes/{id}", retrieve_dispute)
     app.router.add_post("/_config/disputes", open_dispute)

@@ -211,6 +211,8 @@ pub struct StripeConfig {
     pub secret_key: SecretSlot,
     /// `whsec_...` values, comma-separated: several while rolling.
     pub webhook_secrets: SecretSlot,
+    /// How long one call may take before it is given up (and retried, if it may be).
+    pub timeout: std::time::Duration,
 }
 
 /// The model reports are written with unless `claude.model` says otherwise: Claude Sonnet
@@ -471,6 +473,7 @@ struct RawStripe {
     webhook_secrets_file: Option<PathBuf>,
     secret_key: Refused,
     webhook_secrets: Refused,
+    timeout_secs: u32,
 }
 
 impl Default for RawStripe {
@@ -483,6 +486,7 @@ impl Default for RawStripe {
             webhook_secrets_file: None,
             secret_key: None,
             webhook_secrets: None,
+            timeout_secs: 40,
         }
     }
 }
@@ -684,10 +688,17 @@ impl RawConfig {
         let s = self.stripe;
         check_url("stripe.api_base", &s.api_base)?;
         non_empty("stripe.api_version", &s.api_version)?;
+        if !(1..=600).contains(&s.timeout_secs) {
+            bail!(
+                "stripe.timeout_secs must be between 1 and 600, got {}",
+                s.timeout_secs
+            );
+        }
         let stripe = StripeConfig {
             api_base: s.api_base.trim_end_matches('/').to_owned(),
             api_version: s.api_version,
             publishable_key: s.publishable_key,
+            timeout: std::time::Duration::from_secs(s.timeout_secs.into()),
             secret_key: secret(
                 "Stripe secret key",
                 STRIPE_KEY,

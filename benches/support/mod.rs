@@ -272,6 +272,11 @@ pub fn median_of(
 /// Adds one figure to the results file named by `BENCH_RESULTS` (JSON lines), which
 /// `scripts/bench` turns into docs/benchmarks.md. `goal` is what the figure must meet, as
 /// people read it; `met` whether it does.
+/// Records `errors` under `figure`, with the goal that there are none.
+pub fn record_errors(bench: &str, figure: &str, errors: usize) {
+    record(bench, figure, errors as f64, "", "0", Some(errors == 0));
+}
+
 pub fn record(bench: &str, figure: &str, value: f64, unit: &str, goal: &str, met: Option<bool>) {
     let Ok(path) = std::env::var("BENCH_RESULTS") else {
         return;

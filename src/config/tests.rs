@@ -142,6 +142,10 @@ fn other_values_are_checked() {
             "longer than refunds.window_days (60), got 45",
         ),
         (
+            "[stripe]\ntimeout_secs = 0",
+            "stripe.timeout_secs must be between 1 and 600, got 0",
+        ),
+        (
             "[processing]\nmax_attempts = 0",
             "processing.max_attempts must be between 1 and 100, got 0",
         ),

@@ -75,6 +75,8 @@ pub struct StripeClient {
     key: Secret,
     version: String,
     retry: RetryPolicy,
+    /// How long one call may take.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for StripeClient {
@@ -89,11 +91,12 @@ impl std::fmt::Debug for StripeClient {
 impl StripeClient {
     /// A client for the configured account; fails if the secret key is not set.
     pub fn new(config: &StripeConfig) -> anyhow::Result<StripeClient> {
-        Ok(StripeClient::with(
+        Ok(StripeClient::with_timeout(
             &config.api_base,
             config.secret_key.get()?.clone(),
             &config.api_version,
             RetryPolicy::stripe(),
+            config.timeout,
         ))
     }
 
@@ -103,12 +106,14 @@ impl StripeClient {
     }
 
     /// This client with a deadline, for calls a person waits on (a customer placing an order):
-    /// each call gives up after `per_call`, and is retried at most `retries` times.
+    /// each call gives up after `per_call` (or sooner, if this client already does), and is
+    /// retried at most `retries` times.
     pub fn with_deadline(&self, per_call: Duration, retries: u32) -> StripeClient {
         let retry = RetryPolicy {
             max_retries: retries.min(self.retry.max_retries),
             ..self.retry
         };
+        let per_call = per_call.min(self.timeout);
         StripeClient::with_timeout(&self.base, self.key.clone(), &self.version, retry, per_call)
     }
 
@@ -126,6 +131,7 @@ impl StripeClient {
             key,
             version: version.to_owned(),
             retry,
+            timeout,
         }
     }
 

@@ -102,28 +102,48 @@ impl Drop for FakeHttp {
     }
 }
 
-/// A stand-in for a slow Stripe: every request waits `delay`, then goes to `upstream`
-/// (localstripe) and its answer comes back. Each connection has its own thread, as a real API
-/// serves many callers at once.
+/// What becomes of one request on its way through a [`SlowProxy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// It waits this long, then goes to Stripe, and Stripe's answer comes back.
+    Delayed(std::time::Duration),
+    /// It never reaches Stripe: the connection stays open this long and closes unanswered.
+    Hangs(std::time::Duration),
+    /// Stripe acts on it, but its answer never comes back: the connection stays open this
+    /// long and closes. A repeat with the same Idempotency-Key gets the first answer.
+    AnswerLost(std::time::Duration),
+}
+
+/// A stand-in for a slow Stripe: every request meets the fate `fate()` gives it, on its way
+/// to `upstream` (localstripe). Each connection has its own thread, as a real API serves
+/// many callers at once.
 pub struct SlowProxy {
     pub base: String,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SlowProxy {
+    /// Every request waits `delay`, then goes on.
     pub fn start(upstream: &str, delay: std::time::Duration) -> SlowProxy {
+        SlowProxy::with_fates(upstream, move || Fate::Delayed(delay))
+    }
+
+    pub fn with_fates(
+        upstream: &str,
+        fate: impl Fn() -> Fate + Send + Sync + 'static,
+    ) -> SlowProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (upstream, stopping) = (upstream.to_owned(), Arc::clone(&stop));
+        let (upstream, stopping, fate) = (upstream.to_owned(), Arc::clone(&stop), Arc::new(fate));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stopping.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let upstream = upstream.clone();
-                std::thread::spawn(move || forward(stream, &upstream, delay));
+                let (upstream, fate) = (upstream.clone(), Arc::clone(&fate));
+                std::thread::spawn(move || forward(stream, &upstream, fate()));
             }
         });
         SlowProxy { base, stop }
@@ -168,7 +188,7 @@ fn read_request(stream: &std::net::TcpStream) -> std::io::Result<Received> {
     })
 }
 
-fn forward(stream: std::net::TcpStream, upstream: &str, delay: std::time::Duration) {
+fn forward(stream: std::net::TcpStream, upstream: &str, fate: Fate) {
     let Ok(Received {
         request_line,
         headers,
@@ -177,7 +197,11 @@ fn forward(stream: std::net::TcpStream, upstream: &str, delay: std::time::Durati
     else {
         return;
     };
-    std::thread::sleep(delay);
+    match fate {
+        Fate::Delayed(delay) => std::thread::sleep(delay),
+        Fate::Hangs(held) => return std::thread::sleep(held),
+        Fate::AnswerLost(_) => {}
+    }
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or("GET"), parts.next().unwrap_or("/"));
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -200,6 +224,9 @@ fn forward(stream: std::net::TcpStream, upstream: &str, delay: std::time::Durati
     };
     let status = answer.status().as_u16();
     let content = answer.body_mut().read_to_vec().unwrap_or_default();
+    if let Fate::AnswerLost(held) = fate {
+        return std::thread::sleep(held);
+    }
     let head = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         content.len()

@@ -43,7 +43,7 @@ pub fn register_webhook(server: &Serving) {
     assert_eq!(status, 200, "webhook registered");
 }
 
-fn order_json(tier: &str, email: &str) -> String {
+pub fn order_json(tier: &str, email: &str) -> String {
     json!({
         "company": "Analytical Engines Ltd", "industry": "Manufacturing", "employees": "11-50",
         "country": "United Kingdom", "name": "Ada Lovelace", "email": email, "tier": tier,
