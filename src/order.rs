@@ -121,6 +121,20 @@ impl Tier {
             Tier::Premium => "Premium",
         }
     }
+
+    /// What the tier's report holds, as the intake form and the terms describe it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Tier::Starter => "Overall score, six pillar scores with findings, five quick wins.",
+            Tier::Standard => {
+                "Starter, plus recommendations per pillar, risks and a 90-day roadmap."
+            }
+            Tier::Premium => {
+                "Standard, plus a use-case portfolio with effort and impact, a 12-month roadmap \
+                 and budget ranges."
+            }
+        }
+    }
 }
 
 named_enum! {

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use super::routes::{After, Handled, base, message, not_found, render};
+use super::page::{
+    base, message, not_found, order_by_token, plausible_token, refund_rule, render, wants_json,
+};
 use super::site::Site;
-use super::{Request, Response};
+use super::{After, Handled, Request, Response};
 use crate::app::App;
-use crate::db::{SignInLimits, SignInRequest, StoredOrder};
+use crate::db::{SignInLimits, SignInRequest};
 use crate::mail::outbox::SIGN_IN_MINUTES;
 use crate::money;
 use crate::order::{RefundSource, Rejection, Status};
@@ -24,22 +26,6 @@ pub const MAX_REASON: usize = 1_000;
 
 /// Sign-in links one customer may ask for per quarter hour.
 const SIGN_INS_PER_WINDOW: u32 = 3;
-
-/// Status tokens are 43 URL-safe base64 characters; anything else is not looked up.
-fn plausible_token(token: &str) -> bool {
-    token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// The order a status token opens.
-pub fn order_by_token(app: &App, token: &str) -> anyhow::Result<Option<StoredOrder>> {
-    if !plausible_token(token) {
-        return Ok(None);
-    }
-    app.db.order_by_token(token)
-}
 
 /// Where the order is, as the customer's progress bar shows it.
 fn progress(status: Status) -> &'static str {
@@ -184,7 +170,7 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
     data["report"] = report;
     data["refundable"] = json!(refundable);
     data["max_reason"] = json!(MAX_REASON);
-    data["refund_rule"] = json!(super::policies::refund_rule(&app.config));
+    data["refund_rule"] = json!(refund_rule(&app.config));
     data["refresh"] = json!(pending(status));
     Ok(no_store(render(site, 200, "status", data)?))
 }
@@ -388,7 +374,7 @@ pub fn request_refund_json(
     let Some(order) = order_by_token(app, token)? else {
         return Ok(Response::json_error(404, "not_found", "no such order").into());
     };
-    if !super::routes::wants_json(req) {
+    if !wants_json(req) {
         return Ok(Response::json_error(
             415,
             "unsupported_media_type",

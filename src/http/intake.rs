@@ -7,22 +7,15 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::limits::client_ip;
-use super::routes::{base, message, not_found, render, wants_json};
+use super::page::{self, base, message, not_found, render, wants_json};
 use super::site::Site;
-use super::{Request, Response, captcha, customer, form_guard};
+use super::{Request, Response, captcha, form_guard};
 use crate::app::App;
 use crate::db::StoredOrder;
 use crate::money;
 use crate::order::{Status, Tier};
 use crate::payments;
 use crate::questionnaire::{FieldError, Intake};
-
-/// What each tier's report holds, as the form and the terms describe it.
-pub(super) const TIER_DESCRIPTIONS: [&str; 3] = [
-    "Overall score, six pillar scores with findings, five quick wins.",
-    "Starter, plus recommendations per pillar, risks and a 90-day roadmap.",
-    "Standard, plus a use-case portfolio with effort and impact, a 12-month roadmap and budget ranges.",
-];
 
 pub(super) fn intake_page(
     app: &App,
@@ -76,13 +69,12 @@ pub(super) fn intake_page(
         .collect();
     let tiers: Vec<_> = Tier::ALL
         .iter()
-        .zip(TIER_DESCRIPTIONS)
-        .map(|(tier, description)| {
+        .map(|tier| {
             json!({
                 "id": tier.as_str(),
                 "title": tier.title(),
                 "price": money::format(app.config.prices.of(*tier), &app.config.prices.currency),
-                "description": description,
+                "description": tier.description(),
                 "checked": value("tier") == tier.as_str(),
             })
         })
@@ -310,7 +302,7 @@ pub(super) fn payment_page(
     token: &str,
     now: OffsetDateTime,
 ) -> anyhow::Result<Response> {
-    let Some(order) = customer::order_by_token(app, token)? else {
+    let Some(order) = page::order_by_token(app, token)? else {
         return Ok(not_found(app, site));
     };
     if order.order.status != Status::PendingPayment {

@@ -20,6 +20,7 @@ mod intake;
 pub mod limits;
 pub mod metrics;
 mod openapi;
+mod page;
 mod policies;
 mod routes;
 mod site;
@@ -53,6 +54,31 @@ const WAITING_REQUESTS: usize = 256;
 /// How long a web worker waits for one Stripe call (retried once) while a customer waits: a
 /// slow Stripe costs that customer at most about ten seconds and holds no worker for longer.
 pub const STRIPE_CALL_WHILE_WAITING: Duration = Duration::from_secs(4);
+
+/// A response, and work to do once it is sent.
+#[derive(Debug)]
+pub struct Handled {
+    pub response: Response,
+    pub after: Option<After>,
+}
+
+/// Work after the answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Handle the Stripe event just stored.
+    HandleEvent(String),
+    /// Ask Stripe for the refunds of this order that were just approved.
+    IssueRefunds(String),
+}
+
+impl From<Response> for Handled {
+    fn from(response: Response) -> Handled {
+        Handled {
+            response,
+            after: None,
+        }
+    }
+}
 
 /// A request, read whole.
 #[derive(Clone, Debug, Default)]
@@ -376,8 +402,8 @@ fn respond(
     tracing::info!(%method, route, status, micros = took.as_micros() as u64, "request");
     // Work that must not delay this answer nor any other: the event handlers take it.
     match after {
-        Some(routes::After::HandleEvent(id)) => queue.push(events::Work::Event(id)),
-        Some(routes::After::IssueRefunds(order)) => queue.push(events::Work::Refunds(order)),
+        Some(After::HandleEvent(id)) => queue.push(events::Work::Event(id)),
+        Some(After::IssueRefunds(order)) => queue.push(events::Work::Refunds(order)),
         None => {}
     }
     if let Err(err) = app.db.checkpoint_if_due() {

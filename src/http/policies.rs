@@ -4,8 +4,7 @@
 use serde_json::json;
 
 use super::Response;
-use super::intake::TIER_DESCRIPTIONS;
-use super::routes::{base, render};
+use super::page::{base, refund_rule, render};
 use super::site::Site;
 use crate::config::Config;
 use crate::money;
@@ -20,12 +19,11 @@ pub fn page(config: &Config, site: &Site, name: &str) -> anyhow::Result<Response
     };
     let tiers: Vec<_> = Tier::ALL
         .iter()
-        .zip(TIER_DESCRIPTIONS)
-        .map(|(tier, description)| {
+        .map(|tier| {
             json!({
                 "title": tier.title(),
                 "price": money::format(config.prices.of(*tier), &config.prices.currency),
-                "description": description,
+                "description": tier.description(),
             })
         })
         .collect();
@@ -37,21 +35,6 @@ pub fn page(config: &Config, site: &Site, name: &str) -> anyhow::Result<Response
     data["auto_approve"] = json!(config.policy.auto_approve_refunds);
     data["retention"] = json!(retention(config));
     render(site, 200, name, data)
-}
-
-/// The refund rule in one or two sentences, as the status page and the policies state it.
-pub fn refund_rule(config: &Config) -> String {
-    let policy = &config.policy;
-    if policy.auto_approve_refunds {
-        format!(
-            "Within {} days of payment, before you download the report, your first refund goes \
-             through at once. Any other request is reviewed by a person, usually within one \
-             business day.",
-            policy.refund_window.whole_days()
-        )
-    } else {
-        "Every refund request is reviewed by a person, usually within one business day.".to_owned()
-    }
 }
 
 fn retention(config: &Config) -> String {

@@ -7,37 +7,12 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::limits::{Action, client_ip};
+use super::page::{failure, message, not_found, wants_json};
 use super::site::Site;
-use super::{Request, Response, customer, intake, openapi, policies};
+use super::{After, Handled, Request, Response, customer, intake, openapi, policies};
 use crate::app::App;
-use crate::config::Config;
 use crate::pages;
 use crate::payments::{self, Received, WebhookRejection};
-
-/// A response, and work to do once it is sent.
-#[derive(Debug)]
-pub struct Handled {
-    pub response: Response,
-    pub after: Option<After>,
-}
-
-/// Work after the answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum After {
-    /// Handle the Stripe event just stored.
-    HandleEvent(String),
-    /// Ask Stripe for the refunds of this order that were just approved.
-    IssueRefunds(String),
-}
-
-impl From<Response> for Handled {
-    fn from(response: Response) -> Handled {
-        Handled {
-            response,
-            after: None,
-        }
-    }
-}
 
 /// Answers one request at `now`, with the security headers on every answer.
 pub fn handle(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Handled {
@@ -244,16 +219,6 @@ fn over_limit(
     Some(response)
 }
 
-fn failure(app: &App, site: &Site) -> Response {
-    message(
-        app,
-        site,
-        500,
-        "Something went wrong",
-        "Please try again in a minute.",
-    )
-}
-
 fn healthz(app: &App) -> Response {
     match app.db.ping() {
         Ok(()) => Response::text(200, "ok\n"),
@@ -271,47 +236,6 @@ fn asset(content_type: &str, text: &str) -> Response {
         ("Cache-Control", "public, max-age=3600".to_owned()),
     ];
     response
-}
-
-/// The page every page is built from.
-pub(super) fn base(config: &Config, title: &str) -> serde_json::Value {
-    json!({
-        "title": title,
-        "business": config.business_name,
-        "support_email": config.support_email,
-    })
-}
-
-pub(super) fn render(
-    site: &Site,
-    status: u16,
-    page: &str,
-    data: serde_json::Value,
-) -> anyhow::Result<Response> {
-    Ok(Response::html(status, site.pages.render_value(page, data)?))
-}
-
-pub(super) fn message(app: &App, site: &Site, status: u16, heading: &str, text: &str) -> Response {
-    let mut data = base(&app.config, heading);
-    data["heading"] = json!(heading);
-    data["message"] = json!(text);
-    render(site, status, "message", data).unwrap_or_else(|_| Response::text(status, text))
-}
-
-pub(super) fn not_found(app: &App, site: &Site) -> Response {
-    message(
-        app,
-        site,
-        404,
-        "Not found",
-        "There is nothing at this address. If you followed a link from an email, check that \
-         it was copied whole.",
-    )
-}
-
-pub(super) fn wants_json(req: &Request) -> bool {
-    req.header("content-type")
-        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"))
 }
 
 fn webhook(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {
