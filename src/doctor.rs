@@ -135,7 +135,7 @@ fn public_url(config: &Config) -> Check {
 
 /// The policy pages render: the operator's own ones too.
 fn policies(config: &Config) -> Check {
-    match crate::http::Site::check_policies(config) {
+    match crate::http::check_policy_pages(config) {
         Ok(own) if own.is_empty() => check("policy pages", Level::Ok, "the built-in ones"),
         Ok(own) => check(
             "policy pages",

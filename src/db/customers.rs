@@ -14,8 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::orders::{exec, new_token, normalize_email};
-use super::{Db, to_db};
+use super::{Db, exec, new_token, normalize_email, to_db};
 
 /// What replaces a forgotten person's data.
 pub const FORGOTTEN: &str = "(forgotten)";

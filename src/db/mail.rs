@@ -1,23 +1,15 @@
-//! The email outbox, the customer's sign-in links and download counts.
+//! The email outbox: what is due, claimed, sent, put back or given up, and operator alerts.
 //!
 //! Email rows are inserted by the state change that causes them (`orders.rs`), by a resend, or
-//! by a sign-in request; here they are claimed, marked sent, or put back with a later due time.
+//! by a sign-in request (`signin.rs`); here they are claimed, marked sent, or put back with a later due time.
 
 use anyhow::Context;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
-use sha2::Digest as _;
 use time::{Duration, OffsetDateTime};
 
-use super::{Db, from_db, to_db};
+use super::{Db, exec, parse_col, to_db};
 use crate::order::{EmailKind, Status, Tier};
-
-use super::orders::{exec, new_token, parse_col};
-
-/// How a sign-in token is stored: never the token itself.
-fn sha256_hex(token: &str) -> String {
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
 
 /// A queued email, claimed for sending.
 #[derive(Clone, Debug)]
@@ -50,39 +42,6 @@ pub struct OrderFacts {
     pub refunded_cents: i64,
     pub status_token: String,
     pub last_error: Option<String>,
-}
-
-/// An order as the customer's own list shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct CustomerOrder {
-    pub id: String,
-    pub company: String,
-    pub tier: Tier,
-    pub status: Status,
-    pub amount_cents: i64,
-    pub currency: String,
-    pub status_token: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
-/// How a sign-in request ended. The customer sees the same answer for all of them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignInRequest {
-    /// A link was stored and its email queued.
-    Queued,
-    /// Nobody with that address has ordered.
-    NoCustomer,
-    /// Too many links asked for recently.
-    TooMany,
-}
-
-/// How many sign-in links one customer may ask for within `window`.
-#[derive(Clone, Copy, Debug)]
-pub struct SignInLimits {
-    pub ttl: Duration,
-    pub per_window: u32,
-    pub window: Duration,
 }
 
 const OUTBOX_COLUMNS: &str =
@@ -245,18 +204,6 @@ impl Db {
         .with_context(|| format!("cannot record that email {id} was given up"))
     }
 
-    /// Emails waiting to go out (queued or being sent), and those that failed for good.
-    pub fn outbox_counts(&self) -> anyhow::Result<(i64, i64)> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FILTER (WHERE status IN ('queued', 'sending')), \
-                 count(*) FILTER (WHERE status = 'failed') FROM emails",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .context("cannot count the outbox")
-    }
-
     /// An order as its emails and pages describe it (one query).
     pub fn order_facts(&self, order_id: &str) -> anyhow::Result<Option<OrderFacts>> {
         self.conn
@@ -327,148 +274,5 @@ impl Db {
             Ok(id)
         })
         .with_context(|| format!("cannot queue a resend for order {order_id}"))
-    }
-
-    /// Makes a sign-in link for the customer with `email`: stores the SHA-256 of a new 256-bit
-    /// token and queues the email that carries the token, unless nobody with that address
-    /// ordered or they asked too often.
-    pub fn request_sign_in(
-        &mut self,
-        email: &str,
-        limits: SignInLimits,
-        now: OffsetDateTime,
-    ) -> anyhow::Result<SignInRequest> {
-        let email = super::normalize_email(email);
-        let token = new_token()?;
-        let token_sha256 = sha256_hex(&token);
-        self.write(|tx| {
-            let customer: Option<i64> = tx
-                .prepare_cached("SELECT id FROM customers WHERE email = ?1")?
-                .query_row([&email], |row| row.get(0))
-                .optional()?;
-            let Some(customer) = customer else {
-                return Ok(SignInRequest::NoCustomer);
-            };
-            let recent: u32 = tx
-                .prepare_cached(
-                    "SELECT count(*) FROM sign_in_links WHERE customer_id = ?1 AND created_at > ?2",
-                )?
-                .query_row(params![customer, to_db(now - limits.window)], |row| {
-                    row.get(0)
-                })?;
-            if recent >= limits.per_window {
-                return Ok(SignInRequest::TooMany);
-            }
-            exec(
-                tx,
-                "INSERT INTO sign_in_links (token_sha256, customer_id, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![token_sha256, customer, to_db(now), to_db(now + limits.ttl)],
-            )?;
-            exec(
-                tx,
-                "INSERT INTO emails (customer_id, kind, recipient, link_token, next_attempt_at, \
-                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
-                params![
-                    customer,
-                    EmailKind::SignInLink.as_str(),
-                    email,
-                    token,
-                    to_db(now)
-                ],
-            )?;
-            Ok(SignInRequest::Queued)
-        })
-        .context("cannot store a sign-in link")
-    }
-
-    /// Uses up the sign-in link with `token`: the customer it signs in, or `None` if it is
-    /// unknown, expired or used already.
-    pub fn use_sign_in(&mut self, token: &str, now: OffsetDateTime) -> anyhow::Result<Option<i64>> {
-        let token_sha256 = sha256_hex(token);
-        self.write(|tx| {
-            let customer = tx
-                .prepare_cached(
-                    "UPDATE sign_in_links SET used_at = ?2 WHERE token_sha256 = ?1 \
-                     AND used_at IS NULL AND expires_at > ?2 RETURNING customer_id",
-                )?
-                .query_row(params![token_sha256, to_db(now)], |row| row.get(0))
-                .optional()?;
-            Ok(customer)
-        })
-        .context("cannot use a sign-in link")
-    }
-
-    /// Whether the sign-in link with `token` can still be used.
-    pub fn sign_in_is_valid(&self, token: &str, now: OffsetDateTime) -> anyhow::Result<bool> {
-        let token_sha256 = sha256_hex(token);
-        let found: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "SELECT customer_id FROM sign_in_links WHERE token_sha256 = ?1 \
-                 AND used_at IS NULL AND expires_at > ?2",
-            )?
-            .query_row(params![token_sha256, to_db(now)], |row| row.get(0))
-            .optional()
-            .context("cannot look up a sign-in link")?;
-        Ok(found.is_some())
-    }
-
-    /// A customer's orders, newest first.
-    pub fn customer_orders(&self, customer_id: i64) -> anyhow::Result<Vec<CustomerOrder>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, company, tier, status, amount_cents, currency, status_token, created_at \
-             FROM orders WHERE customer_id = ?1 ORDER BY created_at DESC, id DESC",
-        )?;
-        let rows = stmt.query_map([customer_id], |row| {
-            Ok(CustomerOrder {
-                id: row.get(0)?,
-                company: row.get(1)?,
-                tier: parse_col(row, 2)?,
-                status: parse_col(row, 3)?,
-                amount_cents: row.get(4)?,
-                currency: row.get(5)?,
-                status_token: row.get(6)?,
-                created_at: from_db(row.get(7)?)?,
-            })
-        })?;
-        rows.collect::<Result<_, _>>()
-            .with_context(|| format!("cannot read the orders of customer {customer_id}"))
-    }
-
-    /// An order's Stripe ids, for the accounting export: its PaymentIntent and charge (the
-    /// succeeded payment, else the first), and the ids of its succeeded refunds.
-    pub fn stripe_ids(
-        &self,
-        order_id: &str,
-    ) -> anyhow::Result<(Option<String>, Option<String>, Vec<String>)> {
-        let (intent, charge) = self
-            .conn
-            .prepare_cached(
-                "SELECT payment_intent_id, charge_id FROM payments WHERE order_id = ?1 \
-                 ORDER BY status = 'succeeded' DESC, id LIMIT 1",
-            )?
-            .query_row([order_id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?
-            .unwrap_or((None, None));
-        let refunds = self
-            .conn
-            .prepare_cached(
-                "SELECT stripe_refund_id FROM refunds WHERE order_id = ?1 \
-                 AND status = 'succeeded' AND stripe_refund_id IS NOT NULL ORDER BY number",
-            )?
-            .query_map([order_id], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok((intent, charge, refunds))
-    }
-
-    /// Counts a download of the report (it feeds the self-service refund rule).
-    pub fn record_download(&mut self, order_id: &str, now: OffsetDateTime) -> anyhow::Result<()> {
-        self.execute(
-            "UPDATE orders SET downloads = downloads + 1, last_downloaded_at = ?2 WHERE id = ?1",
-            params![order_id, to_db(now)],
-        )
-        .with_context(|| format!("cannot count a download of order {order_id}"))?;
-        Ok(())
     }
 }

@@ -7,11 +7,13 @@
 //! at all.
 
 mod customers;
+mod listing;
 mod llm;
 mod mail;
 mod ops;
 mod orders;
 mod refunds;
+mod signin;
 mod stripe;
 
 use std::path::{Path, PathBuf};
@@ -22,13 +24,14 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use time::OffsetDateTime;
 
 pub use customers::{FORGOTTEN, Forgotten};
-pub use mail::{CustomerOrder, OrderFacts, OutboxEmail, SignInLimits, SignInRequest};
-pub use ops::{BackupInfo, Stats, StoreCounts, Violation};
-pub use orders::{
-    Artifact, EmailRow, EventRow, NewOrder, OrderDetail, OrderFilter, OrderSummary, PaymentRow,
-    RefundRow, StoredOrder, normalize_email,
+pub use listing::{
+    EmailRow, EventRow, OrderDetail, OrderFilter, OrderSummary, PaymentRow, RefundRow,
 };
+pub use mail::{OrderFacts, OutboxEmail};
+pub use ops::{BackupInfo, Stats, StoreCounts, Violation};
+pub use orders::{Artifact, NewOrder, StoredOrder};
 pub use refunds::RefundToIssue;
+pub use signin::{CustomerOrder, SignInLimits, SignInRequest};
 pub use stripe::{NewStripeEvent, PaymentRecord, StoredEvent};
 
 mod embedded {
@@ -78,7 +81,7 @@ pub(super) fn audit_in(
     detail: &serde_json::Value,
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
-    orders::exec(
+    exec(
         conn,
         "INSERT INTO audit_log (at, actor, action, order_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         rusqlite::params![to_db(now), actor, action, order_id, detail.to_string()],
@@ -460,6 +463,26 @@ impl Db {
         }
         Ok(out)
     }
+
+    /// Writes an audit row: who did what to which order.
+    pub fn audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        order_id: Option<&str>,
+        detail: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.write(|tx| audit_in(tx, actor, action, order_id, detail, now))
+    }
+
+    /// Whether the database answers: for `/healthz`.
+    pub fn ping(&self) -> anyhow::Result<()> {
+        self.conn
+            .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+            .context("the database does not answer")?;
+        Ok(())
+    }
 }
 
 /// Seconds since the Unix epoch, as stored.
@@ -479,3 +502,50 @@ fn from_db_opt(seconds: Option<i64>) -> rusqlite::Result<Option<OffsetDateTime>>
 
 #[cfg(test)]
 mod tests;
+
+/// The form in which customers are matched: trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// A new row id: a UUIDv7, so ids sort by creation time.
+fn new_id(now: OffsetDateTime) -> String {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now.unix_timestamp().max(0).unsigned_abs(),
+        now.nanosecond(),
+    );
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+/// 256 random bits, URL-safe: the status page's only key.
+fn new_token() -> anyhow::Result<String> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
+    Ok(base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        bytes,
+    ))
+}
+
+/// Reads a column stored as the `as_str` name of one of our enums.
+fn parse_col<T: std::str::FromStr<Err = String>>(
+    row: &rusqlite::Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    text.parse().map_err(|e| conversion_error(idx, e))
+}
+
+fn conversion_error(idx: usize, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, message.into())
+}
+
+/// Runs a statement through the connection's statement cache: the hot paths run the same few.
+fn exec(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}

@@ -4,8 +4,8 @@ use anyhow::Context;
 use rusqlite::params;
 use time::OffsetDateTime;
 
-use super::orders::{apply_in, exec};
-use super::{Db, to_db};
+use super::orders::apply_in;
+use super::{Db, exec, to_db};
 use crate::order::{Event, InvalidTransition, Policy, RefundSource, Step};
 
 /// A refund row that Stripe has not been asked for yet (or whose asking failed on the way).

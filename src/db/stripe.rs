@@ -336,23 +336,29 @@ impl Db {
             .context("cannot read the payment of an order")
     }
 
-    /// Writes an audit row: who did what to which order.
-    pub fn audit(
-        &mut self,
-        actor: &str,
-        action: &str,
-        order_id: Option<&str>,
-        detail: &serde_json::Value,
-        now: OffsetDateTime,
-    ) -> anyhow::Result<()> {
-        self.write(|tx| super::audit_in(tx, actor, action, order_id, detail, now))
-    }
-
-    /// Whether the database answers: for `/healthz`.
-    pub fn ping(&self) -> anyhow::Result<()> {
-        self.conn
-            .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
-            .context("the database does not answer")?;
-        Ok(())
+    /// An order's Stripe ids, for the accounting export: its PaymentIntent and charge (the
+    /// succeeded payment, else the first), and the ids of its succeeded refunds.
+    pub fn stripe_ids(
+        &self,
+        order_id: &str,
+    ) -> anyhow::Result<(Option<String>, Option<String>, Vec<String>)> {
+        let (intent, charge) = self
+            .conn
+            .prepare_cached(
+                "SELECT payment_intent_id, charge_id FROM payments WHERE order_id = ?1 \
+                 ORDER BY status = 'succeeded' DESC, id LIMIT 1",
+            )?
+            .query_row([order_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?
+            .unwrap_or((None, None));
+        let refunds = self
+            .conn
+            .prepare_cached(
+                "SELECT stripe_refund_id FROM refunds WHERE order_id = ?1 \
+                 AND status = 'succeeded' AND stripe_refund_id IS NOT NULL ORDER BY number",
+            )?
+            .query_map([order_id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok((intent, charge, refunds))
     }
 }

@@ -40,6 +40,7 @@ use metrics::Metrics;
 
 pub use conn::Limits as ClientLimits;
 pub use demo_stripe::{DEMO_WEBHOOK_SECRET, DemoStripe, demo_env};
+pub use policies::check as check_policy_pages;
 pub use routes::handle;
 pub use site::Site;
 

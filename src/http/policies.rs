@@ -49,3 +49,18 @@ fn retention(config: &Config) -> String {
             .to_owned(),
     }
 }
+
+/// Renders every policy page as `serve` would: a template that does not compile, or that
+/// names a value compass does not give it, is an error here rather than a 500 for a
+/// customer. Returns the pages the operator's folder replaced.
+pub fn check(config: &Config) -> anyhow::Result<Vec<&'static str>> {
+    let site = Site::new(config)?;
+    let mut own = Vec::new();
+    for (name, _) in crate::pages::POLICIES {
+        page(config, &site, name)?;
+        if config.policies_dir.join(format!("{name}.hbs")).exists() {
+            own.push(name);
+        }
+    }
+    Ok(own)
+}
