@@ -1007,16 +1007,13 @@ fn check_url(key: &str, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A light check that catches a forgotten or mistyped address; the mailer parses it fully.
+/// An address, with or without a display name, that the mailer can send to.
 fn check_address(key: &str, value: &str) -> anyhow::Result<()> {
-    let address = value
-        .rsplit_once('<')
-        .map_or(value, |(_, rest)| rest.trim_end_matches('>'))
-        .trim();
-    match address.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(()),
-        _ => bail!("{key} must be an email address like `Name <you@example.com>`, got `{value}`"),
-    }
+    crate::address::check_mailbox(value).map_err(|_| {
+        anyhow::anyhow!(
+            "{key} must be an email address like `Name <you@example.com>`, got `{value}`"
+        )
+    })
 }
 
 #[cfg(test)]

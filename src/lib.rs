@@ -2,6 +2,8 @@
 //!
 //! Reading order: the pure core first, then the store, then the edges.
 
+/// Email addresses, checked one way everywhere.
+pub mod address;
 /// What a command works with, built from the configuration.
 pub mod app;
 /// The Claude Messages API: structured answers, retries, every attempt reported.

@@ -459,9 +459,7 @@ impl Default for Policy {
 impl Policy {
     /// The wait after the `attempts`-th failed attempt: base * 2^(attempts - 1), capped.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let doublings = attempts.saturating_sub(1).min(30);
-        let wait = self.backoff_base.saturating_mul(1_i32 << doublings);
-        wait.min(self.backoff_cap)
+        crate::retry::doubling_wait(self.backoff_base, attempts, self.backoff_cap)
     }
 
     /// Whether a customer's refund request may be approved without the operator, and if not, why.

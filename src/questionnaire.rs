@@ -224,7 +224,7 @@ impl Questionnaire {
         let employees = required("employees", "Company size", MAX_SHORT);
         let tier_raw = required("tier", "Report", MAX_SHORT);
 
-        if !email_raw.is_empty() && !valid_email(&email_raw) {
+        if !email_raw.is_empty() && crate::address::check(&email_raw).is_err() {
             error("email", "Enter an email address like name@example.com");
         }
         if industry == "Other" {
@@ -363,22 +363,6 @@ fn text_problem(value: &str, max: usize, multiline: bool) -> Option<String> {
         return Some("Remove the control characters".to_owned());
     }
     None
-}
-
-/// A practical check: one `@`, a local part, a dotted domain, no spaces or brackets.
-pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>()[],;:\"\\".contains(c);
-    !local.is_empty()
-        && local.chars().count() <= 64
-        && !local.contains('@')
-        && !email.chars().any(bad)
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
 }
 
 fn valid_website(site: &str) -> bool {

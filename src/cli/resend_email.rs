@@ -65,7 +65,7 @@ pub fn run(
         .map_err(|why| anyhow::anyhow!("cannot resend for order {id}: {why}"))?;
     let to = match &args.to {
         Some(to) => {
-            mail::check_address(to).map_err(|why| anyhow::anyhow!("--to {why}"))?;
+            crate::address::check(to).map_err(|why| anyhow::anyhow!("--to {why}"))?;
             normalize_email(to)
         }
         None => detail.summary.email.clone(),

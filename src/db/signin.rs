@@ -21,12 +21,22 @@ pub enum SignInRequest {
     TooMany,
 }
 
-/// How many sign-in links one customer may ask for within `window`.
+/// How long a sign-in link works, and how many one customer may ask for within `window`.
 #[derive(Clone, Copy, Debug)]
 pub struct SignInLimits {
     pub ttl: Duration,
     pub per_window: u32,
     pub window: Duration,
+}
+
+impl SignInLimits {
+    /// The rule the site follows and the sign-in email states: a link works for 30 minutes,
+    /// and a customer gets at most three a quarter hour.
+    pub const RULE: SignInLimits = SignInLimits {
+        ttl: Duration::minutes(30),
+        per_window: 3,
+        window: Duration::minutes(15),
+    };
 }
 
 /// An order as the customer's own list shows it.

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::page::{
     base, message, not_found, order_by_token, plausible_token, refund_rule, render, wants_json,
@@ -17,15 +17,11 @@ use super::site::Site;
 use super::{After, Handled, Request, Response};
 use crate::app::App;
 use crate::db::{SignInLimits, SignInRequest};
-use crate::mail::outbox::SIGN_IN_MINUTES;
 use crate::money;
 use crate::order::{RefundSource, Rejection, Status};
 
 /// Longest refund reason a customer may send.
 pub const MAX_REASON: usize = 1_000;
-
-/// Sign-in links one customer may ask for per quarter hour.
-const SIGN_INS_PER_WINDOW: u32 = 3;
 
 /// Where the order is, as the customer's progress bar shows it.
 fn progress(status: Status) -> &'static str {
@@ -456,25 +452,20 @@ pub fn request_sign_in(
         .get("email")
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
-    if crate::mail::check_address(&email).is_err() || email.len() > 254 {
+    if crate::address::check(&email).is_err() {
         let mut data = base(&app.config, "My orders");
         data["sent"] = json!(false);
         data["error"] = json!("Enter the email address you ordered with.");
         return render(site, 422, "my", data);
     }
-    let limits = SignInLimits {
-        ttl: Duration::minutes(SIGN_IN_MINUTES),
-        per_window: SIGN_INS_PER_WINDOW,
-        window: Duration::minutes(15),
-    };
-    match app.db.request_sign_in(&email, limits, now)? {
+    match app.db.request_sign_in(&email, SignInLimits::RULE, now)? {
         SignInRequest::Queued => tracing::info!("sign-in link queued"),
         SignInRequest::NoCustomer => tracing::info!("sign-in asked for an address without orders"),
         SignInRequest::TooMany => tracing::warn!("sign-in links asked for too often"),
     }
     let mut data = base(&app.config, "My orders");
     data["sent"] = json!(true);
-    data["minutes"] = json!(SIGN_IN_MINUTES);
+    data["minutes"] = json!(SignInLimits::RULE.ttl.whole_minutes());
     render(site, 200, "my", data)
 }
 

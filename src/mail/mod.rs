@@ -254,14 +254,6 @@ impl Mailer {
     }
 }
 
-/// Whether `text` is one email address (`ada@example.com`, no display name).
-pub fn check_address(text: &str) -> Result<(), String> {
-    text.trim()
-        .parse::<lettre::Address>()
-        .map(drop)
-        .map_err(|err| format!("is not an email address ({err}): {text}"))
-}
-
 /// Whether email `kind` makes sense for an order in `status` (for a deliberate resend).
 pub fn applies(kind: EmailKind, status: Status, refunded_cents: i64) -> Result<(), String> {
     let fits = match kind {

@@ -21,9 +21,6 @@ pub const MAX_ATTEMPTS: u32 = 8;
 /// one SMTP conversation may take.
 const HOLD: Duration = Duration::minutes(5);
 
-/// How long a sign-in link works.
-pub const SIGN_IN_MINUTES: i64 = 30;
-
 /// What one pass over the outbox did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Sent {
@@ -58,9 +55,12 @@ pub fn send_due(
                 sent.sent += 1;
             }
             Err(error) if email.attempts < MAX_ATTEMPTS => {
-                let wait =
-                    Duration::minutes(1) * 2_i32.pow(email.attempts.saturating_sub(1).min(6));
-                let retry_at = now + wait.min(Duration::hours(1));
+                let wait = crate::retry::doubling_wait(
+                    Duration::minutes(1),
+                    email.attempts,
+                    Duration::hours(1),
+                );
+                let retry_at = now + wait;
                 tracing::warn!(email = email.id, kind = %email.kind, "not sent, retrying: {error}");
                 db.email_not_sent(email.id, &error, retry_at, now)?;
                 sent.retrying += 1;
@@ -137,7 +137,7 @@ fn compose(
                     .ok_or_else(|| anyhow::anyhow!("a sign-in email without a customer"))?
             )?,
             "link_url": format!("{base}/my/{token}"),
-            "minutes": SIGN_IN_MINUTES,
+            "minutes": crate::db::SignInLimits::RULE.ttl.whole_minutes(),
         });
         return composer.compose(email.kind, &email.recipient, &data);
     }

@@ -136,8 +136,7 @@ impl NotYet {
 
 /// 30 s after the first failure, doubling, at most an hour apart; never given up.
 pub fn event_backoff(attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(7);
-    (Duration::seconds(30) * (1_i32 << doublings)).min(Duration::hours(1))
+    crate::retry::doubling_wait(Duration::seconds(30), attempts, Duration::hours(1))
 }
 
 /// The result of handling an event.

@@ -141,22 +141,6 @@ fn long_text_is_refused() {
 }
 
 #[test]
-fn emails_are_checked_practically() {
-    for good in [
-        "a@b.co",
-        "first.last+tag@sub.example.org",
-        "ADA@EXAMPLE.COM",
-    ] {
-        assert!(valid_email(good), "{good}");
-    }
-    for bad in [
-        "", "a", "a@b", "@b.co", "a@.co", "a@b.co.", "a b@c.co", "a@b..co", "<a@b.co>",
-    ] {
-        assert!(!valid_email(bad), "{bad}");
-    }
-}
-
-#[test]
 fn scores_follow_the_published_rule() {
     let q = Questionnaire::builtin();
     let intake = q.validate(&valid()).expect("valid");
