@@ -1,24 +1,17 @@
-//! The public HTTP contract, docs/openapi.yaml, served as JSON at `/api/openapi.json`. The
-//! document is embedded in the binary and converted once; its tests hold it to the routes and
-//! to the questionnaire.
-
-use std::sync::LazyLock;
+//! The public HTTP contract, served at `/api/openapi.json`. People edit docs/openapi.yaml;
+//! docs/openapi.json is the same document as JSON, committed and embedded in the binary (a
+//! test holds the two equal: `UPDATE_EXPECT=1 cargo test --lib openapi` writes the JSON anew).
+//! Its tests hold it to the routes and to the questionnaire.
 
 use super::Response;
 
-/// The document as written.
-pub const YAML: &str = include_str!("../../docs/openapi.yaml");
-
-static JSON: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let document: serde_json::Value =
-        serde_yaml::from_str(YAML).expect("docs/openapi.yaml is valid YAML (a test checks it)");
-    serde_json::to_vec_pretty(&document).expect("a JSON value always serialises")
-});
+/// The document, as served.
+pub const JSON: &str = include_str!("../../docs/openapi.json");
 
 /// `GET /api/openapi.json`.
 pub fn response() -> Response {
     let mut response = Response::json(200, &serde_json::Value::Null);
-    response.body.clone_from(&JSON);
+    response.body = JSON.as_bytes().to_vec();
     response
         .headers
         .push(("Cache-Control", "public, max-age=3600".to_owned()));
@@ -31,15 +24,18 @@ mod tests {
     use crate::questionnaire::Questionnaire;
 
     fn document() -> serde_json::Value {
-        serde_yaml::from_str(YAML).expect("valid YAML")
+        serde_json::from_str(JSON).expect("docs/openapi.json is JSON")
     }
 
     #[test]
-    fn the_document_is_openapi_3_1_and_served_as_json() {
-        let doc = document();
-        assert_eq!(doc["openapi"], "3.1.0");
+    fn the_served_json_is_the_yaml_people_edit() {
+        let written: serde_json::Value =
+            serde_yaml::from_str(include_str!("../../docs/openapi.yaml")).expect("valid YAML");
+        let json = serde_json::to_string_pretty(&written).expect("a JSON value serialises");
+        expect_test::expect_file!["../../docs/openapi.json"].assert_eq(&format!("{json}\n"));
+        assert_eq!(document()["openapi"], "3.1.0");
         let served: serde_json::Value = serde_json::from_slice(&response().body).expect("JSON");
-        assert_eq!(served, doc);
+        assert_eq!(served, written);
     }
 
     #[test]
