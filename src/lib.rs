@@ -2,10 +2,12 @@
 //!
 //! Reading order: the pure core first, then the store, then the edges.
 
-/// Email addresses, checked one way everywhere.
+/// Email addresses, checked one way everywhere (the mailer's own parser is the judge).
 pub mod address;
 /// What a command works with, built from the configuration.
 pub mod app;
+/// The one backoff rule.
+pub mod backoff;
 /// The Claude Messages API: structured answers, retries, every attempt reported.
 pub mod claude;
 /// The command line.

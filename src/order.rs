@@ -459,7 +459,7 @@ impl Default for Policy {
 impl Policy {
     /// The wait after the `attempts`-th failed attempt: base * 2^(attempts - 1), capped.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        crate::retry::doubling_wait(self.backoff_base, attempts, self.backoff_cap)
+        crate::backoff::doubling_wait(self.backoff_base, attempts, self.backoff_cap)
     }
 
     /// Whether a customer's refund request may be approved without the operator, and if not, why.

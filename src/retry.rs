@@ -37,31 +37,17 @@ impl RetryPolicy {
         }
     }
 
-    /// The wait before retry number `retry` (1-based): [`doubling`] from the initial delay,
+    /// The wait before retry number `retry` (1-based): [`crate::backoff::doubling`] from the
+    /// initial delay,
     /// with jitter between 50% and 100%, and never shorter than a `Retry-After` we honour.
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
-        let capped = doubling(self.initial_delay, retry, self.max_delay);
+        let capped = crate::backoff::doubling(self.initial_delay, retry, self.max_delay);
         let jittered = capped.mul_f64(0.5 * (1.0 + jitter.clamp(0.0, 1.0)));
         match retry_after {
             Some(after) if after <= self.max_retry_after => jittered.max(after),
             _ => jittered,
         }
     }
-}
-
-/// The one backoff rule: the wait after the `nth` failure (counting from 1) is `first`
-/// doubled `nth - 1` times, and never more than `cap`. Orders, Stripe events, emails and the
-/// HTTP retries all wait by it, each with its own `first` and `cap`.
-pub fn doubling(first: Duration, nth: u32, cap: Duration) -> Duration {
-    first
-        .saturating_mul(1_u32 << nth.saturating_sub(1).min(31))
-        .min(cap)
-}
-
-/// [`doubling`], for the waits that are stored (as `time::Duration`).
-pub fn doubling_wait(first: time::Duration, nth: u32, cap: time::Duration) -> time::Duration {
-    let wait = doubling(first.unsigned_abs(), nth, cap.unsigned_abs());
-    time::Duration::try_from(wait).unwrap_or(cap)
 }
 
 /// The HTTP agent both API clients use: a 10 s connect timeout, `timeout` for the whole
@@ -124,17 +110,6 @@ mod tests {
             let j = jitter();
             assert!((0.0..1.0).contains(&j));
         }
-    }
-
-    #[test]
-    fn every_wait_doubles_from_its_first_to_its_cap() {
-        let minutes = |nth| {
-            doubling_wait(time::Duration::minutes(1), nth, time::Duration::hours(1)).whole_minutes()
-        };
-        let waits: Vec<i64> = (1..=8).map(minutes).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(minutes(0), 1, "before any failure, the first wait");
-        assert_eq!(minutes(u32::MAX), 60, "no overflow, however many failures");
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub fn send_due(
                 sent.sent += 1;
             }
             Err(error) if email.attempts < MAX_ATTEMPTS => {
-                let wait = crate::retry::doubling_wait(
+                let wait = crate::backoff::doubling_wait(
                     Duration::minutes(1),
                     email.attempts,
                     Duration::hours(1),

@@ -136,7 +136,7 @@ impl NotYet {
 
 /// 30 s after the first failure, doubling, at most an hour apart; never given up.
 pub fn event_backoff(attempts: u32) -> Duration {
-    crate::retry::doubling_wait(Duration::seconds(30), attempts, Duration::hours(1))
+    crate::backoff::doubling_wait(Duration::seconds(30), attempts, Duration::hours(1))
 }
 
 /// The result of handling an event.
