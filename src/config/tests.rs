@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::order::Tier;
 
 fn no_env(_: &str) -> Option<String> {
     None
