@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use compass::db::{Db, NewOrder};
-use compass::http::{self, DemoStripe};
+use compass::demo::{self, DemoStripe};
+use compass::http;
 use compass::order::{Event, Policy, RefundSource, Tier};
 use compass::process::{self, Options, Silent, Writer};
 use compass::questionnaire::Questionnaire;
@@ -35,9 +36,9 @@ fn main() -> anyhow::Result<()> {
     let listener = http::bind("127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);
     let config = dir.path().join("compass.toml");
-    std::fs::write(&config, stand_in.config(&base))?;
+    std::fs::write(&config, stand_in.config(&base)?)?;
     let mut db = Db::create(&dir.path().join("compass.db"))?.0;
-    let env = http::demo_env;
+    let env = demo::demo_env;
 
     let now = OffsetDateTime::now_utc();
     let policy = Policy::default();
@@ -181,15 +182,7 @@ fn main() -> anyhow::Result<()> {
     ];
 
     let shutdown = Arc::new(AtomicBool::new(false));
-    let serve_options = http::Serve {
-        config: &config,
-        env: &env,
-        workers: 2,
-        event_workers: 1,
-        clients: http::ClientLimits::default(),
-        shutdown: Arc::clone(&shutdown),
-        metrics: None,
-    };
+    let serve_options = http::Serve::for_one_visitor(&config, &env, Arc::clone(&shutdown));
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let server = scope.spawn(|| http::serve(listener, &serve_options));
         std::thread::sleep(Duration::from_millis(300));

@@ -18,6 +18,8 @@ pub mod clock;
 pub mod config;
 /// The SQLite store: schema, migrations, and the only SQL.
 pub mod db;
+/// `compass demo`: a sample order taken through, against a stand-in for Stripe.
+pub mod demo;
 /// `compass doctor`: configuration, files, database and every outside service, checked.
 pub mod doctor;
 /// The web server: connections under deadlines, workers, routes, and the handlers of the

@@ -28,7 +28,7 @@ pub fn run(
     let db = Db::open(&config.database)?;
     db.backup_to(&args.out)?;
     // A backup holds what the database holds: customers' answers.
-    super::init::restrict_to_owner(&args.out)?;
+    crate::db::restrict_to_owner(&args.out)?;
     let info = Db::inspect_backup(&args.out)?;
     writeln!(
         out,

@@ -101,7 +101,7 @@ pub fn run(
                     file.open(&path)
                         .and_then(|mut f| writeln!(f, "{text}"))
                         .with_context(|| format!("cannot write {}", path.display()))?;
-                    super::init::restrict_to_owner(&path)?;
+                    crate::db::restrict_to_owner(&path)?;
                     writeln!(
                         out,
                         "wrote everything held about {email} to {}",

@@ -40,7 +40,7 @@ pub fn run(
     let existed = config.database.exists();
     let (db, applied) = Db::create(&config.database)?;
     if !existed {
-        restrict_to_owner(&config.database)?;
+        crate::db::restrict_to_owner(&config.database)?;
     }
     let version = db.schema_version()?.unwrap_or(0);
 
@@ -101,15 +101,4 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<bool> {
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
     }
-}
-
-/// The database holds customers' personal data: only its owner may read it.
-pub(super) fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict the permissions of {}", path.display()))?;
-    }
-    Ok(())
 }

@@ -59,7 +59,7 @@ pub fn run(
     let staged = target.with_extension(format!("db.restoring-{stamp}"));
     std::fs::copy(&args.from, &staged)
         .with_context(|| format!("cannot copy {} next to the database", args.from.display()))?;
-    super::init::restrict_to_owner(&staged)?;
+    crate::db::restrict_to_owner(&staged)?;
     if target.exists() {
         // A checkpointed, consistent copy of what is being replaced.
         Db::open(target)

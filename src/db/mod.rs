@@ -90,6 +90,18 @@ pub(super) fn audit_in(
     Ok(())
 }
 
+/// A file that holds customers' personal data (the database, a backup, an export): only its
+/// owner may read it.
+pub fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict the permissions of {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// A connection to the compass database.
 pub struct Db {
     conn: Connection,

@@ -13,7 +13,6 @@
 mod captcha;
 mod conn;
 mod customer;
-mod demo_stripe;
 mod events;
 pub mod form_guard;
 mod intake;
@@ -39,7 +38,6 @@ use crate::db::Db;
 use metrics::Metrics;
 
 pub use conn::Limits as ClientLimits;
-pub use demo_stripe::{DEMO_WEBHOOK_SECRET, DemoStripe, demo_env};
 pub use policies::check as check_policy_pages;
 pub use routes::handle;
 pub use site::Site;
@@ -188,6 +186,26 @@ pub struct Serve<'a> {
     pub shutdown: Arc<AtomicBool>,
     /// Where `/metrics` is served, if anywhere (never on the public listener).
     pub metrics: Option<TcpListener>,
+}
+
+impl<'a> Serve<'a> {
+    /// A small `serve` for one visitor at a time (the demo, the screenshots): two workers, one
+    /// event handler, the default client limits, no metrics.
+    pub fn for_one_visitor(
+        config: &'a Path,
+        env: &'a (dyn Fn(&str) -> Option<String> + Sync),
+        shutdown: Arc<AtomicBool>,
+    ) -> Serve<'a> {
+        Serve {
+            config,
+            env,
+            workers: 2,
+            event_workers: 1,
+            clients: conn::Limits::default(),
+            shutdown,
+            metrics: None,
+        }
+    }
 }
 
 /// Serves on `listener` until `shutdown` is set (Ok) or the listener fails (Err).

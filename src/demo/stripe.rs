@@ -1,4 +1,4 @@
-//! A stand-in for Stripe's API, for `compass demo` only: PaymentIntents and Refunds kept in
+//! The demo's stand-in for Stripe's API: PaymentIntents and Refunds kept in
 //! memory, served on 127.0.0.1 so the demo's orders go through compass's real Stripe client,
 //! webhook and refund paths without any Stripe account, live or test.
 
@@ -64,22 +64,33 @@ impl DemoStripe {
         })
     }
 
-    /// The configuration of a demo installation: the example's defaults, served at
-    /// `public_url`, with payments going to this stand-in.
-    pub fn config(&self, public_url: &str) -> String {
-        crate::config::EXAMPLE
-            .replace(
-                "public_url = \"http://127.0.0.1:8080\"",
-                &format!("public_url = \"{public_url}\""),
-            )
-            .replace(
-                "api_base = \"https://api.stripe.com\"",
-                &format!("api_base = \"{}\"", self.base),
-            )
-            .replace(
-                "publishable_key = \"\"",
-                "publishable_key = \"pk_test_demo\"",
-            )
+    /// The configuration of a demo installation: the example's values, served at
+    /// `public_url`, with payments going to this stand-in. Built as a value (the example
+    /// parsed, three keys set, checked), so that no rewording of the example can point a demo
+    /// anywhere else.
+    pub fn config(&self, public_url: &str) -> anyhow::Result<String> {
+        let mut config: toml::Table = crate::config::EXAMPLE
+            .parse()
+            .context("the example configuration is TOML")?;
+        for (section, key, value) in [
+            ("business", "public_url", public_url),
+            ("stripe", "api_base", self.base.as_str()),
+            ("stripe", "publishable_key", "pk_test_demo"),
+        ] {
+            let table = config
+                .get_mut(section)
+                .and_then(toml::Value::as_table_mut)
+                .with_context(|| format!("the example configuration has no [{section}]"))?;
+            table.insert(key.to_owned(), toml::Value::String(value.to_owned()));
+        }
+        let text = toml::to_string(&config).context("cannot write the demo configuration")?;
+        let checked =
+            crate::config::Config::parse(&text, std::path::Path::new("compass.toml"), &demo_env)?;
+        anyhow::ensure!(
+            checked.stripe.api_base == self.base && checked.public_url == public_url,
+            "the demo configuration does not point at the demo's Stripe and address"
+        );
+        Ok(text)
     }
 
     /// Marks a PaymentIntent paid, as a card payment would; the PaymentIntent as it is now.
@@ -176,4 +187,29 @@ fn answer(mut request: tiny_http::Request, intents: &Mutex<HashMap<String, Value
         response.add_header(header);
     }
     let _ = request.respond(response);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_configuration_points_only_at_the_stand_in() {
+        let stand_in = DemoStripe::start().expect("the stand-in starts");
+        let text = stand_in.config("http://127.0.0.1:9999").expect("a config");
+        let config = crate::config::Config::parse(
+            &text,
+            std::path::Path::new("/tmp/demo/compass.toml"),
+            &demo_env,
+        )
+        .expect("valid");
+        assert_eq!(config.stripe.api_base, stand_in.base);
+        assert_eq!(config.public_url, "http://127.0.0.1:9999");
+        assert_eq!(config.stripe.publishable_key, "pk_test_demo");
+        assert_eq!(
+            config.stripe.secret_key.get().expect("set").expose(),
+            DEMO_STRIPE_KEY
+        );
+        assert!(!text.contains("api.stripe.com"), "{text}");
+    }
 }
