@@ -28,6 +28,12 @@ impl App {
     pub fn open(config_path: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<App> {
         let config = load_config(config_path, env)?;
         let db = Db::open(&config.database)?;
+        App::new(config, db)
+    }
+
+    /// The parts for a checked configuration and an open database (an in-memory one in the
+    /// routes' tests).
+    pub fn new(config: Config, db: Db) -> anyhow::Result<App> {
         let stripe = if config.stripe.secret_key.is_set() {
             Some(StripeClient::new(&config.stripe)?)
         } else {

@@ -450,3 +450,6 @@ pub fn bind(address: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot set TCP_NODELAY on {address}"))?;
     Ok(listener)
 }
+
+#[cfg(test)]
+mod tests;
