@@ -7,6 +7,10 @@ key) gets the first answer again, marked `Idempotent-Replayed: true`, and one wi
 key but other parameters is refused with an `idempotency_error`. Only answers that were made
 (2xx) are kept; a refused request may be sent again, as Stripe allows.
 
+**Lists, newest first.** Stripe lists PaymentIntents and Events newest first, and compass
+stops paging once a page is older than it needs; localstripe lists them oldest first, so a
+long-lived fake made reconcile stop before the new ones. Here they come newest first too.
+
 **Disputes.** localstripe has none, so `compass reconcile` could not be shown comparing
 orders with them. Four more routes:
 
@@ -32,7 +36,7 @@ import typing
 import stripe
 from aiohttp import web
 from localstripe.errors import UserError
-from localstripe.resources import PaymentIntent, StripeObject, store
+from localstripe.resources import Event, PaymentIntent, StripeObject, store
 from localstripe.server import app, json_response, unflatten_data
 
 # (secret key, Idempotency-Key) -> (method and path, body, status, answer)
@@ -95,6 +99,18 @@ class Dispute(StripeObject):
             if set(shape) != set(fields):
                 raise AssertionError(f"fields differ from the SDK's: {set(shape) ^ set(fields)}")
         return exported
+
+
+def newest_first(cls):
+    """Makes `cls`'s list newest first, as Stripe's is (ties: the later made first)."""
+    listed = cls._api_list_all.__func__
+
+    def newest(klass, url, **kwargs):
+        found = listed(klass, url, **kwargs)
+        found._list = sorted(reversed(found._list), key=lambda o: o.created, reverse=True)
+        return found
+
+    cls._api_list_all = classmethod(newest)
 
 
 @web.middleware
@@ -167,6 +183,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    for cls in (PaymentIntent, Event):
+        newest_first(cls)
     app.middlewares.append(idempotency)
     app.router.add_get("/v1/disputes", list_disputes)
     app.router.add_get("/v1/disputes/{id}", retrieve_dispute)

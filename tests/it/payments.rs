@@ -91,7 +91,10 @@ pub fn wait_until_paid(server: &Serving, order_id: &str, intent: &str) {
     }
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     let body = agent
-        .get(&format!("{}/v1/events", localstripe()))
+        .get(&format!(
+            "{}/v1/events?type=payment_intent.succeeded&limit=100",
+            localstripe()
+        ))
         .header("Authorization", &format!("Bearer {STRIPE_KEY}"))
         .call()
         .expect("localstripe answers")
