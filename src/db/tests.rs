@@ -1018,3 +1018,59 @@ fn deferred_checkpoints_leave_commits_alone_and_start_the_wal_over() {
         "every frame was copied"
     );
 }
+
+#[test]
+fn order_ids_are_uuid_v7_in_the_order_they_were_made() {
+    let mut db = Db::open_in_memory().expect("db");
+    let first = db
+        .create_order(&new_order("a@example.com"), T0)
+        .expect("order");
+    let later = db
+        .create_order(&new_order("b@example.com"), T0 + Duration::seconds(1))
+        .expect("order");
+    for id in [&first.id, &later.id] {
+        let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 7, "{id}");
+    }
+    assert!(first.id < later.id, "ids sort by when they were made");
+}
+
+#[test]
+fn the_store_itself_refuses_a_second_email_of_a_kind_for_an_order() {
+    let mut db = Db::open_in_memory().expect("db");
+    let order = db
+        .create_order(&new_order("ada@example.com"), T0)
+        .expect("order");
+    db.apply(&order.id, &confirm(), &Policy::default(), "stripe", T0)
+        .expect("stored")
+        .expect("applies");
+    let customer: i64 = db
+        .conn
+        .query_row(
+            "SELECT customer_id FROM orders WHERE id = ?1",
+            [&order.id],
+            |row| row.get(0),
+        )
+        .expect("customer");
+    let insert = |resend_of: Option<i64>| {
+        db.conn.execute(
+            "INSERT INTO emails (order_id, customer_id, kind, recipient, next_attempt_at, \
+             created_at, updated_at, resend_of) VALUES (?1, ?2, 'payment_confirmation', \
+             'ada@example.com', 0, 0, 0, ?3)",
+            rusqlite::params![order.id, customer, resend_of],
+        )
+    };
+    assert!(insert(None).is_err(), "one payment confirmation per order");
+    let first: i64 = db
+        .conn
+        .query_row(
+            "SELECT id FROM emails WHERE order_id = ?1",
+            [&order.id],
+            |row| row.get(0),
+        )
+        .expect("the first");
+    assert!(
+        insert(Some(first)).is_ok(),
+        "a deliberate resend is a row of its own"
+    );
+}

@@ -209,6 +209,36 @@ fn a_form_order_gets_a_payment_page() {
     );
 }
 
+/// A webhook is a trigger, never the truth: a signed `payment_intent.succeeded` whose payload
+/// says "succeeded" for a PaymentIntent that Stripe's API says is unpaid pays nothing.
+#[test]
+fn an_order_is_paid_only_when_stripes_api_says_so_whatever_the_event_says() {
+    let server = Serving::start(Install::with_stripe(&localstripe()));
+    let (order_id, intent) = place_json_order(&server, "standard", "payload@example.com");
+    let claimed = event(
+        &format!("evt_claimed_paid_{}", std::process::id()),
+        "payment_intent.succeeded",
+        json!({
+            "id": intent, "object": "payment_intent", "amount": 14900, "currency": "usd",
+            "status": "succeeded", "metadata": {"order_id": order_id},
+        }),
+    );
+    let (status, body) = server.deliver(&claimed);
+    assert_eq!(status, 200, "{body}");
+    let id = format!("evt_claimed_paid_{}", std::process::id());
+    eventually(10, "the event to be handled", || {
+        server
+            .install
+            .db()
+            .stripe_event(&id)
+            .expect("read")
+            .is_some_and(|e| e.handled_at.is_some())
+    });
+    assert_eq!(status_of(&server, &order_id), Status::PendingPayment);
+    let kinds = timeline(&server, &order_id);
+    assert!(!kinds.iter().any(|k| k == "payment_confirmed"), "{kinds:?}");
+}
+
 #[test]
 fn paying_with_a_card_marks_the_order_paid_exactly_once() {
     let server = Serving::start(Install::with_stripe(&localstripe()));
