@@ -1074,3 +1074,18 @@ fn the_store_itself_refuses_a_second_email_of_a_kind_for_an_order() {
         "a deliberate resend is a row of its own"
     );
 }
+
+#[test]
+fn tokens_carry_256_random_bits() {
+    use base64::Engine as _;
+    let tokens: std::collections::BTreeSet<String> = (0..1_000)
+        .map(|_| super::new_token().expect("randomness"))
+        .collect();
+    assert_eq!(tokens.len(), 1_000, "no token twice");
+    for token in &tokens {
+        let bits = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .expect("URL-safe base64");
+        assert_eq!(bits.len() * 8, 256, "{token}");
+    }
+}

@@ -211,5 +211,16 @@ mod tests {
             DEMO_STRIPE_KEY
         );
         assert!(!text.contains("api.stripe.com"), "{text}");
+        // The demo's environment has its two Stripe secrets and nothing else: not a key of
+        // the machine's, whatever it sets.
+        for name in [
+            "COMPASS_ANTHROPIC_API_KEY",
+            "COMPASS_SMTP_PASSWORD",
+            "COMPASS_STRIPE_SECRET_KEY_FILE",
+            "COMPASS_NOW",
+            "HOME",
+        ] {
+            assert_eq!(demo_env(name), None, "{name}");
+        }
     }
 }

@@ -239,6 +239,44 @@ fn an_order_is_paid_only_when_stripes_api_says_so_whatever_the_event_says() {
     assert!(!kinds.iter().any(|k| k == "payment_confirmed"), "{kinds:?}");
 }
 
+/// A webhook is answered 2xx only once it is committed: while the store cannot take it, the
+/// answer is 500 (Stripe then sends it again), nothing is kept, and the next delivery is.
+#[test]
+fn a_webhook_the_store_cannot_take_is_answered_500_and_taken_when_sent_again() {
+    let server = Serving::start(Install::new());
+    let id = format!("evt_store_busy_{}", std::process::id());
+    let payload = event(
+        &id,
+        "customer.created",
+        json!({"id": "cus_1", "object": "customer"}),
+    );
+    let blocker = rusqlite::Connection::open(server.install.database()).expect("open");
+    blocker
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("hold the write lock");
+    let (status, body) = server.deliver(&payload);
+    assert_eq!(status, 500, "{body}");
+    blocker.execute_batch("ROLLBACK").expect("let go");
+    assert!(
+        server
+            .install
+            .db()
+            .stripe_event(&id)
+            .expect("read")
+            .is_none()
+    );
+    let (status, body) = server.deliver(&payload);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        server
+            .install
+            .db()
+            .stripe_event(&id)
+            .expect("read")
+            .is_some()
+    );
+}
+
 #[test]
 fn paying_with_a_card_marks_the_order_paid_exactly_once() {
     let server = Serving::start(Install::with_stripe(&localstripe()));
