@@ -15,6 +15,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -324,6 +325,8 @@ fn fastapi(
         .env("DATABASE", dir.path().join("events.db"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        // A group of its own: uvicorn's workers are its children, and all of them stop below.
+        .process_group(0)
         .spawn()?;
     let base = format!("http://127.0.0.1:{port}");
     let ready = Instant::now();
@@ -341,7 +344,10 @@ fn fastapi(
         call.path = "/webhook".into();
         call
     });
-    let _ = child.kill();
+    // SIGTERM to the whole group (a SIGKILL to uvicorn alone left its workers running).
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", child.id())])
+        .status();
     let _ = child.wait();
     let result = result?;
     anyhow::ensure!(

@@ -250,6 +250,14 @@ fn a_webhook_the_store_cannot_take_is_answered_500_and_taken_when_sent_again() {
         "customer.created",
         json!({"id": "cus_1", "object": "customer"}),
     );
+    let stored = || {
+        server
+            .install
+            .db()
+            .stripe_event(&id)
+            .expect("read")
+            .is_some()
+    };
     let blocker = rusqlite::Connection::open(server.install.database()).expect("open");
     blocker
         .execute_batch("BEGIN EXCLUSIVE")
@@ -257,24 +265,10 @@ fn a_webhook_the_store_cannot_take_is_answered_500_and_taken_when_sent_again() {
     let (status, body) = server.deliver(&payload);
     assert_eq!(status, 500, "{body}");
     blocker.execute_batch("ROLLBACK").expect("let go");
-    assert!(
-        server
-            .install
-            .db()
-            .stripe_event(&id)
-            .expect("read")
-            .is_none()
-    );
+    assert!(!stored(), "nothing kept from a delivery answered 500");
     let (status, body) = server.deliver(&payload);
     assert_eq!(status, 200, "{body}");
-    assert!(
-        server
-            .install
-            .db()
-            .stripe_event(&id)
-            .expect("read")
-            .is_some()
-    );
+    assert!(stored());
 }
 
 #[test]
