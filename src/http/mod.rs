@@ -1,14 +1,15 @@
-//! The web server: the only module that knows tiny_http.
+//! The web server. The public listener is `conn.rs`'s own connection layer; tiny_http serves
+//! only the private `/metrics` listener.
 //!
 //! `serve` takes an already-bound listener (tests bind port 0) and runs a fixed pool of worker
 //! threads, each with its own database connection, and a small pool of handlers for the work
 //! that follows an answer (`events.rs`: Stripe's events, approved refunds), so that no web
 //! worker ever waits on Stripe after it has answered. A request becomes a plain [`Request`] with
 //! its body read under a per-route cap (413 beyond it), [`routes::handle`] turns it into a
-//! [`Response`], and only then is anything written back. On SIGTERM or SIGINT the workers
-//! finish the requests they hold and those already queued, then stop. If the listener fails
-//! (tiny_http then stops accepting for good), `serve` returns an error so the process exits
-//! non-zero and systemd restarts it.
+//! [`Response`] with the [`Site`] the workers share, and only then is anything written back.
+//! On SIGTERM or SIGINT the workers finish the requests they hold and those already queued,
+//! then stop. If the listener fails, `serve` returns an error so the process exits non-zero
+//! and systemd restarts it.
 
 mod captcha;
 mod conn;
