@@ -191,15 +191,33 @@ impl RawConfig {
         dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Config> {
+        use secrets::{ANTHROPIC_KEY, CAPTCHA_SECRET, SMTP_PASSWORD, STRIPE_KEY, WEBHOOK_SECRETS};
         secrets::refuse_in_file(&[
-            ("stripe.secret_key", self.stripe.secret_key.is_some()),
+            (
+                "stripe.secret_key",
+                self.stripe.secret_key.is_some(),
+                STRIPE_KEY,
+            ),
             (
                 "stripe.webhook_secrets",
                 self.stripe.webhook_secrets.is_some(),
+                WEBHOOK_SECRETS,
             ),
-            ("claude.api_key", self.claude.api_key.is_some()),
-            ("captcha.secret", self.captcha.secret.is_some()),
-            ("mail.smtp_password", self.mail.smtp_password.is_some()),
+            (
+                "claude.api_key",
+                self.claude.api_key.is_some(),
+                ANTHROPIC_KEY,
+            ),
+            (
+                "captcha.secret",
+                self.captcha.secret.is_some(),
+                CAPTCHA_SECRET,
+            ),
+            (
+                "mail.smtp_password",
+                self.mail.smtp_password.is_some(),
+                SMTP_PASSWORD,
+            ),
         ])?;
 
         let b = self.business;

@@ -150,20 +150,10 @@ pub(super) fn looks_secret(word: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Refuses a secret written into compass.toml (each key with whether the file sets it), naming
-/// the variable that should hold it instead.
-pub(super) fn refuse_in_file(found: &[(&str, bool)]) -> anyhow::Result<()> {
-    for (key, present) in found {
-        if !present {
-            continue;
-        }
-        let var = match *key {
-            "stripe.secret_key" => STRIPE_KEY,
-            "stripe.webhook_secrets" => WEBHOOK_SECRETS,
-            "claude.api_key" => ANTHROPIC_KEY,
-            "captcha.secret" => CAPTCHA_SECRET,
-            _ => SMTP_PASSWORD,
-        };
+/// Refuses a secret written into compass.toml: each key, whether the file sets it, and the
+/// variable that should hold it instead.
+pub(super) fn refuse_in_file(found: &[(&str, bool, &str)]) -> anyhow::Result<()> {
+    if let Some((key, _, var)) = found.iter().find(|(_, present, _)| *present) {
         bail!(
             "{key}: secrets are not read from compass.toml; set {var} in the environment, or \
              {key}_file to a file that holds it"

@@ -232,6 +232,29 @@ fn a_named_secret_file_must_exist() {
 }
 
 #[test]
+fn each_secret_written_in_the_file_names_the_variable_that_should_hold_it() {
+    for (section, key, var) in [
+        ("stripe", "secret_key", "COMPASS_STRIPE_SECRET_KEY"),
+        (
+            "stripe",
+            "webhook_secrets",
+            "COMPASS_STRIPE_WEBHOOK_SECRETS",
+        ),
+        ("claude", "api_key", "COMPASS_ANTHROPIC_API_KEY"),
+        ("captcha", "secret", "COMPASS_CAPTCHA_SECRET"),
+        ("mail", "smtp_password", "COMPASS_SMTP_PASSWORD"),
+    ] {
+        let message = error(&format!("[{section}]\n{key} = \"hunter2hunter2\"\n"));
+        assert!(
+            message.contains(&format!("{section}.{key}: secrets are not read"))
+                && message.contains(&format!("set {var} in the environment")),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[test]
 fn secrets_in_the_file_are_refused_without_echoing_them() {
     let message = error("[stripe]\nsecret_key = \"sk_live_do_not_print\"\n");
     assert_eq!(

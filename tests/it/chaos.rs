@@ -303,7 +303,7 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
         let (id, _, _) = &placed[*i];
         // Before the payment is confirmed there is nothing to refund, and the page says so
         // (409): with Stripe this slow that happens, and the customer asks again later.
-        match ask_for_refund(&server, id) {
+        match server.ask_for_refund(&token_of(&server, id), "chaos") {
             (303, _) => {}
             (409, _) => ask_again.push(id.clone()),
             (status, page) => panic!("{id}: refund answered {status}: {page}"),
@@ -346,7 +346,7 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
             stdout(&process_once(&server.install));
             std::thread::sleep(Duration::from_millis(500));
         }
-        let (status, page) = ask_for_refund(&server, id);
+        let (status, page) = server.ask_for_refund(&token_of(&server, id), "chaos");
         assert_eq!(status, 303, "{id}: {page}");
     }
 
@@ -500,6 +500,12 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
     assert!(kills >= kills_wanted);
 }
 
+/// The status token of order `id`.
+fn token_of(server: &Serving, id: &str) -> String {
+    let order = server.install.db().order(id).expect("read").expect("order");
+    order.status_token
+}
+
 /// One `compass process` run, to its end.
 fn process_once(install: &Install) -> std::process::Output {
     let mut command = install.command(&["process", "--concurrency", "4"]);
@@ -507,28 +513,6 @@ fn process_once(install: &Install) -> std::process::Output {
         .env_remove("COMPASS_NOW")
         .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY);
     command.output().expect("process")
-}
-
-/// The customer asks for a refund of order `id` from its status page: the answer's status
-/// and page.
-fn ask_for_refund(server: &Serving, id: &str) -> (u16, String) {
-    let token = server
-        .install
-        .db()
-        .order(id)
-        .expect("read")
-        .expect("order")
-        .status_token;
-    let body = serde_urlencoded::to_string([("reason", "chaos")]).expect("form");
-    let (status, _, page) = server.post_with(
-        &format!("/status/{token}/refund"),
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Origin", "http://127.0.0.1:8080"),
-        ],
-        body.as_bytes(),
-    );
-    (status, page)
 }
 
 /// A customer's order, placed as the browser does it: when Stripe was too slow for the

@@ -8,8 +8,6 @@ use time::Duration;
 use crate::seed::{Plan, seed_order};
 use crate::support::{Install, Serving, wall_clock};
 
-const ORIGIN: &str = "http://127.0.0.1:8080";
-
 fn install_with(edit: &[(&str, &str)]) -> Install {
     Install::new().without_rate_limits().edit_config(edit)
 }
@@ -28,19 +26,6 @@ fn completed_days_ago(install: &Install, days: i64) -> (String, String) {
     .expect("seeded");
     let token = db.order(&id).expect("read").expect("order").status_token;
     (id, token)
-}
-
-fn ask_for_refund(server: &Serving, token: &str) -> u16 {
-    server
-        .post_with(
-            &format!("/status/{token}/refund"),
-            &[
-                ("Content-Type", "application/x-www-form-urlencoded"),
-                ("Origin", ORIGIN),
-            ],
-            b"reason=Not+for+us",
-        )
-        .0
 }
 
 #[test]
@@ -79,7 +64,7 @@ fn the_pages_name_the_business_and_state_the_configured_rule_which_requests_then
     let (id, token) = completed_days_ago(&server.install, 10);
     let (_, status_page) = server.get(&format!("/status/{token}"));
     assert!(status_page.contains("Within 14 days of payment"));
-    assert_eq!(ask_for_refund(&server, &token), 303);
+    assert_eq!(server.ask_for_refund(&token, "Not for us").0, 303);
     let order = server
         .install
         .db()
@@ -109,7 +94,7 @@ fn a_shorter_window_or_no_auto_approval_sends_the_same_request_to_review() {
         let (_, page) = server.get("/refund-policy");
         assert!(page.contains(says), "{page}");
         let (id, token) = completed_days_ago(&server.install, 6);
-        assert_eq!(ask_for_refund(&server, &token), 303);
+        assert_eq!(server.ask_for_refund(&token, "Not for us").0, 303);
         let order = server
             .install
             .db()

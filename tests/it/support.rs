@@ -368,6 +368,21 @@ impl Serving {
     }
 
     /// Signs `payload` as Stripe would and posts it to the webhook.
+    /// The customer asks for a refund from the status page of `token`, from our own origin:
+    /// the answer's status and page.
+    pub fn ask_for_refund(&self, token: &str, reason: &str) -> (u16, String) {
+        let body = serde_urlencoded::to_string([("reason", reason)]).expect("form");
+        let (status, _, page) = self.post_with(
+            &format!("/status/{token}/refund"),
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Origin", "http://127.0.0.1:8080"),
+            ],
+            body.as_bytes(),
+        );
+        (status, page)
+    }
+
     pub fn deliver(&self, payload: &str) -> (u16, String) {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let signature = compass::stripe::webhook::sign(payload.as_bytes(), WEBHOOK_SECRET, now);
