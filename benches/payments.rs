@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use compass::db::{Db, NewOrder, PaymentRecord};
-use compass::order::Tier;
 use support::{Call, Server, env_number, load, record};
 
 const SECRET: &str = "whsec_bench";
@@ -143,16 +142,19 @@ fn seed(database: &std::path::Path, count: usize) -> anyhow::Result<(Vec<String>
     let mut db = Db::open(database)?;
     let now = time::OffsetDateTime::now_utc();
     let mut ids = Vec::new();
+    let method = compass::method::Method::builtin();
+    db.keep_method(&method.version, method.files())?;
     for i in 0..count {
         let order = db.create_order(
             &NewOrder {
                 email: format!("bench{i}@example.com"),
                 name: "Bench".into(),
                 company: "Bench Ltd".into(),
-                tier: Tier::Standard,
+                tier: "standard".parse().expect("a built-in tier"),
                 amount_cents: 14_900,
                 currency: "usd".into(),
                 questionnaire: serde_json::json!({}),
+                method_version: method.version.clone(),
             },
             now,
         )?;

@@ -17,8 +17,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use compass::db::Db;
-use compass::order::Tier;
-use compass::questionnaire::Questionnaire;
 use serde_json::json;
 use support::env_number;
 
@@ -46,14 +44,16 @@ fn main() -> anyhow::Result<()> {
     let mut db = Db::open(&dir.path().join("compass.db"))?;
     let now = time::OffsetDateTime::now_utc();
     for i in 0..orders {
-        seed::paid_order(&mut db, Tier::Premium, &format!("Bench {i} Ltd"), now)?;
+        seed::paid_order(
+            &mut db,
+            crate::seed::tier("premium"),
+            &format!("Bench {i} Ltd"),
+            now,
+        )?;
     }
     drop(db);
 
-    let reply = serde_json::to_string(&compass::report::sample::written(
-        Tier::Premium,
-        &Questionnaire::builtin(),
-    ))?;
+    let reply = serde_json::to_string(&crate::seed::sample_written("premium"))?;
     let scenario = json!({ "behaviors": [
         { "type": "delay", "seconds": delay_ms as f64 / 1000.0, "times": null,
           "match": { "model": model } },

@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     // The page of a delivered report, with its score, among the 10,000.
     let id = &seed::completed_order(
         &mut db,
-        compass::order::Tier::Premium,
+        crate::seed::tier("premium"),
         "Analytical Engines Ltd",
         now,
     )?;

@@ -16,9 +16,9 @@ use anyhow::Context;
 use compass::db::{Db, NewOrder};
 use compass::demo::{self, DemoStripe};
 use compass::http;
+use compass::method::Method;
 use compass::order::{Event, Policy, RefundSource, Tier};
 use compass::process::{self, Options, Silent, Writer};
-use compass::questionnaire::Questionnaire;
 use time::OffsetDateTime;
 
 const WIDTHS: [(&str, u32, u32); 2] = [("phone", 390, 1100), ("desktop", 1280, 1000)];
@@ -42,6 +42,7 @@ fn main() -> anyhow::Result<()> {
 
     let now = OffsetDateTime::now_utc();
     let policy = Policy::default();
+    let tier = |id: &str| -> Tier { id.parse().expect("a built-in tier") };
     let order = |db: &mut Db, tier: Tier, company: &str| -> anyhow::Result<(String, String)> {
         let mut answers: serde_json::Value =
             serde_json::from_str(include_str!("questionnaire.json"))?;
@@ -58,7 +59,9 @@ fn main() -> anyhow::Result<()> {
                 )
             })
             .collect();
-        let intake = Questionnaire::builtin()
+        let method = Method::builtin();
+        db.keep_method(&method.version, method.files())?;
+        let intake = method
             .validate(&fields)
             .map_err(|errors| anyhow::anyhow!("{errors:?}"))?;
         let stored = db.create_order(
@@ -66,10 +69,11 @@ fn main() -> anyhow::Result<()> {
                 email: intake.email.clone(),
                 name: intake.name.clone(),
                 company: intake.company.clone(),
+                amount_cents: method.tier(&tier).map_or(4_900, |t| t.price),
                 tier,
-                amount_cents: [4_900, 14_900, 39_900][tier as usize],
                 currency: "usd".into(),
                 questionnaire: serde_json::to_value(&intake)?,
+                method_version: method.version.clone(),
             },
             now,
         )?;
@@ -86,9 +90,9 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     };
 
-    let ready = order(&mut db, Tier::Premium, "Analytical Engines Ltd")?;
+    let ready = order(&mut db, tier("premium"), "Analytical Engines Ltd")?;
     pay(&mut db, &ready.0, 39_900)?;
-    let review = order(&mut db, Tier::Standard, "Babbage & Daughters")?;
+    let review = order(&mut db, tier("standard"), "Babbage & Daughters")?;
     pay(&mut db, &review.0, 14_900)?;
     let clock = || Ok(OffsetDateTime::now_utc());
     let options = Options {
@@ -109,9 +113,9 @@ fn main() -> anyhow::Result<()> {
     )?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let writing = order(&mut db, Tier::Premium, "Hopper Logistics")?;
+    let writing = order(&mut db, tier("premium"), "Hopper Logistics")?;
     pay(&mut db, &writing.0, 39_900)?;
-    let refunded = order(&mut db, Tier::Starter, "Noether Labs GmbH")?;
+    let refunded = order(&mut db, tier("starter"), "Noether Labs GmbH")?;
     pay(&mut db, &refunded.0, 4_900)?;
     db.request_refund(
         &refunded.0,
@@ -134,7 +138,7 @@ fn main() -> anyhow::Result<()> {
         now,
     )?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let failed = order(&mut db, Tier::Standard, "Turing Bakeries")?;
+    let failed = order(&mut db, tier("standard"), "Turing Bakeries")?;
     pay(&mut db, &failed.0, 14_900)?;
     db.apply(
         &failed.0,
@@ -159,8 +163,8 @@ fn main() -> anyhow::Result<()> {
         now,
     )?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let unpaid = order(&mut db, Tier::Standard, "Lamarr Wireless")?;
-    let expired = order(&mut db, Tier::Starter, "Lovelace Looms")?;
+    let unpaid = order(&mut db, tier("standard"), "Lamarr Wireless")?;
+    let expired = order(&mut db, tier("starter"), "Lovelace Looms")?;
     db.apply(&expired.0, &Event::Expire, &policy, "process", now)?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(db);

@@ -1,13 +1,15 @@
 //! The application's parts, built once per command (once per `serve` worker) from the
 //! configuration: no globals.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::questionnaire::Questionnaire;
+use crate::method::Method;
 use crate::stripe::StripeClient;
 
 /// What a command works with.
@@ -19,8 +21,47 @@ pub struct App {
     pub db: Db,
     /// The Stripe API, when its secret key is set.
     stripe: Option<StripeClient>,
-    /// The intake questions.
-    pub questionnaire: Questionnaire,
+    /// The method on sale now: the folder's, or the built-in one.
+    pub method: Arc<Method>,
+    /// The methods orders were sold with.
+    methods: Arc<Methods>,
+}
+
+/// The methods orders were sold with, each read from the store once and shared.
+#[derive(Debug)]
+pub struct Methods {
+    current: Arc<Method>,
+    builtin: Arc<Method>,
+    sold_with: Mutex<HashMap<String, Arc<Method>>>,
+}
+
+impl Methods {
+    /// The method an order was sold with, read through `db`: `version` as kept in the store,
+    /// or the built-in method for orders from before versions were kept.
+    pub fn of(&self, db: &Db, version: Option<&str>) -> anyhow::Result<Arc<Method>> {
+        let Some(version) = version else {
+            return Ok(self.builtin.clone());
+        };
+        if version == self.current.version {
+            return Ok(self.current.clone());
+        }
+        let mut cache = self
+            .sold_with
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(method) = cache.get(version) {
+            return Ok(method.clone());
+        }
+        let files = db
+            .method_files(version)?
+            .with_context(|| format!("method version {version} is not in the store"))?;
+        let method = Arc::new(
+            Method::from_files(files)
+                .with_context(|| format!("method version {version} no longer reads"))?,
+        );
+        cache.insert(version.to_owned(), method.clone());
+        Ok(method)
+    }
 }
 
 impl App {
@@ -32,19 +73,37 @@ impl App {
     }
 
     /// The parts for a checked configuration and an open database (an in-memory one in the
-    /// routes' tests).
-    pub fn new(config: Config, db: Db) -> anyhow::Result<App> {
+    /// routes' tests). The method is read and checked; a version the store has not kept yet is
+    /// checked whole (every template rendered) and then kept, so every order can name it.
+    pub fn new(config: Config, mut db: Db) -> anyhow::Result<App> {
         let stripe = if config.stripe.secret_key.is_set() {
             Some(StripeClient::new(&config.stripe)?)
         } else {
             None
         };
+        let method = Arc::new(keep_current_method(&config, &mut db)?);
+        let methods = Arc::new(Methods {
+            current: method.clone(),
+            builtin: Arc::new(Method::builtin()),
+            sold_with: Mutex::new(HashMap::new()),
+        });
         Ok(App {
             config,
             db,
             stripe,
-            questionnaire: Questionnaire::builtin(),
+            method,
+            methods,
         })
+    }
+
+    /// The method an order was sold with (its `method_version`).
+    pub fn method_of(&self, version: Option<&str>) -> anyhow::Result<Arc<Method>> {
+        self.methods.of(&self.db, version)
+    }
+
+    /// The methods orders were sold with, for threads with connections of their own.
+    pub fn methods(&self) -> Arc<Methods> {
+        self.methods.clone()
     }
 
     /// Gives every Stripe call of this App a deadline: for `serve`'s web workers, where a
@@ -86,6 +145,49 @@ impl App {
         );
         Ok(secrets)
     }
+}
+
+/// The method the configuration names: its folder, checked, or the built-in method (with the
+/// prices of `[tiers]`, for installations from before methods were files).
+pub fn current_method(config: &Config) -> anyhow::Result<Method> {
+    match config.method_dir.folder() {
+        Some(dir) => {
+            anyhow::ensure!(
+                config.prices.is_none(),
+                "compass.toml has [tiers], but the method in {} sets its own prices: move them \
+                 into its method.toml and remove [tiers]",
+                dir.display()
+            );
+            Method::load_dir(dir)
+                .with_context(|| format!("cannot use the method in {}", dir.display()))
+        }
+        None => {
+            let mut method = Method::builtin();
+            if let Some(prices) = &config.prices {
+                method.set_prices(&prices.currency, |id| prices.of(id));
+            }
+            Ok(method)
+        }
+    }
+}
+
+/// The method on sale, kept in the store: a version the store does not have yet is first
+/// rendered whole (`check::render`; the built-in one is tested instead), so a broken method
+/// never reaches a customer and every order can name the version it was sold with.
+pub fn keep_current_method(config: &Config, db: &mut Db) -> anyhow::Result<Method> {
+    let method = current_method(config)?;
+    if !db.has_method(&method.version)? {
+        if method.version != Method::builtin().version {
+            crate::check::render(&method, &config.business_name).with_context(|| {
+                format!(
+                    "cannot use the method in {}",
+                    config.method_dir.path().display()
+                )
+            })?;
+        }
+        db.keep_method(&method.version, method.files())?;
+    }
+    Ok(method)
 }
 
 /// Reads the configuration, with a hint when there is none yet.

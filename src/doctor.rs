@@ -135,7 +135,9 @@ fn public_url(config: &Config) -> Check {
 
 /// The policy pages render: the operator's own ones too.
 fn policies(config: &Config) -> Check {
-    match crate::http::check_policy_pages(config) {
+    let pages = crate::app::current_method(config)
+        .and_then(|method| crate::http::check_policy_pages(config, &method));
+    match pages {
         Ok(own) if own.is_empty() => check("policy pages", Level::Ok, "the built-in ones"),
         Ok(own) => check(
             "policy pages",

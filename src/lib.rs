@@ -6,8 +6,12 @@
 pub mod address;
 /// What a command works with, built from the configuration.
 pub mod app;
+/// One attempt's conversation with Claude for a report's words: `process` and `preview`.
+pub mod ask;
 /// The one backoff rule.
 pub mod backoff;
+/// A method rendered whole (every prompt, report and email template) before it is used.
+pub mod check;
 /// The Claude Messages API: structured answers, retries, every attempt reported.
 pub mod claude;
 /// The command line.
@@ -27,6 +31,9 @@ pub mod doctor;
 pub mod http;
 /// Email: templates, SMTP or `.eml` files, and the outbox sender.
 pub mod mail;
+/// The operator's method as files: questions, scoring, levels, tiers, prompts, templates,
+/// brand; checked with file and line, versioned by content.
+pub mod method;
 /// Amounts of money as people read them.
 pub mod money;
 /// The order lifecycle as a pure state machine: `step(order, event, policy, now)`.
@@ -37,8 +44,6 @@ pub mod pages;
 pub mod payments;
 /// `compass process`: claims paid orders one by one and turns them into reports.
 pub mod process;
-/// The intake questionnaire: questions as data, validation, deterministic scores.
-pub mod questionnaire;
 /// Refunds carried out at Stripe, each with its own Idempotency-Key.
 pub mod refunds;
 /// The report: the schema per tier, checking the model's answer, prompts, the sample.

@@ -17,9 +17,10 @@ pub struct Pages {
     registry: Handlebars<'static>,
 }
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("layout", include_str!("../templates/pages/layout.hbs")),
     ("intake", include_str!("../templates/pages/intake.hbs")),
+    ("question", include_str!("../templates/pages/question.hbs")),
     ("payment", include_str!("../templates/pages/payment.hbs")),
     ("message", include_str!("../templates/pages/message.hbs")),
     ("status", include_str!("../templates/pages/status.hbs")),

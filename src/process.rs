@@ -17,16 +17,16 @@ use anyhow::Context;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::app::App;
+use crate::app::{App, Methods};
+use crate::ask::{self, Limits};
 use crate::claude::ClaudeClient;
 use crate::config::Config;
 use crate::db::{Artifact, Db, StoredOrder};
 use crate::mail::outbox::{self, Sent};
 use crate::mail::{Composer, Mailer};
+use crate::method::{Intake, Method, Scores};
 use crate::order::{Event, Status};
-use crate::questionnaire::{Intake, Questionnaire, Scores};
 use crate::refunds::{self, IssuedRefund};
-use crate::report::ask::{self, Limits};
 use crate::report::{self, Report, Written, prompt::Prompts};
 
 /// How much one pass takes on.
@@ -138,7 +138,7 @@ pub fn run_once(
         Writer::Sample => None,
     };
     let mailer = Mailer::new(&app.config.mail)?;
-    let composer = Composer::new()?;
+    let composer = Composer::new(&app.method)?;
     let mut summary = Summary::default();
     work_orders(
         &mut app,
@@ -215,6 +215,8 @@ fn work_orders(
     let outcomes = Mutex::new(Vec::new());
     let write_lock = Arc::new(Mutex::new(()));
     let config = &app.config;
+    let methods = app.methods();
+    let methods = &*methods;
     let workers = options.concurrency.clamp(1, 64).min(due);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let handles: Vec<_> = (0..workers)
@@ -223,14 +225,13 @@ fn work_orders(
                     config,
                     claude,
                     clock,
+                    methods,
                 };
                 let (claims, outcomes, write_lock) = (&claims, &outcomes, Arc::clone(&write_lock));
                 let run = &run;
                 scope.spawn(move || -> anyhow::Result<()> {
                     let mut db = Db::open(&config.database)?;
                     db.share_write_lock(write_lock);
-                    let prompts = Prompts::new()?;
-                    let questionnaire = Questionnaire::builtin();
                     loop {
                         let n = claims.fetch_add(1, Ordering::Relaxed);
                         if n >= options.limit {
@@ -244,8 +245,7 @@ fn work_orders(
                             return Ok(());
                         };
                         progress.working(&order.id);
-                        let outcome =
-                            worker.attempt(&mut db, &prompts, &questionnaire, &order, &owner)?;
+                        let outcome = worker.attempt(&mut db, &order, &owner)?;
                         progress.done(&outcome);
                         outcomes
                             .lock()
@@ -274,6 +274,8 @@ struct Worker<'a> {
     /// `None` in demo mode: the built-in sample text, labelled as a sample.
     claude: Option<&'a ClaudeClient>,
     clock: Clock<'a>,
+    /// The methods orders were sold with: each order is written by its own.
+    methods: &'a Methods,
 }
 
 /// Tokens and cost of the calls for one order.
@@ -289,14 +291,7 @@ struct Spent {
 
 impl Worker<'_> {
     /// Works on one claimed order and records the outcome; `Err` only if the database fails.
-    fn attempt(
-        &self,
-        db: &mut Db,
-        prompts: &Prompts,
-        questionnaire: &Questionnaire,
-        order: &StoredOrder,
-        owner: &str,
-    ) -> anyhow::Result<Outcome> {
+    fn attempt(&self, db: &mut Db, order: &StoredOrder, owner: &str) -> anyhow::Result<Outcome> {
         let started = std::time::Instant::now();
         let mut spent = Spent::default();
         let policy = &self.config.policy;
@@ -320,7 +315,7 @@ impl Worker<'_> {
                 claude_millis: 0,
             });
         }
-        let written = self.write(db, prompts, questionnaire, order, &mut spent);
+        let written = self.write(db, order, &mut spent);
         let now = (self.clock)()?;
         let result = match written {
             Ok(artifacts) => {
@@ -368,75 +363,79 @@ impl Worker<'_> {
     fn write(
         &self,
         db: &mut Db,
-        prompts: &Prompts,
-        questionnaire: &Questionnaire,
         order: &StoredOrder,
         spent: &mut Spent,
     ) -> Result<Vec<(&'static str, Vec<u8>)>, Failure> {
+        let method = self
+            .methods
+            .of(db, order.method_version.as_deref())
+            .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         let intake: Intake = db
             .questionnaire_of(&order.id)
             .and_then(|v| {
                 serde_json::from_value(v).context("the stored answers do not fit the questionnaire")
             })
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
-        let scores = questionnaire.scores(&intake);
+        let tier = method.tier(&intake.tier).ok_or_else(|| {
+            Failure::permanent(format!(
+                "the order's method sells no tier `{}`",
+                intake.tier
+            ))
+        })?;
+        let scores = method.scores(&intake);
         let (written, sample) = match self.claude {
             Some(claude) => {
-                let asked = self.ask(
-                    claude,
-                    db,
-                    prompts,
-                    questionnaire,
-                    order,
-                    &intake,
-                    &scores,
-                    spent,
-                )?;
+                let asked = self.ask(claude, db, &method, order, &intake, &scores, spent)?;
                 (asked, false)
             }
-            None => (report::sample::written(intake.tier, questionnaire), true),
+            None => (report::sample::written(tier, &method), true),
         };
         let report = Report {
             company: intake.company.clone(),
-            tier: intake.tier,
+            tier: intake.tier.clone(),
             scores,
             written,
             sample,
         };
         let files = report
-            .files(&self.config.business_name)
+            .files(&method, &self.config.business_name)
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         Ok(files.into())
     }
 
-    /// Asks Claude for the report's words (`report::ask`), recording every call.
+    /// Asks Claude for the report's words (`ask`), recording every call.
     #[allow(clippy::too_many_arguments)]
     fn ask(
         &self,
         claude: &ClaudeClient,
         db: &mut Db,
-        prompts: &Prompts,
-        questionnaire: &Questionnaire,
+        method: &Method,
         order: &StoredOrder,
         intake: &Intake,
         scores: &Scores,
         spent: &mut Spent,
     ) -> Result<Written, Failure> {
-        let prompt = prompts
-            .render(&self.config.business_name, intake, questionnaire, scores)
+        let tier = method.tier(&intake.tier).ok_or_else(|| {
+            Failure::permanent(format!(
+                "the order's method sells no tier `{}`",
+                intake.tier
+            ))
+        })?;
+        let prompt = Prompts::new(method)
+            .and_then(|prompts| prompts.render(&self.config.business_name, intake, method, scores))
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
-        let schema = report::schema(intake.tier, questionnaire);
+        let schema = report::schema(tier, method);
         let spent_before = db
             .llm_cost_of(&order.id)
             .map_err(|err| Failure::retryable(format!("{err:#}")))?;
         let limits = Limits::of(&self.config.claude, spent_before);
         let asked = std::time::Instant::now();
-        let written = report::ask::written(
+        let written = ask::written(
             claude,
             &prompt,
             &schema,
-            intake.tier,
-            questionnaire,
+            tier,
+            method,
             scores,
             &limits,
             &mut |attempt| {

@@ -4,8 +4,7 @@
 //! so it now looks for the text between markers it cannot contain.)
 #![no_main]
 
-use compass::order::Tier;
-use compass::questionnaire::Questionnaire;
+use compass::method::Method;
 use compass::report::{Report, html, sample};
 use libfuzzer_sys::fuzz_target;
 
@@ -14,21 +13,26 @@ fuzz_target!(|text: &str| {
         return;
     }
     let marked = format!("|{text}|");
-    let questionnaire = Questionnaire::builtin();
-    let mut written = sample::written(Tier::Premium, &questionnaire);
+    let method = Method::builtin();
+    let tier = method
+        .tiers
+        .iter()
+        .find(|t| t.id.as_str() == "premium")
+        .expect("a built-in tier");
+    let mut written = sample::written(tier, &method);
     written.summary = marked.clone();
-    if let Some(pillar) = written.pillars.first_mut() {
+    if let Some(pillar) = written.categories.first_mut() {
         pillar.finding = marked.clone();
     }
-    let scores = scores(&questionnaire);
+    let scores = method.scores(&compass::check::sample_intake(&method, tier.id.clone()));
     let report = Report {
         company: marked.clone(),
-        tier: Tier::Premium,
+        tier: tier.id.clone(),
         scores,
         written,
         sample: false,
     };
-    let page = html::render(&report, "Compass").expect("renders");
+    let page = html::render(&report, &method, "Compass").expect("renders");
     let escaped = format!("|{}|", handlebars::html_escape(text));
     assert!(page.contains(&escaped), "the text, escaped, is in the page");
     if escaped != marked {
@@ -36,22 +40,3 @@ fuzz_target!(|text: &str| {
     }
     assert!(!page.to_ascii_lowercase().contains("<script"));
 });
-
-/// The scores of a plain, valid submission.
-fn scores(questionnaire: &Questionnaire) -> compass::questionnaire::Scores {
-    let fields = [
-        ("company", "Acme"),
-        ("industry", "Manufacturing"),
-        ("employees", "11-50"),
-        ("country", "UK"),
-        ("name", "Ada"),
-        ("email", "ada@example.com"),
-        ("tier", "premium"),
-        ("strategy_1", "4"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let intake = questionnaire.validate(&fields).expect("a valid submission");
-    questionnaire.scores(&intake)
-}

@@ -1,4 +1,5 @@
-//! `compass init`: a commented compass.toml and a migrated database, ready to edit.
+//! `compass init`: a commented compass.toml, the built-in method as a folder to make your own,
+//! and a migrated database, ready to edit.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,10 +10,13 @@ use crate::app::load_config;
 use crate::config::EXAMPLE;
 use crate::db::Db;
 
-/// Write a commented compass.toml (unless there is one) and create the database
+/// Write a commented compass.toml and the method folder (unless they exist), create the database
 ///
-/// Existing files are kept: running init again only creates what is missing and applies
-/// pending migrations. Secrets are never written; the output says which variables to set.
+/// The method folder holds the built-in AI readiness method (questions, scoring, levels,
+/// tiers and prices, prompts, report and email templates, brand) for you to make your own;
+/// `compass check` reads it. Existing files are kept: running init again only creates what is
+/// missing and applies pending migrations. Secrets are never written; the output says which
+/// variables to set.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Put compass.toml (and, by default, the database) in this directory instead of the one
@@ -37,8 +41,22 @@ pub fn run(
     };
     let wrote = write_new(&path, EXAMPLE)?;
     let config = load_config(&path, env)?;
+    let method_dir = config.method_dir.path().to_owned();
+    let wrote_method = !method_dir.exists();
+    if wrote_method {
+        for (file, content) in crate::method::builtin_files() {
+            let target = method_dir.join(&file);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            std::fs::write(&target, content)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+        }
+    }
     let existed = config.database.exists();
-    let (db, applied) = Db::create(&config.database)?;
+    let (mut db, applied) = Db::create(&config.database)?;
+    crate::app::keep_current_method(&config, &mut db)?;
     if !existed {
         crate::db::restrict_to_owner(&config.database)?;
     }
@@ -46,6 +64,15 @@ pub fn run(
 
     let verb = if wrote { "wrote  " } else { "kept   " };
     writeln!(out, "{verb} {}", path.display())?;
+    if wrote_method {
+        writeln!(
+            out,
+            "wrote   {}/ (the built-in method)",
+            method_dir.display()
+        )?;
+    } else {
+        writeln!(out, "kept    {}/", method_dir.display())?;
+    }
     let db_line = match (existed, applied.len()) {
         (false, _) => format!(
             "created {} (schema version {version})",
@@ -66,8 +93,10 @@ pub fn run(
         writeln!(out, "Next:")?;
         writeln!(
             out,
-            "  1. Edit {}: your business name, public_url, prices and mail sender.",
-            path.display()
+            "  1. Edit {}: your business name, public_url and mail sender; and {}/: your \
+             questions, prices, prompts and brand (`compass check` reads it).",
+            path.display(),
+            method_dir.display()
         )?;
         writeln!(
             out,

@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+mod check;
 mod customers;
 mod demo;
 mod doctor;
@@ -57,6 +58,7 @@ pub struct Cli {
 enum Command {
     Demo(demo::Args),
     Init(init::Args),
+    Check(check::Args),
     Migrate(migrate::Args),
     Orders(orders::Args),
     Serve(serve::Args),
@@ -84,6 +86,7 @@ pub fn run(
     match cli.command {
         Command::Demo(args) => demo::run(args, out),
         Command::Init(args) => init::run(args, &cli.config, env, out),
+        Command::Check(args) => check::run(args, &cli.config, env, out),
         Command::Migrate(args) => migrate::run(args, &cli.config, env, out),
         Command::Orders(args) => orders::run(args, &cli.config, now, env, out),
         Command::Serve(args) => serve::run(args, &cli.config, env, out),

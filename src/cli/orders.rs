@@ -229,9 +229,11 @@ fn show(
         return Ok(());
     }
     let status_url = format!("{}/status/{}", app.config.public_url, detail.status_token);
+    let method = app.method_of(detail.method_version.as_deref())?;
     write_detail(
         out,
         &detail,
+        &method,
         &status_url,
         app.config.policy.max_attempts,
         now,
@@ -242,6 +244,7 @@ fn show(
 pub fn write_detail(
     out: &mut dyn Write,
     detail: &OrderDetail,
+    method: &crate::method::Method,
     status_url: &str,
     max_attempts: u32,
     now: OffsetDateTime,
@@ -261,7 +264,17 @@ pub fn write_detail(
         "customer",
         format!("{} <{}>", printable(&order.name), printable(&order.email)),
     );
-    fact("tier", order.tier.title().to_owned());
+    fact("tier", method.tier_name(&order.tier));
+    fact(
+        "method",
+        match &detail.method_version {
+            Some(_) => format!("{} ({})", method.assessment.name, method.short_version()),
+            None => format!(
+                "{} (built-in, before versions were kept)",
+                method.assessment.name
+            ),
+        },
+    );
     let mut amount = money(order.amount_cents);
     if order.refunded_cents > 0 {
         amount.push_str(&format!(", {} refunded", money(order.refunded_cents)));

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::app::App;
+use crate::ask::{self, Limits};
 use crate::claude::ClaudeClient;
 use crate::order::Tier;
-use crate::report::ask::{self, Limits};
 use crate::report::{self, Report, prompt::Prompts};
 
 /// Write a report from a questionnaire file, without an order or a payment
@@ -23,7 +23,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     answers: PathBuf,
 
-    /// Override the tier in the answers: starter, standard or premium
+    /// Override the tier in the answers: one of the method's tier ids (starter, standard or
+    /// premium in the built-in method)
     #[arg(long, value_parser = parse_tier)]
     tier: Option<Tier>,
 
@@ -56,35 +57,49 @@ pub fn run(
         .filter_map(|(k, v)| match v {
             serde_json::Value::String(s) => Some((k.clone(), s.clone())),
             serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
+            serde_json::Value::Bool(yes) => {
+                Some((k.clone(), if *yes { "yes" } else { "no" }.into()))
+            }
+            serde_json::Value::Array(items) => Some((
+                k.clone(),
+                items
+                    .iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
             _ => None,
         })
         .collect();
     if let Some(tier) = args.tier {
         fields.insert("tier".into(), tier.as_str().into());
     }
-    let questionnaire = app.questionnaire.clone();
-    let intake = questionnaire.validate(&fields).map_err(|errors| {
+    let method = app.method.clone();
+    let intake = method.validate(&fields).map_err(|errors| {
         let list: Vec<_> = errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect();
         anyhow::anyhow!("the answers are not valid: {}", list.join("; "))
     })?;
-    let scores = questionnaire.scores(&intake);
+    let scores = method.scores(&intake);
+    let tier = method
+        .tier(&intake.tier)
+        .context("the method sells that tier (checked)")?;
     let (written, sample, cost) = if app.config.claude.api_key.is_set() {
         let config = &app.config.claude;
         let claude = ClaudeClient::new(config)?;
         let prompt =
-            Prompts::new()?.render(&app.config.business_name, &intake, &questionnaire, &scores)?;
-        let schema = report::schema(intake.tier, &questionnaire);
+            Prompts::new(&method)?.render(&app.config.business_name, &intake, &method, &scores)?;
+        let schema = report::schema(tier, &method);
         let limits = Limits::of(config, 0);
         let mut cost = 0;
         let written = ask::written(
             &claude,
             &prompt,
             &schema,
-            intake.tier,
-            &questionnaire,
+            tier,
+            &method,
             &scores,
             &limits,
             &mut |attempt| {
@@ -103,22 +118,18 @@ pub fn run(
         })?;
         (written, false, cost)
     } else {
-        (
-            report::sample::written(intake.tier, &questionnaire),
-            true,
-            0,
-        )
+        (report::sample::written(tier, &method), true, 0)
     };
     let report = Report {
         company: intake.company.clone(),
-        tier: intake.tier,
+        tier: intake.tier.clone(),
         scores,
         written,
         sample,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let files = report.files(&app.config.business_name)?;
+    let files = report.files(&method, &app.config.business_name)?;
     for (kind, bytes) in &files {
         let path = args.out.join(format!("report.{kind}"));
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;

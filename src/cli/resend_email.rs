@@ -75,7 +75,7 @@ pub fn run(
     }
     // Build the mail transport first: a broken mail setting changes nothing.
     let mailer = Mailer::new(&app.config.mail)?;
-    let composer = Composer::new()?;
+    let composer = Composer::new(&app.method)?;
     let email = app.db.queue_resend(&id, kind, &to, "operator", now)?;
     let clock = || Ok(now);
     let sent = outbox::send_due(&mut app.db, &app.config, &mailer, &composer, &clock, 100)?;

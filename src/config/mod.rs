@@ -37,6 +37,35 @@ use stripe::RawStripe;
 /// The commented configuration `compass init` writes; its values are the defaults.
 pub const EXAMPLE: &str = include_str!("../../examples/compass.example.toml");
 
+/// The method folder's name beside compass.toml when `paths.method` is not set.
+pub const DEFAULT_METHOD_DIR: &str = "method";
+
+/// Where the method is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MethodDir {
+    /// `paths.method` names it: it must be there.
+    Required(PathBuf),
+    /// The default place: the built-in method when there is no folder.
+    IfPresent(PathBuf),
+}
+
+impl MethodDir {
+    /// The folder to read, or `None` for the built-in method.
+    pub fn folder(&self) -> Option<&Path> {
+        match self {
+            MethodDir::Required(dir) => Some(dir),
+            MethodDir::IfPresent(dir) => dir.is_dir().then_some(dir.as_path()),
+        }
+    }
+
+    /// The folder's path, whether or not it is there.
+    pub fn path(&self) -> &Path {
+        match self {
+            MethodDir::Required(dir) | MethodDir::IfPresent(dir) => dir,
+        }
+    }
+}
+
 /// The checked configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -50,8 +79,9 @@ pub struct Config {
     pub support_email: String,
     /// The SQLite file.
     pub database: PathBuf,
-    /// Prices and currency.
-    pub prices: Prices,
+    /// The built-in method's prices, from `[tiers]`: kept for installations from before
+    /// methods were files (a method folder has its own prices).
+    pub prices: Option<Prices>,
     /// The Stripe API.
     pub stripe: StripeConfig,
     /// The Claude Messages API.
@@ -68,6 +98,8 @@ pub struct Config {
     pub captcha: Option<Captcha>,
     /// Where the operator's own policy pages may replace the built-in ones.
     pub policies_dir: PathBuf,
+    /// The operator's method folder.
+    pub method_dir: MethodDir,
     /// How long answers and reports are kept; `None` keeps them.
     pub retention: Option<Duration>,
 }
@@ -137,7 +169,7 @@ fn key_at(text: &str, line: usize) -> Option<String> {
 struct RawConfig {
     business: RawBusiness,
     paths: RawPaths,
-    tiers: RawTiers,
+    tiers: Option<RawTiers>,
     stripe: RawStripe,
     claude: RawClaude,
     mail: RawMail,
@@ -171,6 +203,7 @@ impl Default for RawBusiness {
 struct RawPaths {
     database: PathBuf,
     policies: PathBuf,
+    method: Option<PathBuf>,
 }
 
 impl Default for RawPaths {
@@ -178,6 +211,7 @@ impl Default for RawPaths {
         RawPaths {
             database: "compass.db".into(),
             policies: "policies".into(),
+            method: None,
         }
     }
 }
@@ -230,7 +264,11 @@ impl RawConfig {
         check_address("business.support_email", &b.support_email)?;
         non_empty("business.name", &b.name)?;
 
-        let prices = self.tiers.check()?;
+        let prices = self.tiers.map(RawTiers::check).transpose()?;
+        let method_dir = match self.paths.method {
+            Some(method) => MethodDir::Required(dir.join(method)),
+            None => MethodDir::IfPresent(dir.join(DEFAULT_METHOD_DIR)),
+        };
         let stripe = self.stripe.check(dir, env)?;
         let claude = self.claude.check(dir, env)?;
         let mail = self.mail.check(dir, env)?;
@@ -250,6 +288,7 @@ impl RawConfig {
             support_email: b.support_email,
             database: dir.join(self.paths.database),
             policies_dir: dir.join(self.paths.policies),
+            method_dir,
             retention: rules.retention,
             prices,
             stripe,

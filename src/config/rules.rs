@@ -1,13 +1,13 @@
-//! The business's own rules: `[tiers]` (prices), `[refunds]`, `[retention]` and
+//! The business's own rules: `[tiers]` (the built-in method's prices), `[refunds]`, `[retention]` and
 //! `[processing]` (attempts, backoff, leases), checked together where one bounds another.
 
 use anyhow::bail;
 use serde::Deserialize;
 use time::Duration;
 
-use crate::order::{Policy, Tier};
+use crate::order::Policy;
 
-/// What each tier costs.
+/// What each of the built-in method's tiers costs, from `[tiers]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prices {
     /// Lower-case ISO 4217 code.
@@ -18,12 +18,13 @@ pub struct Prices {
 }
 
 impl Prices {
-    /// The price of `tier`, in the currency's smallest unit.
-    pub fn of(&self, tier: Tier) -> i64 {
-        match tier {
-            Tier::Starter => self.starter,
-            Tier::Standard => self.standard,
-            Tier::Premium => self.premium,
+    /// The price of the built-in tier `id`, in the currency's smallest unit.
+    pub fn of(&self, id: &str) -> Option<i64> {
+        match id {
+            "starter" => Some(self.starter),
+            "standard" => Some(self.standard),
+            "premium" => Some(self.premium),
+            _ => None,
         }
     }
 }

@@ -1,7 +1,6 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::order::Tier;
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -34,7 +33,10 @@ fn the_example_is_the_defaults() {
         &no_env,
     )
     .expect("the example file is a valid configuration");
-    assert_eq!(from_file.prices.of(Tier::Standard), 14_900);
+    assert_eq!(
+        from_file.prices, None,
+        "the example leaves prices to the method"
+    );
     assert!(matches!(
         from_file.mail.transport,
         MailTransport::File { .. }
@@ -46,7 +48,7 @@ fn an_empty_file_takes_every_default() {
     let config = parse("").expect("valid");
     assert_eq!(config.database, Path::new("/etc/compass/compass.db"));
     assert_eq!(config.public_url, "http://127.0.0.1:8080");
-    assert_eq!(config.prices.currency, "usd");
+    assert_eq!(config.prices, None);
     assert_eq!(config.policy, Policy::default());
     assert_eq!(config.lease, Duration::minutes(15));
     assert!(!config.stripe.secret_key.is_set());

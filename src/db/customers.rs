@@ -23,7 +23,7 @@ pub const FORGOTTEN: &str = "(forgotten)";
 const THEIR_ORDERS: &str = "SELECT id FROM orders WHERE customer_id = ?1";
 
 /// Every table, with the condition that picks customer `?1`'s rows.
-pub(super) fn held() -> [(&'static str, String); 11] {
+pub(super) fn held() -> [(&'static str, String); 13] {
     let of_orders = format!("order_id IN ({THEIR_ORDERS})");
     [
         ("customers", "id = ?1".to_owned()),
@@ -46,6 +46,9 @@ pub(super) fn held() -> [(&'static str, String); 11] {
             ),
         ),
         ("audit_log", of_orders),
+        // The operator's methods: nobody's data (no row matches a customer's id).
+        ("method_versions", "?1 IS NULL".to_owned()),
+        ("method_files", "?1 IS NULL".to_owned()),
     ]
 }
 

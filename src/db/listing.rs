@@ -59,6 +59,8 @@ pub struct OrderDetail {
     pub downloads: u32,
     pub last_error: Option<String>,
     pub questionnaire: serde_json::Value,
+    /// The method it was sold with; `None` before versions were kept (the built-in one).
+    pub method_version: Option<String>,
     pub payments: Vec<PaymentRow>,
     pub refunds: Vec<RefundRow>,
     pub emails: Vec<EmailRow>,
@@ -153,7 +155,7 @@ impl Db {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS}, o.status_token, o.attempts, o.next_attempt_at, \
              o.lease_owner, o.lease_expires_at, o.paid_at, o.completed_at, o.downloads, \
-             o.last_error, o.questionnaire \
+             o.last_error, o.questionnaire, o.method_version \
              FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = ?1"
         );
         let detail = conn
@@ -172,6 +174,7 @@ impl Db {
                     last_error: row.get(19)?,
                     questionnaire: serde_json::from_str(&questionnaire)
                         .map_err(|e| conversion_error(20, e.to_string()))?,
+                    method_version: row.get(21)?,
                     payments: Vec::new(),
                     refunds: Vec::new(),
                     emails: Vec::new(),

@@ -10,6 +10,7 @@ mod customers;
 mod listing;
 mod llm;
 mod mail;
+mod methods;
 mod ops;
 mod orders;
 mod refunds;
@@ -19,7 +20,7 @@ mod stripe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
@@ -282,10 +283,31 @@ impl Db {
         }
         self.use_wal()?;
         let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
+        // SQLite's procedure for changing a table others refer to: foreign keys off while the
+        // migrations run (each in its transaction), checked whole afterwards, then on again.
+        self.conn
+            .pragma_update(None, "foreign_keys", "OFF")
+            .context("cannot turn foreign keys off to migrate")?;
         let report = embedded::migrations::runner()
             .set_target(target)
             .run(&mut self.conn)
-            .with_context(|| format!("cannot migrate database {}", self.name()))?;
+            .with_context(|| format!("cannot migrate database {}", self.name()));
+        self.conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .context("cannot turn foreign keys back on")?;
+        let report = report?;
+        let broken: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })
+            .context("cannot check foreign keys after migrating")?;
+        ensure!(
+            broken == 0,
+            "database {} has {broken} row(s) whose references broke while migrating: restore \
+             the backup taken before the upgrade",
+            self.name()
+        );
         Ok(report
             .applied_migrations()
             .iter()

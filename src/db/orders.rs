@@ -32,6 +32,8 @@ pub struct NewOrder {
     pub currency: String,
     /// The validated answers, as JSON.
     pub questionnaire: serde_json::Value,
+    /// The method it is sold with, kept in the store (`Db::keep_method`).
+    pub method_version: String,
 }
 
 /// An order as stored: its identity beside the lifecycle that `order::step` works on.
@@ -49,6 +51,9 @@ pub struct StoredOrder {
     pub score: Option<u8>,
     /// Whether its answers and report were erased (forgotten, or past retention).
     pub erased: bool,
+    /// The method it was sold with; `None` for orders from before versions were kept, which
+    /// were all the built-in method's.
+    pub method_version: Option<String>,
     /// The lifecycle state.
     pub order: order::Order,
 }
@@ -57,7 +62,7 @@ const ORDER_COLUMNS: &str = "o.id, o.status_token, o.tier, o.status, o.amount_ce
      o.attempts, o.next_attempt_at, o.lease_owner, o.lease_expires_at, o.paid_at, \
      o.completed_at, o.refunded_cents, o.downloads, o.disputed_from, o.last_error, \
      (SELECT COALESCE(MAX(r.number), 0) FROM refunds r WHERE r.order_id = o.id), o.company, \
-     o.score, o.erased_at IS NOT NULL, o.lease_tried, o.rescues";
+     o.score, o.erased_at IS NOT NULL, o.lease_tried, o.rescues, o.method_version";
 
 fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
     let lease = match (row.get::<_, Option<String>>(8)?, row.get(9)?) {
@@ -75,6 +80,7 @@ fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
         company: row.get(17)?,
         score: row.get(18)?,
         erased: row.get(19)?,
+        method_version: row.get(22)?,
         order: order::Order {
             status: parse_col(row, 3)?,
             amount_cents: row.get(4)?,
@@ -124,8 +130,8 @@ impl Db {
         exec(
             tx,
             "INSERT INTO orders (id, customer_id, company, tier, amount_cents, currency, status, \
-             questionnaire, status_token, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+             questionnaire, status_token, created_at, updated_at, method_version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
             params![
                 id,
                 customer_id,
@@ -136,7 +142,8 @@ impl Db {
                 Status::PendingPayment.as_str(),
                 new.questionnaire.to_string(),
                 token,
-                at
+                at,
+                new.method_version
             ],
         )
         .context("cannot store the order")?;
@@ -148,7 +155,12 @@ impl Db {
             None,
             Status::PendingPayment,
             "web",
-            &serde_json::json!({ "tier": new.tier, "amount_cents": new.amount_cents }),
+            &serde_json::json!({
+                "tier": new.tier,
+                "amount_cents": new.amount_cents,
+                // As people read it; the whole version is the order's `method_version`.
+                "method": new.method_version.get(..12).unwrap_or(&new.method_version),
+            }),
         )?;
         load(tx, &id)?.context("the order just stored is missing")
         })

@@ -3,7 +3,7 @@ use time::Duration;
 use time::macros::datetime;
 
 use super::*;
-use crate::order::{EmailKind, Event, Policy, RefundSource, Status, Tier};
+use crate::order::{EmailKind, Event, Policy, RefundSource, Status};
 
 const T0: OffsetDateTime = datetime!(2026-11-02 09:00 UTC);
 
@@ -12,11 +12,21 @@ fn new_order(email: &str) -> NewOrder {
         email: email.into(),
         name: "Ada Lovelace".into(),
         company: "Analytical Engines Ltd".into(),
-        tier: Tier::Standard,
+        tier: "standard".parse().expect("an id"),
         amount_cents: 14_900,
         currency: "USD".into(),
         questionnaire: serde_json::json!({ "strategy": [4, 3, 5] }),
+        method_version: crate::method::Method::builtin().version,
     }
+}
+
+/// A fresh in-memory store that keeps the built-in method, as every command's `App` does.
+fn memory() -> Db {
+    let mut db = Db::open_in_memory().expect("db");
+    let method = crate::method::Method::builtin();
+    db.keep_method(&method.version, method.files())
+        .expect("the method is kept");
+    db
 }
 
 fn confirm() -> Event {
@@ -49,6 +59,7 @@ fn released_migrations_are_never_edited() {
             "V4__operator_alerts 11709420491964133163",
             "V5__data_rights 11828194322226463518",
             "V6__attempts_count_tries 10651515155302399816",
+            "V7__methods 12546670656075390102",
         ]
     "#]]
     .assert_debug_eq(&listed);
@@ -165,7 +176,7 @@ fn open_refuses_what_is_not_a_current_compass_database() {
 
 #[test]
 fn customers_are_matched_by_normalised_email() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let first = db
         .create_order(&new_order("Ada@Example.COM "), T0)
         .expect("order");
@@ -193,7 +204,7 @@ fn customers_are_matched_by_normalised_email() {
 
 #[test]
 fn a_step_stores_state_timeline_and_actions_together() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let policy = Policy::default();
     let order = db
         .create_order(&new_order("ada@example.com"), T0)
@@ -270,7 +281,7 @@ fn a_step_stores_state_timeline_and_actions_together() {
 
 #[test]
 fn refund_rows_follow_the_steps_that_settle_them() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let policy = Policy::default();
     let order = db
         .create_order(&new_order("ada@example.com"), T0)
@@ -340,7 +351,7 @@ fn refund_rows_follow_the_steps_that_settle_them() {
 
 #[test]
 fn a_rejected_event_writes_nothing() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let order = db
         .create_order(&new_order("ada@example.com"), T0)
         .expect("order");
@@ -368,7 +379,7 @@ fn a_rejected_event_writes_nothing() {
 
 #[test]
 fn the_timeline_is_append_only() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     db.create_order(&new_order("ada@example.com"), T0)
         .expect("order");
     for sql in [
@@ -385,7 +396,7 @@ fn the_timeline_is_append_only() {
 
 #[test]
 fn ids_resolve_from_a_unique_prefix() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let a = db
         .create_order(&new_order("a@example.com"), T0)
         .expect("order");
@@ -413,7 +424,7 @@ fn ids_resolve_from_a_unique_prefix() {
 
 #[test]
 fn filters_narrow_the_list_newest_first() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let policy = Policy::default();
     for day in 0..5 {
         let at = T0 + Duration::days(day);
@@ -469,7 +480,7 @@ fn filters_narrow_the_list_newest_first() {
 
 #[test]
 fn claude_attempts_are_recorded_with_their_cost() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let order = db
         .create_order(&new_order("ada@example.com"), T0)
         .expect("order");
@@ -498,7 +509,7 @@ fn claude_attempts_are_recorded_with_their_cost() {
 
 #[test]
 fn sign_in_links_work_once_within_their_time_and_are_rate_limited() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     db.create_order(&new_order("Ada@Example.com"), T0)
         .expect("order");
     let limits = SignInLimits {
@@ -590,7 +601,7 @@ fn db_token(db: &Db) -> String {
 
 #[test]
 fn the_audit_finds_each_broken_money_invariant() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let policy = Policy::default();
     let paid_order = |db: &mut Db, email: &str| {
         let order = db.create_order(&new_order(email), T0).expect("order");
@@ -771,7 +782,7 @@ fn the_v4_rebuild_of_emails_keeps_every_row_and_link() {
 
 #[test]
 fn an_alert_is_queued_once_per_fact_and_audited_once() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let now = datetime!(2026-11-22 12:00 UTC);
     let order = db
         .create_order(&new_order("ada@example.com"), now)
@@ -909,7 +920,7 @@ fn with_the_planner_stable_the_partial_indexes_still_serve_their_queries() {
 
 #[test]
 fn a_timeline_detail_changes_only_into_a_redaction() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let order = db
         .create_order(&new_order("ada@example.com"), T0)
         .expect("order");
@@ -931,7 +942,7 @@ fn a_timeline_detail_changes_only_into_a_redaction() {
 
 #[test]
 fn an_event_waiting_for_its_order_is_due_as_soon_as_the_order_moves() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let order = db
         .create_order(&new_order("wait@example.com"), T0)
         .expect("order");
@@ -1021,7 +1032,7 @@ fn deferred_checkpoints_leave_commits_alone_and_start_the_wal_over() {
 
 #[test]
 fn order_ids_are_uuid_v7_in_the_order_they_were_made() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let first = db
         .create_order(&new_order("a@example.com"), T0)
         .expect("order");
@@ -1037,7 +1048,7 @@ fn order_ids_are_uuid_v7_in_the_order_they_were_made() {
 
 #[test]
 fn the_store_itself_refuses_a_second_email_of_a_kind_for_an_order() {
-    let mut db = Db::open_in_memory().expect("db");
+    let mut db = memory();
     let order = db
         .create_order(&new_order("ada@example.com"), T0)
         .expect("order");

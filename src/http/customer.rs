@@ -107,6 +107,7 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
             "Your bank told us you disputed the payment. Write to us if this is a mistake.",
         ),
     };
+    let method = app.method_of(order.method_version.as_deref())?;
     let step = |name: &str, done: bool, current: bool| json!({ "name": name, "done": done, "current": current });
     let steps = match status {
         Status::Paid => vec![
@@ -129,7 +130,9 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
     let report = if written && !erased {
         json!({
             "overall": order.score,
-            "level": order.score.map(crate::questionnaire::Level::of),
+            "level": order
+                .score
+                .and_then(|score| method.level_of(score).map(|l| l.name.clone())),
             "pdf_url": format!("/status/{token}/report.pdf"),
             "html_url": format!("/status/{token}/report.html"),
             "view_url": format!("/status/{token}/report"),
@@ -142,12 +145,12 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
             status,
             Status::Paid | Status::Generating | Status::Completed
         );
-    let mut data = base(&app.config, heading);
+    let mut data = base(app, heading);
     data["heading"] = json!(heading);
     data["text"] = json!(text);
     data["token"] = json!(token);
     data["order_number"] = json!(order.id[..8].to_ascii_uppercase());
-    data["tier"] = json!(order.tier.title());
+    data["tier"] = json!(method.tier_name(&order.tier));
     data["company"] = json!(order.company);
     data["paid"] = json!(money::format(
         order.order.amount_cents,
@@ -392,13 +395,11 @@ pub fn request_refund_json(
         _ => String::new(),
     };
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        return Ok(
-            Response::invalid_fields(&[crate::questionnaire::FieldError {
-                field: "reason".to_owned(),
-                message: format!("a reason of 1 to {MAX_REASON} characters is needed"),
-            }])
-            .into(),
-        );
+        return Ok(Response::invalid_fields(&[crate::method::FieldError {
+            field: "reason".to_owned(),
+            message: format!("a reason of 1 to {MAX_REASON} characters is needed"),
+        }])
+        .into());
     }
     match customer_refund(app, &order.id, &reason, now)? {
         Ok(after) => {
@@ -432,7 +433,7 @@ pub fn request_refund_json(
 
 /// `GET /my`: ask for a sign-in link.
 pub fn my_page(app: &App, site: &Site) -> anyhow::Result<Response> {
-    let mut data = base(&app.config, "My orders");
+    let mut data = base(app, "My orders");
     data["sent"] = json!(false);
     render(site, 200, "my", data)
 }
@@ -453,7 +454,7 @@ pub fn request_sign_in(
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
     if crate::address::check(&email).is_err() {
-        let mut data = base(&app.config, "My orders");
+        let mut data = base(app, "My orders");
         data["sent"] = json!(false);
         data["error"] = json!("Enter the email address you ordered with.");
         return render(site, 422, "my", data);
@@ -463,7 +464,7 @@ pub fn request_sign_in(
         SignInRequest::NoCustomer => tracing::info!("sign-in asked for an address without orders"),
         SignInRequest::TooMany => tracing::warn!("sign-in links asked for too often"),
     }
-    let mut data = base(&app.config, "My orders");
+    let mut data = base(app, "My orders");
     data["sent"] = json!(true);
     data["minutes"] = json!(SignInLimits::RULE.ttl.whole_minutes());
     render(site, 200, "my", data)
@@ -480,7 +481,7 @@ pub fn sign_in_page(
     if !plausible_token(token) || !app.db.sign_in_is_valid(token, now)? {
         return Ok(link_gone(app, site));
     }
-    let mut data = base(&app.config, "My orders");
+    let mut data = base(app, "My orders");
     data["token"] = json!(token);
     Ok(no_store(render(site, 200, "sign_in", data)?))
 }
@@ -510,7 +511,7 @@ pub fn my_orders(
             json!({
                 "number": o.id[..8].to_ascii_uppercase(),
                 "company": o.company,
-                "tier": o.tier.title(),
+                "tier": app.method.tier_name(&o.tier),
                 "amount": money::format(o.amount_cents, &o.currency),
                 "status": o.status.as_str().replace('_', " "),
                 "date": o.created_at.date().to_string(),
@@ -518,7 +519,7 @@ pub fn my_orders(
             })
         })
         .collect();
-    let mut data = base(&app.config, "My orders");
+    let mut data = base(app, "My orders");
     data["orders"] = json!(orders);
     Ok(no_store(render(site, 200, "my_orders", data)?))
 }

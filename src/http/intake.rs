@@ -12,10 +12,10 @@ use super::site::Site;
 use super::{Request, Response, captcha, form_guard};
 use crate::app::App;
 use crate::db::StoredOrder;
+use crate::method::{FieldError, Intake, Kind, Question, questionnaire::Questionnaire};
 use crate::money;
-use crate::order::{Status, Tier};
+use crate::order::Status;
 use crate::payments;
-use crate::questionnaire::{FieldError, Intake};
 
 pub(super) fn intake_page(
     app: &App,
@@ -26,7 +26,8 @@ pub(super) fn intake_page(
     status: u16,
     now: OffsetDateTime,
 ) -> anyhow::Result<Response> {
-    let q = &app.questionnaire;
+    let method = &app.method;
+    let q = &method.questionnaire;
     let error_of = |field: &str| {
         errors
             .iter()
@@ -41,41 +42,34 @@ pub(super) fn intake_page(
     };
     let mut industries = choices(&q.industries, "industry");
     industries.push(json!({ "name": "Other", "selected": value("industry") == "Other" }));
-    let pillars: Vec<_> = q
-        .pillars
+    let question = |question: &Question| question_json(question, q, &value, error_of(&question.id));
+    let categories: Vec<_> = q
+        .categories
         .iter()
-        .map(|pillar| {
-            let questions: Vec<_> = pillar
-                .questions
-                .iter()
-                .enumerate()
-                .map(|(i, text)| {
-                    let field = format!("{}_{}", pillar.id, i + 1);
-                    let options: Vec<_> = (1..=5)
-                        .map(|v| json!({ "value": v, "checked": value(&field) == v.to_string() }))
-                        .collect();
-                    json!({ "text": text, "field": field, "options": options, "error": error_of(&field) })
-                })
-                .collect();
-            let note_field = format!("{}_note", pillar.id);
+        .map(|category| {
+            let note_field = format!("{}_note", category.id);
             json!({
-                "title": pillar.title,
-                "questions": questions,
-                "note_field": note_field,
-                "note": value(&note_field),
-                "note_error": error_of(&note_field),
+                "title": category.title,
+                "questions": category.questions.iter().map(question).collect::<Vec<_>>(),
+                "note": category.note.then(|| json!({
+                    "field": note_field,
+                    "value": value(&note_field),
+                    "error": error_of(&note_field),
+                })),
             })
         })
         .collect();
-    let tiers: Vec<_> = Tier::ALL
+    let free_text: Vec<_> = q.free_text.iter().map(question).collect();
+    let tiers: Vec<_> = method
+        .tiers
         .iter()
         .map(|tier| {
             json!({
-                "id": tier.as_str(),
-                "title": tier.title(),
-                "price": money::format(app.config.prices.of(*tier), &app.config.prices.currency),
-                "description": tier.description(),
-                "checked": value("tier") == tier.as_str(),
+                "id": tier.id.as_str(),
+                "title": tier.name,
+                "price": money::format(tier.price, &method.currency),
+                "description": tier.description,
+                "checked": value("tier") == tier.id.as_str(),
             })
         })
         .collect();
@@ -90,8 +84,6 @@ pub(super) fn intake_page(
         "country",
         "name",
         "email",
-        "process",
-        "anything_else",
     ];
     let shown_values: BTreeMap<&str, String> = known.iter().map(|f| (*f, value(f))).collect();
     let shown_errors: BTreeMap<&str, Option<&str>> = known
@@ -99,7 +91,9 @@ pub(super) fn intake_page(
         .chain(&["industry", "employees", "tier"])
         .map(|f| (*f, error_map.get(f).copied()))
         .collect();
-    let mut data = base(&app.config, "AI readiness assessment");
+    let mut data = base(app, &format!("{} assessment", method.assessment.name));
+    data["assessment"] = json!(method.assessment);
+    data["scale_hint"] = json!(q.scale.hint);
     data["values"] = json!(shown_values);
     data["errors"] = if errors.is_empty() {
         json!(null)
@@ -108,8 +102,8 @@ pub(super) fn intake_page(
     };
     data["industries"] = json!(industries);
     data["employees"] = json!(choices(&q.employees, "employees"));
-    data["pillars"] = json!(pillars);
-    data["free_text"] = json!(q.free_text);
+    data["categories"] = json!(categories);
+    data["free_text"] = json!(free_text);
     data["tiers"] = json!(tiers);
     data["notice"] = json!(notice);
     data["started"] = json!(site.form_key.started(now));
@@ -124,8 +118,67 @@ pub(super) fn intake_page(
     render(site, status, "intake", data)
 }
 
-/// The submitted fields: a form, or a JSON object of strings and numbers.
-fn submitted_fields(req: &Request) -> Result<BTreeMap<String, String>, Response> {
+/// One question as the form shows it, with the answer given so far.
+fn question_json(
+    question: &Question,
+    q: &Questionnaire,
+    value: &dyn Fn(&str) -> String,
+    error: Option<String>,
+) -> serde_json::Value {
+    let given = value(&question.id);
+    let chosen: Vec<&str> = given.split(',').map(str::trim).collect();
+    let option = |id: &str, label: &str| json!({ "value": id, "label": label, "checked": chosen.contains(&id) });
+    let (kind, options) = match &question.kind {
+        Kind::Scale => (
+            "scale",
+            (q.scale.min..=q.scale.max)
+                .map(|v| {
+                    let v = v.to_string();
+                    option(&v, &v)
+                })
+                .collect(),
+        ),
+        Kind::Single(options) => (
+            "single",
+            options.iter().map(|o| option(&o.id, &o.label)).collect(),
+        ),
+        Kind::Multiple(options) => (
+            "multiple",
+            options.iter().map(|o| option(&o.id, &o.label)).collect(),
+        ),
+        Kind::YesNo { .. } => ("yes_no", vec![option("yes", "Yes"), option("no", "No")]),
+        Kind::Number { .. } => ("number", Vec::new()),
+        Kind::Text => ("text", Vec::new()),
+    };
+    let unit = match &question.kind {
+        Kind::Number { unit, .. } => unit.clone(),
+        _ => None,
+    };
+    json!({
+        "field": question.id,
+        "text": question.text,
+        "hint": question.hint,
+        "required": question.required,
+        "condition": question.show_when.as_ref().map(|c| c.describe(q)),
+        "scale": kind == "scale",
+        "choice": kind == "single" || kind == "yes_no",
+        "multiple": kind == "multiple",
+        "number": kind == "number",
+        "text_answer": kind == "text",
+        "unit": unit,
+        "options": options,
+        "value": given,
+        "error": error,
+    })
+}
+
+/// The submitted fields: a form, or a JSON object of strings, numbers, booleans (yes/no
+/// questions) and lists of strings (multiple choice). Several values of one field (a form's
+/// checkboxes, a JSON list) arrive as one, comma-separated.
+fn submitted_fields(
+    req: &Request,
+    q: &Questionnaire,
+) -> Result<BTreeMap<String, String>, Response> {
     let content_type = req
         .header("content-type")
         .unwrap_or_default()
@@ -148,25 +201,38 @@ fn submitted_fields(req: &Request) -> Result<BTreeMap<String, String>, Response>
         let mut fields = BTreeMap::new();
         let mut errors = Vec::new();
         for (key, value) in object {
-            // An answer (`{pillar}_{n}`) is a number, or its digit as text; the rest is text.
-            let answer = key
-                .rsplit_once('_')
-                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            let text = match value {
-                serde_json::Value::String(s) => s,
+            let kind = q.question(&key).map(|question| &question.kind);
+            let text = match (value, kind) {
+                (serde_json::Value::Null, _) => continue,
+                (serde_json::Value::String(s), _) => s,
                 // JSON does not tell 4 from 4.0.
-                serde_json::Value::Number(n) if answer => match n.as_f64() {
-                    Some(x) if x.fract() == 0.0 && x.abs() < 1e6 => format!("{x:.0}"),
-                    _ => n.to_string(),
-                },
-                serde_json::Value::Null => continue,
-                _ => {
+                (serde_json::Value::Number(n), Some(Kind::Scale | Kind::Number { .. })) => {
+                    match n.as_f64() {
+                        Some(x) if x.fract() == 0.0 && x.abs() < 1e12 => format!("{x:.0}"),
+                        _ => n.to_string(),
+                    }
+                }
+                (serde_json::Value::Bool(yes), Some(Kind::YesNo { .. })) => {
+                    if yes { "yes" } else { "no" }.to_owned()
+                }
+                (serde_json::Value::Array(items), Some(Kind::Multiple(_)))
+                    if items.iter().all(serde_json::Value::is_string) =>
+                {
+                    items
+                        .iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+                (_, kind) => {
+                    let message = match kind {
+                        Some(Kind::Scale | Kind::Number { .. }) => "must be a whole number",
+                        Some(Kind::YesNo { .. }) => "must be true or false",
+                        Some(Kind::Multiple(_)) => "must be a list of the options' ids",
+                        _ => "must be a string",
+                    };
                     errors.push(FieldError {
-                        message: if answer {
-                            "must be a whole number from 1 to 5".to_owned()
-                        } else {
-                            "must be a string".to_owned()
-                        },
+                        message: message.to_owned(),
                         field: key,
                     });
                     continue;
@@ -181,7 +247,17 @@ fn submitted_fields(req: &Request) -> Result<BTreeMap<String, String>, Response>
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&req.body)
             .map_err(|_| Response::text(400, "The form could not be read."))?;
-        Ok(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+        let mut fields: BTreeMap<String, String> = BTreeMap::new();
+        for (key, value) in pairs.into_iter().filter(|(_, v)| !v.is_empty()) {
+            fields
+                .entry(key)
+                .and_modify(|all| {
+                    all.push(',');
+                    all.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        Ok(fields)
     } else {
         Err(Response::json_error(
             415,
@@ -198,7 +274,7 @@ pub(super) fn post_order(
     now: OffsetDateTime,
 ) -> anyhow::Result<Response> {
     let json = wants_json(req);
-    let mut fields = match submitted_fields(req) {
+    let mut fields = match submitted_fields(req, &app.method.questionnaire) {
         Ok(fields) => fields,
         Err(response) => return Ok(response),
     };
@@ -258,7 +334,7 @@ pub(super) fn post_order(
             );
         }
     }
-    let intake: Intake = match app.questionnaire.validate(&fields) {
+    let intake: Intake = match app.method.validate(&fields) {
         Ok(intake) => intake,
         Err(errors) if json => return Ok(Response::invalid_fields(&errors)),
         Err(errors) => return intake_page(app, site, &fields, &errors, None, 422, now),
@@ -324,8 +400,11 @@ pub(super) fn payment_page(
             ));
         }
     };
-    let mut data = base(&app.config, "Payment");
-    data["tier"] = json!(order.tier.title());
+    let mut data = base(app, "Payment");
+    data["tier"] = json!(
+        app.method_of(order.method_version.as_deref())?
+            .tier_name(&order.tier)
+    );
     data["company"] = json!(order.company);
     data["price"] = json!(money::format(
         order.order.amount_cents,

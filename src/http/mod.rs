@@ -149,7 +149,7 @@ impl Response {
 
     /// 422 for submitted fields that are wrong: the first in `field` and `message`, all of
     /// them in `fields`.
-    pub fn invalid_fields(errors: &[crate::questionnaire::FieldError]) -> Response {
+    pub fn invalid_fields(errors: &[crate::method::FieldError]) -> Response {
         let first = errors.first();
         Response::json(
             422,

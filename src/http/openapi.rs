@@ -1,27 +1,108 @@
 //! The public HTTP contract, served at `/api/openapi.json`. People edit docs/openapi.yaml;
 //! docs/openapi.json is the same document as JSON, committed and embedded in the binary (a
 //! test holds the two equal: `UPDATE_EXPECT=1 cargo test --lib openapi` writes the JSON anew).
-//! Its tests hold it to the routes and to the questionnaire.
+//! Its tests hold it to the routes and to the questionnaire. It describes the built-in method;
+//! an installation selling another method serves it with the intake's schema written from that
+//! method (its questions, tiers and choices), so the contract a client reads is the one the
+//! validator applies.
+
+use serde_json::{Value, json};
 
 use super::Response;
+use crate::method::questionnaire::PROFILE_FIELDS;
+use crate::method::{Kind, Method};
 
-/// The document, as served.
+/// The document, as served for the built-in method.
 pub const JSON: &str = include_str!("../../docs/openapi.json");
 
-/// `GET /api/openapi.json`.
-pub fn response() -> Response {
+/// `GET /api/openapi.json` for an installation selling `method`.
+pub fn response(method: &Method) -> Response {
     let mut response = Response::json(200, &serde_json::Value::Null);
-    response.body = JSON.as_bytes().to_vec();
+    response.body = if method.version == Method::builtin().version {
+        JSON.as_bytes().to_vec()
+    } else {
+        document(method).to_string().into_bytes()
+    };
     response
         .headers
         .push(("Cache-Control", "public, max-age=3600".to_owned()));
     response
 }
 
+/// The document with the intake's schema written from `method`.
+pub fn document(method: &Method) -> Value {
+    let mut doc: Value = serde_json::from_str(JSON).expect("docs/openapi.json is JSON (tested)");
+    let q = &method.questionnaire;
+    let intake = &mut doc["components"]["schemas"]["Intake"];
+    let mut required: Vec<Value> = intake["required"].as_array().cloned().unwrap_or_default();
+    let properties = intake["properties"]
+        .as_object_mut()
+        .expect("the intake schema has properties (tested)");
+    properties.retain(|name, _| PROFILE_FIELDS.contains(&name.as_str()));
+    let mut industries: Vec<Value> = q.industries.iter().map(|i| json!(i)).collect();
+    industries.push(json!("Other"));
+    properties.insert(
+        "industry".into(),
+        json!({ "type": "string", "enum": industries }),
+    );
+    properties.insert(
+        "employees".into(),
+        json!({ "type": "string", "enum": q.employees }),
+    );
+    let tiers: Vec<&str> = method.tiers.iter().map(|t| t.id.as_str()).collect();
+    properties.insert("tier".into(), json!({ "type": "string", "enum": tiers }));
+    for question in q.questions() {
+        let described = |mut schema: Value| {
+            schema["description"] = json!(question.text);
+            schema
+        };
+        let ids = |options: &[crate::method::Choice]| -> Vec<Value> {
+            options.iter().map(|o| json!(o.id)).collect()
+        };
+        let schema = match &question.kind {
+            Kind::Scale => json!({
+                "type": ["integer", "null"], "minimum": q.scale.min, "maximum": q.scale.max,
+            }),
+            Kind::Single(options) => {
+                let mut choices = ids(options);
+                choices.push(Value::Null);
+                json!({ "enum": choices })
+            }
+            Kind::Multiple(options) => json!({
+                "type": ["array", "null"], "uniqueItems": true, "items": { "enum": ids(options) },
+            }),
+            Kind::YesNo { .. } => json!({ "type": ["boolean", "null"] }),
+            Kind::Number { min, max, .. } => {
+                let mut schema = json!({ "type": ["integer", "null"] });
+                if let Some(min) = min {
+                    schema["minimum"] = json!(min);
+                }
+                if let Some(max) = max {
+                    schema["maximum"] = json!(max);
+                }
+                schema
+            }
+            Kind::Text => json!({ "type": ["string", "null"], "maxLength": 5000 }),
+        };
+        properties.insert(question.id.clone(), described(schema));
+        if question.required && question.show_when.is_none() {
+            required.push(json!(question.id));
+        }
+    }
+    for category in q.categories.iter().filter(|c| c.note) {
+        properties.insert(
+            format!("{}_note", category.id),
+            json!({ "$ref": "#/components/schemas/Note" }),
+        );
+    }
+    intake["required"] = json!(required);
+    doc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::questionnaire::Questionnaire;
+    use crate::method::Method;
 
     fn document() -> serde_json::Value {
         serde_json::from_str(JSON).expect("docs/openapi.json is JSON")
@@ -34,8 +115,45 @@ mod tests {
         let json = serde_json::to_string_pretty(&written).expect("a JSON value serialises");
         expect_test::expect_file!["../../docs/openapi.json"].assert_eq(&format!("{json}\n"));
         assert_eq!(document()["openapi"], "3.1.0");
-        let served: serde_json::Value = serde_json::from_slice(&response().body).expect("JSON");
+        let served: serde_json::Value =
+            serde_json::from_slice(&response(&Method::builtin()).body).expect("JSON");
         assert_eq!(served, written);
+    }
+
+    #[test]
+    fn another_method_is_served_with_its_own_intake_schema() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/methods/security");
+        let method = Method::load_dir(&dir).expect("valid");
+        let served: Value = serde_json::from_slice(&response(&method).body).expect("JSON");
+        let intake = &served["components"]["schemas"]["Intake"];
+        let mut documented: Vec<String> = intake["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        let mut fields = method.questionnaire.fields();
+        documented.sort();
+        fields.sort();
+        assert_eq!(documented, fields);
+        assert_eq!(
+            intake["properties"]["tier"]["enum"],
+            json!(["essentials", "full"])
+        );
+        assert_eq!(
+            intake["properties"]["protections"]["items"]["enum"],
+            json!(["disk", "antivirus", "firewall"])
+        );
+        assert_eq!(
+            intake["properties"]["shared_accounts"]["type"],
+            json!(["boolean", "null"])
+        );
+        assert!(
+            intake["required"]
+                .as_array()
+                .expect("required")
+                .contains(&json!("has_backups"))
+        );
     }
 
     #[test]
@@ -47,12 +165,12 @@ mod tests {
             .keys()
             .cloned()
             .collect();
-        let mut fields = Questionnaire::builtin().fields();
+        let mut fields = Method::builtin().questionnaire.fields();
         documented.sort();
         fields.sort();
         assert_eq!(documented, fields);
         let industries = &doc["components"]["schemas"]["Intake"]["properties"]["industry"]["enum"];
-        let mut expected: Vec<String> = Questionnaire::builtin().industries.clone();
+        let mut expected: Vec<String> = Method::builtin().questionnaire.industries.clone();
         expected.push("Other".to_owned());
         assert_eq!(industries, &serde_json::json!(expected));
     }

@@ -9,12 +9,21 @@ use super::{Request, Response};
 use crate::app::App;
 use crate::config::Config;
 use crate::db::StoredOrder;
+use crate::method::Method;
 
 /// The page every page is built from.
-pub(super) fn base(config: &Config, title: &str) -> serde_json::Value {
+/// What every page's layout shows: the title, the brand's name (and whether it has a logo,
+/// served at `/assets/logo`) and where to write.
+pub(super) fn base(app: &App, title: &str) -> serde_json::Value {
+    base_of(&app.config, &app.method, title)
+}
+
+/// [`base`] from the parts.
+pub(super) fn base_of(config: &Config, method: &Method, title: &str) -> serde_json::Value {
     json!({
         "title": title,
-        "business": config.business_name,
+        "business": method.display_name(&config.business_name),
+        "logo": method.brand.logo.is_some(),
         "support_email": config.support_email,
     })
 }
@@ -29,7 +38,7 @@ pub(super) fn render(
 }
 
 pub(super) fn message(app: &App, site: &Site, status: u16, heading: &str, text: &str) -> Response {
-    let mut data = base(&app.config, heading);
+    let mut data = base(app, heading);
     data["heading"] = json!(heading);
     data["message"] = json!(text);
     render(site, status, "message", data).unwrap_or_else(|_| Response::text(status, text))

@@ -4,30 +4,32 @@
 use serde_json::json;
 
 use super::Response;
-use super::page::{base, refund_rule, render};
+use super::page::{base_of, refund_rule, render};
 use super::site::Site;
 use crate::config::Config;
+use crate::method::Method;
 use crate::money;
-use crate::order::Tier;
 
-/// The page for `name` (`terms`, `privacy` or `refund-policy`).
-pub fn page(config: &Config, site: &Site, name: &str) -> anyhow::Result<Response> {
+/// The page for `name` (`terms`, `privacy` or `refund-policy`), with `method`'s tiers.
+pub fn page(config: &Config, method: &Method, site: &Site, name: &str) -> anyhow::Result<Response> {
     let title = match name {
         "terms" => "Terms of service",
         "privacy" => "Privacy notice",
         _ => "Refund policy",
     };
-    let tiers: Vec<_> = Tier::ALL
+    let tiers: Vec<_> = method
+        .tiers
         .iter()
         .map(|tier| {
             json!({
-                "title": tier.title(),
-                "price": money::format(config.prices.of(*tier), &config.prices.currency),
-                "description": tier.description(),
+                "title": tier.name,
+                "price": money::format(tier.price, &method.currency),
+                "description": tier.description,
             })
         })
         .collect();
-    let mut data = base(config, title);
+    let mut data = base_of(config, method, title);
+    data["legal_name"] = json!(config.business_name);
     data["site"] = json!(config.public_url);
     data["tiers"] = json!(tiers);
     data["refund_rule"] = json!(refund_rule(config));
@@ -53,11 +55,11 @@ fn retention(config: &Config) -> String {
 /// Renders every policy page as `serve` would: a template that does not compile, or that
 /// names a value compass does not give it, is an error here rather than a 500 for a
 /// customer. Returns the pages the operator's folder replaced.
-pub fn check(config: &Config) -> anyhow::Result<Vec<&'static str>> {
+pub fn check(config: &Config, method: &Method) -> anyhow::Result<Vec<&'static str>> {
     let site = Site::new(config)?;
     let mut own = Vec::new();
     for (name, _) in crate::pages::POLICIES {
-        page(config, &site, name)?;
+        page(config, method, &site, name)?;
         if config.policies_dir.join(format!("{name}.hbs")).exists() {
             own.push(name);
         }

@@ -78,11 +78,16 @@ fn route(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Hand
         ("GET", ["healthz"]) => Ok(healthz(app)),
         ("GET", [""]) => intake::intake_page(app, site, &BTreeMap::new(), &[], None, 200, now),
         ("GET", [page @ ("terms" | "privacy" | "refund-policy")]) => {
-            policies::page(&app.config, site, page)
+            policies::page(&app.config, &app.method, site, page)
         }
         ("GET", ["assets", "site.css"]) => Ok(asset("text/css", pages::SITE_CSS)),
         ("GET", ["assets", "pay.js"]) => Ok(asset("text/javascript", pages::PAY_JS)),
         ("GET", ["assets", "status.js"]) => Ok(asset("text/javascript", pages::STATUS_JS)),
+        ("GET", ["assets", "brand.css"]) => Ok(asset(
+            "text/css",
+            &format!(":root {{ --accent: {}; }}\n", app.method.brand.primary()),
+        )),
+        ("GET", ["assets", "logo"]) => Ok(logo(app).unwrap_or_else(|| not_found(app, site))),
         ("POST", ["orders"]) => match over_limit(app, site, req, Action::Order, now) {
             Some(refused) => Ok(refused),
             None => intake::post_order(app, site, req, now),
@@ -119,7 +124,7 @@ fn route(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Hand
                 }
             }
         }
-        ("GET", ["api", "openapi.json"]) => Ok(openapi::response()),
+        ("GET", ["api", "openapi.json"]) => Ok(openapi::response(&app.method)),
         ("GET", ["my"]) => customer::my_page(app, site),
         ("POST", ["my"]) => match over_limit(app, site, req, Action::SignIn, now) {
             Some(refused) => Ok(refused),
@@ -236,6 +241,20 @@ fn asset(content_type: &str, text: &str) -> Response {
         ("Cache-Control", "public, max-age=3600".to_owned()),
     ];
     response
+}
+
+/// The method's logo, if it has one.
+fn logo(app: &App) -> Option<Response> {
+    let logo = app.method.brand.logo.as_ref()?;
+    let bytes = app.method.files().get(&logo.path)?;
+    Some(Response {
+        status: 200,
+        headers: vec![
+            ("Content-Type", logo.mime.to_owned()),
+            ("Cache-Control", "public, max-age=3600".to_owned()),
+        ],
+        body: bytes.clone(),
+    })
 }
 
 fn webhook(app: &mut App, req: &Request, now: OffsetDateTime) -> Handled {

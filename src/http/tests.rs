@@ -11,7 +11,6 @@ use super::{Request, Response, Site, handle};
 use crate::app::App;
 use crate::config::Config;
 use crate::db::{Db, NewOrder};
-use crate::order::Tier;
 
 const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
 
@@ -219,10 +218,11 @@ fn the_status_page_and_its_json_show_the_order_its_token_opens() {
                 email: "ada@example.com".into(),
                 name: "Ada Lovelace".into(),
                 company: "Analytical Engines Ltd".into(),
-                tier: Tier::Standard,
+                tier: "standard".parse().expect("an id"),
                 amount_cents: 14_900,
                 currency: "usd".into(),
                 questionnaire: serde_json::json!({}),
+                method_version: app.method.version.clone(),
             },
             NOW,
         )

@@ -1,7 +1,7 @@
 //! Email: composing messages from templates and handing them to SMTP or to `.eml` files.
 //! Only this module knows lettre.
 //!
-//! Each kind of email has three templates under `templates/mail/`: a subject and a plain-text
+//! Each kind of email has three templates in the method's `mail/` folder: a subject and a plain-text
 //! body, rendered without escaping (they are not HTML), and an HTML body, rendered with
 //! handlebars' HTML escaping inside the shared layout. What customers typed is data in all three.
 
@@ -19,26 +19,15 @@ use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
 use serde::Serialize;
 
 use crate::config::{MailConfig, MailTransport, SmtpSecurity};
+use crate::method::{Method, template_error};
 use crate::order::{EmailKind, Status};
 
 /// How long one SMTP conversation may take before it counts as failed (and is retried).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-macro_rules! kind_templates {
-    ($($kind:literal),* $(,)?) => {
-        [$(
-            (
-                $kind,
-                include_str!(concat!("../../templates/mail/", $kind, ".subject.hbs")),
-                include_str!(concat!("../../templates/mail/", $kind, ".txt.hbs")),
-                include_str!(concat!("../../templates/mail/", $kind, ".html.hbs")),
-            ),
-        )*]
-    };
-}
-
-/// Subject, text and HTML templates of every kind of email.
-const TEMPLATES: [(&str, &str, &str, &str); 7] = kind_templates!(
+/// Every kind of email, each with `mail/{kind}.subject.hbs`, `.txt.hbs` and `.html.hbs` in
+/// the method.
+const KINDS: [&str; 7] = [
     "payment_confirmation",
     "report_ready",
     "processing_failed",
@@ -46,10 +35,10 @@ const TEMPLATES: [(&str, &str, &str, &str); 7] = kind_templates!(
     "refund_under_review",
     "sign_in_link",
     "operator_alert",
-);
+];
 
-const LAYOUT: &str = include_str!("../../templates/mail/layout.html.hbs");
-const TEXT_FOOTER: &str = include_str!("../../templates/mail/footer.txt.hbs");
+const LAYOUT: &str = "mail/layout.html.hbs";
+const TEXT_FOOTER: &str = "mail/footer.txt.hbs";
 
 /// A message ready to send.
 #[derive(Clone, Debug)]
@@ -67,29 +56,75 @@ pub struct Email {
 pub struct Composer {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
+    /// The current method's tiers: id and name.
+    tiers: Vec<(crate::order::Tier, String)>,
 }
 
 impl Composer {
-    /// Compiles the embedded templates.
-    pub fn new() -> anyhow::Result<Composer> {
+    /// Compiles `method`'s email templates (the current method's: emails are the business's
+    /// voice now, whichever method an order was sold with).
+    pub fn new(method: &Method) -> anyhow::Result<Composer> {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
         let mut text = Handlebars::new();
         text.set_strict_mode(true);
         text.register_escape_fn(handlebars::no_escape);
-        html.register_template_string("layout", LAYOUT)
-            .context("the mail layout does not compile")?;
-        text.register_template_string("footer", TEXT_FOOTER)
-            .context("the mail footer does not compile")?;
-        for (kind, subject, body, page) in TEMPLATES {
-            text.register_template_string(&format!("{kind}.subject"), subject)
-                .with_context(|| format!("the subject of {kind} does not compile"))?;
-            text.register_template_string(&format!("{kind}.txt"), body)
-                .with_context(|| format!("the text of {kind} does not compile"))?;
-            html.register_template_string(kind, page)
-                .with_context(|| format!("the HTML of {kind} does not compile"))?;
+        let source = |path: &str| {
+            method
+                .text(path)
+                .with_context(|| format!("the method has no {path}"))
+        };
+        html.register_template_string("layout", source(LAYOUT)?)
+            .map_err(|err| template_error(LAYOUT, &err))?;
+        text.register_template_string("footer", source(TEXT_FOOTER)?)
+            .map_err(|err| template_error(TEXT_FOOTER, &err))?;
+        for kind in KINDS {
+            for (part, name) in [
+                ("subject", format!("{kind}.subject")),
+                ("txt", format!("{kind}.txt")),
+            ] {
+                let path = format!("mail/{kind}.{part}.hbs");
+                text.register_template_string(&name, source(&path)?)
+                    .map_err(|err| template_error(&path, &err))?;
+            }
+            let path = format!("mail/{kind}.html.hbs");
+            html.register_template_string(kind, source(&path)?)
+                .map_err(|err| template_error(&path, &err))?;
         }
-        Ok(Composer { html, text })
+        let known = |path: &str| {
+            path == LAYOUT
+                || path == TEXT_FOOTER
+                || KINDS.iter().any(|kind| {
+                    ["subject", "txt", "html"]
+                        .iter()
+                        .any(|part| path == format!("mail/{kind}.{part}.hbs"))
+                })
+        };
+        if let Some(path) = method
+            .files()
+            .keys()
+            .find(|p| p.starts_with("mail/") && !known(p))
+        {
+            anyhow::bail!(
+                "{path}: compass sends no such email: the templates are mail/{{kind}}.subject.hbs, \
+                 .txt.hbs and .html.hbs for {}, with mail/layout.html.hbs and mail/footer.txt.hbs",
+                KINDS.join(", ")
+            );
+        }
+        let tiers = method
+            .tiers
+            .iter()
+            .map(|t| (t.id.clone(), t.name.clone()))
+            .collect();
+        Ok(Composer { html, text, tiers })
+    }
+
+    /// A tier's name, as the current method calls it (its id, if it sells it no more).
+    pub fn tier_name(&self, tier: &crate::order::Tier) -> String {
+        self.tiers
+            .iter()
+            .find(|(id, _)| id == tier)
+            .map_or_else(|| tier.as_str().to_owned(), |(_, name)| name.clone())
     }
 
     /// Subject, text and HTML of email `kind` for `data`.

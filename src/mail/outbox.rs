@@ -154,7 +154,7 @@ fn compose(
         "site": base,
         "name": facts.name,
         "company": facts.company,
-        "tier": facts.tier.title(),
+        "tier": composer.tier_name(&facts.tier),
         "amount": money::format(facts.amount_cents, &facts.currency),
         "refunded": money::format(facts.refunded_cents, &facts.currency),
         "status_url": format!("{base}/status/{}", facts.status_token),

@@ -20,7 +20,7 @@ fn data() -> serde_json::Value {
 
 #[test]
 fn every_kind_renders_its_three_parts() {
-    let composer = Composer::new().expect("templates compile");
+    let composer = Composer::new(&crate::method::Method::builtin()).expect("templates compile");
     for kind in EmailKind::ALL
         .iter()
         .filter(|kind| **kind != EmailKind::OperatorAlert)
@@ -46,7 +46,7 @@ fn every_kind_renders_its_three_parts() {
 
 #[test]
 fn customer_text_is_escaped_in_html_and_kept_to_one_line_in_the_subject() {
-    let composer = Composer::new().expect("templates compile");
+    let composer = Composer::new(&crate::method::Method::builtin()).expect("templates compile");
     let email = composer
         .compose(EmailKind::ReportReady, "ada@example.com", &data())
         .expect("renders");
@@ -64,7 +64,7 @@ fn customer_text_is_escaped_in_html_and_kept_to_one_line_in_the_subject() {
 
 #[test]
 fn a_missing_value_is_an_error() {
-    let composer = Composer::new().expect("templates compile");
+    let composer = Composer::new(&crate::method::Method::builtin()).expect("templates compile");
     assert!(
         composer
             .compose(EmailKind::ReportReady, "a@b.co", &json!({}))
@@ -95,7 +95,7 @@ fn the_file_transport_writes_a_message_with_the_attachment() {
         },
     };
     let mailer = Mailer::new(&config).expect("mailer");
-    let composer = Composer::new().expect("templates");
+    let composer = Composer::new(&crate::method::Method::builtin()).expect("templates");
     let mut email = composer
         .compose(EmailKind::ReportReady, "ada@example.com", &data())
         .expect("renders");
@@ -119,7 +119,7 @@ fn the_file_transport_writes_a_message_with_the_attachment() {
 
 #[test]
 fn the_report_ready_text_reads_well() {
-    let composer = Composer::new().expect("templates compile");
+    let composer = Composer::new(&crate::method::Method::builtin()).expect("templates compile");
     let mut data = data();
     data["name"] = json!("Ada");
     data["company"] = json!("Analytical Engines Ltd");
@@ -145,7 +145,7 @@ fn the_report_ready_text_reads_well() {
 #[test]
 fn an_email_that_keeps_failing_is_given_up_after_its_last_attempt() {
     use crate::db::{Db, NewOrder};
-    use crate::order::{Event, Policy, Tier};
+    use crate::order::{Event, Policy};
     use time::macros::datetime;
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -153,6 +153,9 @@ fn an_email_that_keeps_failing_is_given_up_after_its_last_attempt() {
     let config = crate::config::Config::parse(crate::config::EXAMPLE, &path, &|_| None)
         .expect("the example config");
     let mut db = Db::open_in_memory().expect("db");
+    let method = crate::method::Method::builtin();
+    db.keep_method(&method.version, method.files())
+        .expect("kept");
     let t0 = datetime!(2026-11-22 12:00 UTC);
     let order = db
         .create_order(
@@ -160,10 +163,11 @@ fn an_email_that_keeps_failing_is_given_up_after_its_last_attempt() {
                 email: "ada@example.com".into(),
                 name: "Ada".into(),
                 company: "Analytical Engines Ltd".into(),
-                tier: Tier::Starter,
+                tier: "starter".parse().expect("an id"),
                 amount_cents: 4_900,
                 currency: "usd".into(),
                 questionnaire: json!({}),
+                method_version: method.version.clone(),
             },
             t0,
         )
@@ -186,7 +190,7 @@ fn an_email_that_keeps_failing_is_given_up_after_its_last_attempt() {
         )
         .expect("queued");
     let mailer = Mailer::new(&config.mail).expect("mailer");
-    let composer = Composer::new().expect("templates");
+    let composer = Composer::new(&crate::method::Method::builtin()).expect("templates");
 
     let mut totals = Vec::new();
     for pass in 0..outbox::MAX_ATTEMPTS + 1 {

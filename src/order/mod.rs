@@ -104,40 +104,55 @@ impl Status {
     }
 }
 
-named_enum! {
-    /// What the customer bought; it decides the depth of the report.
-    pub enum Tier ("tier") {
-        /// Scores, findings and quick wins.
-        Starter = "starter",
-        /// Starter plus recommendations, risks and a 90-day roadmap.
-        Standard = "standard",
-        /// Standard plus a use-case portfolio, a 12-month roadmap and budget ranges.
-        Premium = "premium",
+/// What the customer bought: the id of one of the method's tiers (`starter`, `premium`, ...).
+/// The method says what it is called, costs and holds; the order keeps only the id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Tier(String);
+
+impl Tier {
+    /// The id, as stored and sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-impl Tier {
-    /// The name shown to customers.
-    pub fn title(self) -> &'static str {
-        match self {
-            Tier::Starter => "Starter",
-            Tier::Standard => "Standard",
-            Tier::Premium => "Premium",
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Tier {
+    type Err = String;
+
+    /// An id: lower-case letters, digits and `_`, starting with a letter, at most 40.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = s.len() <= 40
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if valid {
+            Ok(Tier(s.to_owned()))
+        } else {
+            Err(format!(
+                "tier `{s}` is not an id (lower-case letters, digits and _, starting with a letter)"
+            ))
         }
     }
+}
 
-    /// What the tier's report holds, as the intake form and the terms describe it.
-    pub fn description(self) -> &'static str {
-        match self {
-            Tier::Starter => "Overall score, six pillar scores with findings, five quick wins.",
-            Tier::Standard => {
-                "Starter, plus recommendations per pillar, risks and a 90-day roadmap."
-            }
-            Tier::Premium => {
-                "Standard, plus a use-case portfolio with effort and impact, a 12-month roadmap \
-                 and budget ranges."
-            }
-        }
+impl TryFrom<String> for Tier {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Tier> for String {
+    fn from(tier: Tier) -> String {
+        tier.0
     }
 }
 

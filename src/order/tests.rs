@@ -879,8 +879,14 @@ fn names_round_trip() {
     for &status in Status::ALL {
         assert_eq!(status.as_str().parse::<Status>(), Ok(status));
     }
-    for &tier in Tier::ALL {
-        assert_eq!(tier.as_str().parse::<Tier>(), Ok(tier));
+    for id in ["starter", "security_2", "a"] {
+        let tier: Tier = id.parse().expect("an id");
+        assert_eq!(tier.as_str(), id);
+        assert_eq!(serde_json::to_value(&tier).expect("encodes"), id);
+    }
+    for bad in ["", "Premium", "2x", "a-b", "x y", &"a".repeat(41)] {
+        assert!(bad.parse::<Tier>().is_err(), "{bad}");
+        assert!(serde_json::from_value::<Tier>(serde_json::json!(bad)).is_err());
     }
     for &kind in EmailKind::ALL {
         assert_eq!(kind.as_str().parse::<EmailKind>(), Ok(kind));

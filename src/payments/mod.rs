@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::db::{NewOrder, PaymentRecord, StoredOrder};
-use crate::questionnaire::Intake;
+use crate::method::Intake;
 use crate::stripe::{NewPaymentIntent, PaymentIntent, StripeError};
 
 pub use events::{
@@ -82,16 +82,20 @@ pub fn place_order(
     intake: &Intake,
     now: OffsetDateTime,
 ) -> anyhow::Result<(StoredOrder, Result<PaymentIntent, StripeError>)> {
-    let amount_cents = app.config.prices.of(intake.tier);
+    let tier = app
+        .method
+        .tier(&intake.tier)
+        .with_context(|| format!("the method sells no tier `{}`", intake.tier))?;
     let order = app.db.create_order(
         &NewOrder {
             email: intake.email.clone(),
             name: intake.name.clone(),
             company: intake.company.clone(),
-            tier: intake.tier,
-            amount_cents,
-            currency: app.config.prices.currency.clone(),
+            tier: intake.tier.clone(),
+            amount_cents: tier.price,
+            currency: app.method.currency.clone(),
             questionnaire: serde_json::to_value(intake).context("cannot encode the answers")?,
+            method_version: app.method.version.clone(),
         },
         now,
     )?;

@@ -1,81 +1,110 @@
-//! The report as an HTML page: a handlebars template (escaped everywhere) with the radar chart
-//! drawn as inline SVG from the numbers in [`super::radar`].
+//! The report as an HTML page: the method's handlebars template (`report/report.hbs`, escaped
+//! everywhere) with the radar chart drawn as inline SVG from the numbers in [`super::radar`].
 
-use anyhow::Context;
+use base64::Engine;
 use handlebars::Handlebars;
 use serde_json::json;
 
 use super::Report;
 use super::radar::radar;
+use crate::method::{Method, render_error, template_error};
 
-const TEMPLATE: &str = include_str!("../../templates/report/report.hbs");
+const TEMPLATE: &str = "report/report.hbs";
 
-/// Renders `report` for `business`.
-pub fn render(report: &Report, business: &str) -> anyhow::Result<String> {
+/// Renders `report` by `method` (the order's) for `business`.
+pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Result<String> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(false);
+    let template = method
+        .text(TEMPLATE)
+        .ok_or_else(|| anyhow::anyhow!("the method has no {TEMPLATE}"))?;
     registry
-        .register_template_string("report", TEMPLATE)
-        .context("the report template does not compile")?;
-    let pillars: Vec<_> = report
+        .register_template_string("report", template)
+        .map_err(|err| template_error(TEMPLATE, &err))?;
+    let categories: Vec<_> = report
         .scores
-        .pillars
+        .categories
         .iter()
         .map(|score| {
-            let text = report.written.pillars.iter().find(|p| p.id == score.id);
+            let text = report.written.categories.iter().find(|c| c.id == score.id);
             json!({
                 "title": score.title,
-                "score": score.score.map_or_else(|| "not assessed".to_owned(), |s| format!("{s:.1} / 5")),
+                "score": score.shown().map_or_else(
+                    || "not assessed".to_owned(),
+                    |s| format!("{s} / {:.0}", score.out_of),
+                ),
                 "finding": text.map(|t| t.finding.as_str()),
                 "recommendations": text.and_then(|t| t.recommendations.as_ref()),
             })
         })
         .collect();
+    let level = report
+        .scores
+        .level
+        .as_deref()
+        .and_then(|name| method.scoring.levels.iter().find(|l| l.name == name));
     let data = json!({
-        "business": business,
+        "business": method.display_name(business),
+        "assessment": method.assessment.name,
+        "primary": method.brand.primary(),
+        "logo": logo_data_uri(method),
         "company": report.company,
-        "tier": report.tier.title(),
+        "tier": method.tier_name(&report.tier),
         "sample": report.sample,
         "overall": report.scores.overall,
-        "level": report.scores.level.map(crate::questionnaire::Level::title),
+        "level": report.scores.level,
+        "level_description": level.map(|l| l.description.as_str()),
         "radar": radar(&report.scores, 400.0),
-        "pillars": pillars,
+        "categories": categories,
         "written": report.written,
     });
     registry
         .render("report", &data)
-        .context("cannot render the report")
+        .map_err(|err| render_error(TEMPLATE, &err))
+}
+
+/// The method's logo as a `data:` URI (the report page's policy allows no other images).
+pub fn logo_data_uri(method: &Method) -> Option<String> {
+    let logo = method.brand.logo.as_ref()?;
+    let bytes = method.files().get(&logo.path)?;
+    Some(format!(
+        "data:{};base64,{}",
+        logo.mime,
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::Tier;
-    use crate::questionnaire::Questionnaire;
+    use crate::method::{CategoryScore, Scores};
     use crate::report::sample;
 
-    fn report(tier: Tier, company: &str) -> Report {
-        let q = Questionnaire::builtin();
-        let mut written = sample::written(tier, &q);
+    fn report(tier: &str, company: &str) -> Report {
+        let method = Method::builtin();
+        let tier = method.tier(&tier.parse().expect("an id")).expect("sold");
+        let mut written = sample::written(tier, &method);
         written.summary =
             "Ignore previous instructions <script>alert(1)</script> {{company}}".into();
-        let intake_scores = crate::questionnaire::Scores {
-            pillars: q
-                .pillars
+        let intake_scores = Scores {
+            categories: method
+                .questionnaire
+                .categories
                 .iter()
                 .enumerate()
-                .map(|(i, p)| crate::questionnaire::PillarScore {
+                .map(|(i, p)| CategoryScore {
                     id: p.id.clone(),
                     title: p.title.clone(),
                     score: (i != 3).then_some(1.0 + i as f64 * 0.7),
+                    out_of: 5.0,
                 })
                 .collect(),
             overall: Some(55),
-            level: Some(crate::questionnaire::Level::Follower),
+            level: Some("Follower".into()),
         };
         Report {
             company: company.into(),
-            tier,
+            tier: tier.id.clone(),
             scores: intake_scores,
             written,
             sample: true,
@@ -84,8 +113,12 @@ mod tests {
 
     #[test]
     fn the_page_has_the_chart_the_tier_depth_and_escaped_text() {
-        let html =
-            render(&report(Tier::Premium, "Acme <b>&</b> Sons"), "Compass").expect("renders");
+        let html = render(
+            &report("premium", "Acme <b>&</b> Sons"),
+            &Method::builtin(),
+            "Compass",
+        )
+        .expect("renders");
         assert!(html.contains("<svg class=\"radar\""));
         assert!(html.contains("<polygon class=\"shape\""));
         assert!(html.contains("Acme &lt;b&gt;&amp;&lt;/b&gt; Sons"));
@@ -102,7 +135,8 @@ mod tests {
             assert!(html.contains(section), "{section}");
         }
         assert!(html.contains("not assessed"));
-        let starter = render(&report(Tier::Starter, "Acme"), "Compass").expect("renders");
+        let starter =
+            render(&report("starter", "Acme"), &Method::builtin(), "Compass").expect("renders");
         assert!(starter.contains("Five quick wins"));
         assert!(!starter.contains("Budget ranges") && !starter.contains("Risks"));
     }
@@ -112,7 +146,8 @@ mod tests {
         // From fuzzing (fuzz/fuzz_targets/report_html.rs): `><` and friends as the company.
         for text in ["><", "\"'`=", "</title><script>", "&amp;"] {
             let company = format!("|{text}|");
-            let html = render(&report(Tier::Standard, &company), "Compass").expect("renders");
+            let html = render(&report("standard", &company), &Method::builtin(), "Compass")
+                .expect("renders");
             let escaped = format!("|{}|", handlebars::html_escape(text));
             assert!(html.contains(&escaped), "{text}: {escaped} missing");
             assert!(!html.contains(&company), "{text}: raw in the page");

@@ -1,18 +1,17 @@
 //! The report: what the model must write for each tier (the schema it is held to), the
 //! checking of its answer, and the prompts that ask for it.
 //!
-//! The numbers (pillar scores, overall score, level) come from `questionnaire::scores`, never
+//! The numbers (category scores, overall score, level) come from `method::scoring`, never
 //! from the model; the model writes the words, tied to the customer's answers, and `check`
 //! refuses words that state other numbers (`numbers.rs`).
 //!
 //! The schema keeps to what the API's structured outputs accept (the official SDK's
 //! `transform_schema` leaves it unchanged): lengths, counts and ranges are said in each
 //! property's `description` and enforced by `check`, from one table (`Count`), whose problems
-//! drive the repair round. A tier's depth
-//! is visible in what its schema requires: Standard adds recommendations, risks and a 90-day
-//! roadmap; Premium adds a use-case portfolio, a 12-month roadmap and budget ranges.
+//! drive the repair round. A tier's depth is visible in what its schema requires: the summary
+//! and each category's finding always, and the sections the method gives the tier
+//! (`method::Section`: recommendations, quick wins, risks, roadmaps, use cases, budget).
 
-pub mod ask;
 pub mod html;
 mod numbers;
 pub mod pdf;
@@ -23,8 +22,8 @@ pub mod sample;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::method::{Method, Scores, Section, TierDef};
 use crate::order::Tier;
-use crate::questionnaire::{Questionnaire, Scores};
 
 /// What the model writes.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -32,36 +31,34 @@ use crate::questionnaire::{Questionnaire, Scores};
 pub struct Written {
     /// Three to six sentences for the executive.
     pub summary: String,
-    /// One entry per pillar, in the questionnaire's order.
-    pub pillars: Vec<PillarText>,
-    /// Exactly five things to do this month.
+    /// One entry per category, in the method's order. (Reports from before methods were files
+    /// call them pillars.)
+    #[serde(alias = "pillars")]
+    pub categories: Vec<CategoryText>,
+    /// Exactly five things to do this month, when the tier has them (empty when not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_wins: Vec<String>,
-    /// Standard and Premium.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risks: Option<Vec<Risk>>,
-    /// Standard and Premium.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roadmap_90_days: Option<Vec<Milestone>>,
-    /// Premium.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_cases: Option<Vec<UseCase>>,
-    /// Premium.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roadmap_12_months: Option<Vec<Milestone>>,
-    /// Premium.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Vec<BudgetLine>>,
 }
 
-/// The words for one pillar.
+/// The words for one category.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct PillarText {
-    /// The pillar's id, as in the questionnaire.
+pub struct CategoryText {
+    /// The category's id, as in the method.
     pub id: String,
     /// One paragraph, tied to the answers.
     pub finding: String,
-    /// Standard and Premium: what to do about it.
+    /// When the tier has recommendations: what to do about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendations: Option<Vec<String>>,
 }
@@ -124,12 +121,17 @@ pub struct Report {
 }
 
 impl Report {
-    /// The report's three files, as stored and sent: `json`, `html` and `pdf`, by kind.
-    pub fn files(&self, business: &str) -> anyhow::Result<[(&'static str, Vec<u8>); 3]> {
+    /// The report's three files, as stored and sent: `json`, `html` and `pdf`, by kind, as
+    /// `method` (the order's) lays them out for `business`.
+    pub fn files(
+        &self,
+        method: &Method,
+        business: &str,
+    ) -> anyhow::Result<[(&'static str, Vec<u8>); 3]> {
         Ok([
             ("json", serde_json::to_vec_pretty(self)?),
-            ("html", html::render(self, business)?.into_bytes()),
-            ("pdf", pdf::render(self, business)?),
+            ("html", html::render(self, method, business)?.into_bytes()),
+            ("pdf", pdf::render(self, method, business)?),
         ])
     }
 }
@@ -176,8 +178,8 @@ impl Count {
     }
 }
 
-/// The JSON schema the model's answer must follow for `tier`.
-pub fn schema(tier: Tier, questionnaire: &Questionnaire) -> serde_json::Value {
+/// The JSON schema the model's answer must follow for `tier` of `method`.
+pub fn schema(tier: &TierDef, method: &Method) -> serde_json::Value {
     let text = json!({
         "type": "string",
         "description": format!("Plain text, not empty, at most {MAX_TEXT} characters."),
@@ -186,54 +188,66 @@ pub fn schema(tier: Tier, questionnaire: &Questionnaire) -> serde_json::Value {
         "type": "object", "additionalProperties": false, "required": ["when", "what"],
         "properties": { "when": text, "what": text },
     });
-    let deeper = tier != Tier::Starter;
-    let ids: Vec<&str> = questionnaire
-        .pillars
+    let ids: Vec<&str> = method
+        .questionnaire
+        .categories
         .iter()
-        .map(|p| p.id.as_str())
+        .map(|c| c.id.as_str())
         .collect();
-    let mut pillar_required = vec!["id", "finding"];
-    let mut pillar_properties = json!({ "id": { "enum": ids }, "finding": text });
-    if deeper {
-        pillar_required.push("recommendations");
-        pillar_properties["recommendations"] = RECOMMENDATIONS.array(text.clone(), "What to do");
+    let mut category_required = vec!["id", "finding"];
+    let mut category_properties = json!({ "id": { "enum": ids }, "finding": text });
+    if tier.has(Section::Recommendations) {
+        category_required.push("recommendations");
+        category_properties["recommendations"] = RECOMMENDATIONS.array(text.clone(), "What to do");
     }
-    let mut required = vec!["summary", "pillars", "quick_wins"];
+    let mut required = vec!["summary", "categories"];
     let mut properties = json!({
         "summary": text,
-        "pillars": {
+        "categories": {
             "type": "array", "minItems": 1,
             "description": format!(
-                "Exactly {} items, one per pillar, in this order: {}.",
+                "Exactly {} items, one per category, in this order: {}.",
                 ids.len(),
                 ids.join(", ")
             ),
             "items": {
                 "type": "object", "additionalProperties": false,
-                "required": pillar_required, "properties": pillar_properties,
+                "required": category_required, "properties": category_properties,
             },
         },
-        "quick_wins": QUICK_WINS.array(text.clone(), "Things to start this month"),
     });
-    if deeper {
-        required.extend(["risks", "roadmap_90_days"]);
+    if tier.has(Section::QuickWins) {
+        required.push("quick_wins");
+        properties["quick_wins"] = QUICK_WINS.array(text.clone(), "Things to start this month");
+    }
+    if tier.has(Section::Risks) {
+        required.push("risks");
         let risk = json!({
             "type": "object", "additionalProperties": false, "required": ["title", "mitigation"],
             "properties": { "title": text, "mitigation": text },
         });
         properties["risks"] = RISKS.array(risk, "Risks, each with a mitigation");
+    }
+    if tier.has(Section::Roadmap90Days) {
+        required.push("roadmap_90_days");
         properties["roadmap_90_days"] = ROADMAP_90_DAYS.array(milestone.clone(), "Milestones");
     }
-    if tier == Tier::Premium {
-        required.extend(["use_cases", "roadmap_12_months", "budget"]);
+    if tier.has(Section::UseCases) {
+        required.push("use_cases");
         let rating = json!({ "enum": ["low", "medium", "high"] });
         let use_case = json!({
             "type": "object", "additionalProperties": false,
             "required": ["name", "description", "effort", "impact"],
             "properties": { "name": text, "description": text, "effort": rating, "impact": rating },
         });
-        properties["use_cases"] = USE_CASES.array(use_case, "AI use cases for this company");
+        properties["use_cases"] = USE_CASES.array(use_case, "Use cases for this company");
+    }
+    if tier.has(Section::Roadmap12Months) {
+        required.push("roadmap_12_months");
         properties["roadmap_12_months"] = ROADMAP_12_MONTHS.array(milestone, "Milestones");
+    }
+    if tier.has(Section::Budget) {
+        required.push("budget");
         let dollars = json!({ "type": "integer", "description": "Whole US dollars, 0 or more." });
         let line = json!({
             "type": "object", "additionalProperties": false,
@@ -251,12 +265,12 @@ pub fn schema(tier: Tier, questionnaire: &Questionnaire) -> serde_json::Value {
     })
 }
 
-/// Reads and checks the model's answer for `tier`; the problems, in words the model can act
-/// on, if it does not hold.
+/// Reads and checks the model's answer for `tier` of `method`; the problems, in words the model
+/// can act on, if it does not hold.
 pub fn check(
     text: &str,
-    tier: Tier,
-    questionnaire: &Questionnaire,
+    tier: &TierDef,
+    method: &Method,
     scores: &Scores,
 ) -> Result<Written, Vec<String>> {
     let json = text
@@ -277,59 +291,71 @@ pub fn check(
             problems.push(format!("{field} is longer than {MAX_TEXT} characters"));
         }
     }
-    let ids: Vec<&str> = questionnaire
-        .pillars
+    let ids: Vec<&str> = method
+        .questionnaire
+        .categories
         .iter()
-        .map(|p| p.id.as_str())
+        .map(|c| c.id.as_str())
         .collect();
-    let got: Vec<&str> = written.pillars.iter().map(|p| p.id.as_str()).collect();
+    let got: Vec<&str> = written.categories.iter().map(|c| c.id.as_str()).collect();
     if got != ids {
         problems.push(format!(
-            "pillars must be exactly {} in that order, got {}",
+            "categories must be exactly {} in that order, got {}",
             ids.join(", "),
             got.join(", ")
         ));
     }
-    let deeper = tier != Tier::Starter;
-    let premium = tier == Tier::Premium;
     let has_recommendations = written
-        .pillars
+        .categories
         .iter()
-        .all(|p| p.recommendations.as_ref().is_some_and(|r| !r.is_empty()));
-    let mut section = |name: &str, present: bool, wanted: bool| {
+        .all(|c| c.recommendations.as_ref().is_some_and(|r| !r.is_empty()));
+    let any_recommendations = written
+        .categories
+        .iter()
+        .any(|c| c.recommendations.is_some());
+    let mut section = |name: &str, present: bool, wanted: Section| {
+        let wanted = tier.has(wanted);
         if present && !wanted {
-            problems.push(format!("{name} is not part of a {} report", tier.title()));
+            problems.push(format!("{name} is not part of a {} report", tier.name));
         } else if !present && wanted {
-            problems.push(format!("{name} is required in a {} report", tier.title()));
+            problems.push(format!("{name} is required in a {} report", tier.name));
         }
     };
     section(
-        "pillar recommendations",
-        has_recommendations || written.pillars.iter().any(|p| p.recommendations.is_some()),
-        deeper,
+        "category recommendations",
+        any_recommendations,
+        Section::Recommendations,
     );
-    section("risks", written.risks.is_some(), deeper);
-    section("roadmap_90_days", written.roadmap_90_days.is_some(), deeper);
-    section("use_cases", written.use_cases.is_some(), premium);
+    section(
+        "quick_wins",
+        !written.quick_wins.is_empty(),
+        Section::QuickWins,
+    );
+    section("risks", written.risks.is_some(), Section::Risks);
+    section(
+        "roadmap_90_days",
+        written.roadmap_90_days.is_some(),
+        Section::Roadmap90Days,
+    );
+    section("use_cases", written.use_cases.is_some(), Section::UseCases);
     section(
         "roadmap_12_months",
         written.roadmap_12_months.is_some(),
-        premium,
+        Section::Roadmap12Months,
     );
-    section("budget", written.budget.is_some(), premium);
-    if deeper && !has_recommendations && written.pillars.iter().any(|p| p.recommendations.is_some())
-    {
-        problems.push("every pillar needs recommendations".into());
+    section("budget", written.budget.is_some(), Section::Budget);
+    if tier.has(Section::Recommendations) && !has_recommendations && any_recommendations {
+        problems.push("every category needs recommendations".into());
     }
     let mut counts = vec![(
         "quick_wins".to_owned(),
         QUICK_WINS,
-        Some(written.quick_wins.len()),
+        (!written.quick_wins.is_empty()).then_some(written.quick_wins.len()),
     )];
-    for (n, pillar) in written.pillars.iter().enumerate() {
-        let len = pillar.recommendations.as_ref().map(Vec::len);
+    for (n, category) in written.categories.iter().enumerate() {
+        let len = category.recommendations.as_ref().map(Vec::len);
         counts.push((
-            format!("pillars[{n}].recommendations"),
+            format!("categories[{n}].recommendations"),
             RECOMMENDATIONS,
             len,
         ));
@@ -374,7 +400,13 @@ pub fn check(
             ));
         }
     }
-    problems.extend(numbers::problems(&written, scores));
+    let levels: Vec<&str> = method
+        .scoring
+        .levels
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    problems.extend(numbers::problems(&written, scores, &levels));
     if problems.is_empty() {
         Ok(written)
     } else {
@@ -386,10 +418,10 @@ impl Written {
     /// Every text the model wrote, with the field it stands in.
     fn texts(&self) -> Vec<(String, &str)> {
         let mut texts = vec![("summary".to_owned(), self.summary.as_str())];
-        for (n, pillar) in self.pillars.iter().enumerate() {
-            texts.push((format!("pillars[{n}].finding"), &pillar.finding));
-            for (k, text) in pillar.recommendations.iter().flatten().enumerate() {
-                texts.push((format!("pillars[{n}].recommendations[{k}]"), text));
+        for (n, category) in self.categories.iter().enumerate() {
+            texts.push((format!("categories[{n}].finding"), &category.finding));
+            for (k, text) in category.recommendations.iter().flatten().enumerate() {
+                texts.push((format!("categories[{n}].recommendations[{k}]"), text));
             }
         }
         for (n, text) in self.quick_wins.iter().enumerate() {

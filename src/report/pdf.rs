@@ -1,7 +1,7 @@
 //! The report as a PDF, typeset by the typst compiler used as a library. The fonts are the
-//! ones typst-assets embeds (no system fonts, no network); the template is
-//! `templates/report/report.typ`; the report reaches it as one JSON string in `sys.inputs`,
-//! so customer text is data, never typst markup.
+//! ones typst-assets embeds (no system fonts, no network); the template is the method's
+//! `report/report.typ`; the report reaches it as one JSON string in `sys.inputs`, so customer
+//! text is data, never typst markup. The method's logo is the one file it may read.
 
 use std::sync::LazyLock;
 
@@ -11,11 +11,12 @@ use typst::foundations::{Bytes, Datetime, Dict, IntoValue};
 use typst::syntax::{FileId, RootedPath, Source, VirtualPath, VirtualRoot};
 use typst::text::{Font, FontBook};
 use typst::utils::LazyHash;
-use typst::{Library, LibraryExt, World};
+use typst::{Library, LibraryExt, World, WorldExt};
 
 use super::Report;
+use crate::method::Method;
 
-const TEMPLATE: &str = include_str!("../../templates/report/report.typ");
+const TEMPLATE: &str = "report/report.typ";
 
 /// The embedded fonts, loaded once per process.
 static FONTS: LazyLock<(LazyHash<FontBook>, Vec<Font>)> = LazyLock::new(|| {
@@ -29,6 +30,8 @@ static FONTS: LazyLock<(LazyHash<FontBook>, Vec<Font>)> = LazyLock::new(|| {
 struct ReportWorld {
     library: LazyHash<Library>,
     main: Source,
+    /// The logo, as `/{path}`.
+    logo: Option<(FileId, Bytes)>,
 }
 
 impl World for ReportWorld {
@@ -52,8 +55,11 @@ impl World for ReportWorld {
         }
     }
 
-    fn file(&self, _id: FileId) -> FileResult<Bytes> {
-        Err(FileError::AccessDenied)
+    fn file(&self, id: FileId) -> FileResult<Bytes> {
+        match &self.logo {
+            Some((logo, bytes)) if *logo == id => Ok(bytes.clone()),
+            _ => Err(FileError::AccessDenied),
+        }
     }
 
     fn font(&self, index: usize) -> Option<Font> {
@@ -65,25 +71,77 @@ impl World for ReportWorld {
     }
 }
 
-/// Typesets `report` for `business` into PDF bytes.
-pub fn render(report: &Report, business: &str) -> anyhow::Result<Vec<u8>> {
+fn file_id(path: &str) -> anyhow::Result<FileId> {
+    let path = VirtualPath::new(path).map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    Ok(FileId::new(RootedPath::new(VirtualRoot::Project, path)))
+}
+
+/// Typesets `report` by `method` (the order's) for `business` into PDF bytes.
+pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Result<Vec<u8>> {
     let mut data = serde_json::to_value(report).context("cannot encode the report")?;
-    data["business"] = serde_json::json!(business);
-    data["tier"] = serde_json::json!(report.tier.title());
-    data["scores"]["level"] =
-        serde_json::json!(report.scores.level.map(crate::questionnaire::Level::title));
+    data["business"] = serde_json::json!(method.display_name(business));
+    data["assessment"] = serde_json::json!(method.assessment.name);
+    data["primary"] = serde_json::json!(method.brand.primary());
+    data["tier"] = serde_json::json!(method.tier_name(&report.tier));
+    let level = report
+        .scores
+        .level
+        .as_deref()
+        .and_then(|name| method.scoring.levels.iter().find(|l| l.name == name));
+    data["level_description"] = serde_json::json!(level.map(|l| l.description.as_str()));
+    let chart: Vec<_> = report
+        .scores
+        .categories
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id,
+                "title": c.title,
+                "shown": c.shown(),
+                "out_of": format!("{:.0}", c.out_of),
+                "reach": c.reach(),
+            })
+        })
+        .collect();
+    data["chart"] = serde_json::json!(chart);
+    let logo = match &method.brand.logo {
+        Some(logo) => {
+            let bytes = method
+                .files()
+                .get(&logo.path)
+                .with_context(|| format!("the method has no {}", logo.path))?;
+            let path = format!("/{}", logo.path);
+            data["logo"] = serde_json::json!(path);
+            Some((file_id(&path)?, Bytes::new(bytes.clone())))
+        }
+        None => None,
+    };
+    let template = method
+        .text(TEMPLATE)
+        .with_context(|| format!("the method has no {TEMPLATE}"))?;
     let mut inputs = Dict::new();
     inputs.insert("report".into(), data.to_string().into_value());
-    let path = VirtualPath::new("/report.typ").map_err(|err| anyhow::anyhow!("{err:?}"))?;
-    let id = FileId::new(RootedPath::new(VirtualRoot::Project, path));
+    let main = Source::new(file_id("/report.typ")?, template.to_owned());
     let world = ReportWorld {
         library: LazyHash::new(Library::builder().with_inputs(inputs).build()),
-        main: Source::new(id, TEMPLATE.to_owned()),
+        main: main.clone(),
+        logo,
     };
     let document = match typst::compile::<typst_layout::PagedDocument>(&world).output {
         Ok(document) => document,
         Err(errors) => {
-            let messages: Vec<_> = errors.iter().map(|e| e.message.to_string()).collect();
+            let messages: Vec<_> = errors
+                .iter()
+                .map(|e| {
+                    let line = world
+                        .range(e.span)
+                        .and_then(|r| main.lines().byte_to_line(r.start));
+                    match line {
+                        Some(line) => format!("{TEMPLATE}:{}: {}", line + 1, e.message),
+                        None => format!("{TEMPLATE}: {}", e.message),
+                    }
+                })
+                .collect();
             bail!("the report does not typeset: {}", messages.join("; "));
         }
     };
@@ -96,31 +154,31 @@ pub fn render(report: &Report, business: &str) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::Tier;
-    use crate::questionnaire::{Level, PillarScore, Questionnaire, Scores};
+    use crate::method::{CategoryScore, Scores, TierDef};
     use crate::report::sample;
 
-    fn report(tier: Tier) -> Report {
-        let q = Questionnaire::builtin();
-        let mut written = sample::written(tier, &q);
+    fn report(tier: &TierDef, method: &Method) -> Report {
+        let mut written = sample::written(tier, method);
         written.summary =
             "#set page(fill: red) [*bold*] $x^2$ <script> Ignore previous instructions.".into();
         Report {
             company: "Acme #strong[Evil] & Co".into(),
-            tier,
+            tier: tier.id.clone(),
             scores: Scores {
-                pillars: q
-                    .pillars
+                categories: method
+                    .questionnaire
+                    .categories
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| PillarScore {
+                    .map(|(i, p)| CategoryScore {
                         id: p.id.clone(),
                         title: p.title.clone(),
                         score: (i != 2).then_some(1.5 + i as f64 * 0.5),
+                        out_of: 5.0,
                     })
                     .collect(),
                 overall: Some(61),
-                level: Some(Level::Chaser),
+                level: Some("Chaser".into()),
             },
             written,
             sample: false,
@@ -129,10 +187,11 @@ mod tests {
 
     #[test]
     fn every_tier_typesets_into_a_pdf() {
-        for tier in Tier::ALL {
-            let pdf = render(&report(*tier), "Compass").expect("typesets");
-            assert!(pdf.starts_with(b"%PDF-"), "{tier}");
-            assert!(pdf.len() > 10_000, "{tier}: {} bytes", pdf.len());
+        let method = Method::builtin();
+        for tier in &method.tiers {
+            let pdf = render(&report(tier, &method), &method, "Compass").expect("typesets");
+            assert!(pdf.starts_with(b"%PDF-"), "{}", tier.id);
+            assert!(pdf.len() > 10_000, "{}: {} bytes", tier.id, pdf.len());
         }
     }
 }

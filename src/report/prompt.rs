@@ -1,4 +1,4 @@
-//! The prompts: handlebars templates (`templates/prompts`) rendered without HTML escaping,
+//! The prompts: the method's handlebars templates (`prompts/` in its folder) rendered without HTML escaping,
 //! since they are not HTML. The system prompt holds everything that is the same for every
 //! order of a tier (the role, the method, the rules, the tier's sections), so that the API's
 //! prompt cache serves it to the next order; the user prompt holds the order's scores and
@@ -11,27 +11,9 @@ use anyhow::Context;
 use handlebars::Handlebars;
 use serde_json::json;
 
-use crate::order::Tier;
-use crate::questionnaire::{Intake, Level, Questionnaire, Scores};
+use crate::method::{Answer, Intake, Kind, Method, Question, Scores, render_error, template_error};
 
-const TEMPLATES: [(&str, &str); 5] = [
-    ("system", include_str!("../../templates/prompts/system.hbs")),
-    ("user", include_str!("../../templates/prompts/user.hbs")),
-    (
-        "starter",
-        include_str!("../../templates/prompts/starter.hbs"),
-    ),
-    (
-        "standard",
-        include_str!("../../templates/prompts/standard.hbs"),
-    ),
-    (
-        "premium",
-        include_str!("../../templates/prompts/premium.hbs"),
-    ),
-];
-
-/// The prompt templates.
+/// One method's prompt templates, compiled.
 #[derive(Debug)]
 pub struct Prompts {
     registry: Handlebars<'static>,
@@ -45,82 +27,153 @@ pub struct Prompt {
 }
 
 impl Prompts {
-    /// Compiles the embedded templates.
-    pub fn new() -> anyhow::Result<Prompts> {
+    /// Compiles `method`'s prompts: `prompts/system.hbs`, `prompts/user.hbs` and one per tier.
+    pub fn new(method: &Method) -> anyhow::Result<Prompts> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
-        for (name, text) in TEMPLATES {
+        let names = ["system", "user"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(method.tiers.iter().map(|t| t.id.as_str().to_owned()));
+        for name in names {
+            let path = format!("prompts/{name}.hbs");
+            let text = method
+                .text(&path)
+                .with_context(|| format!("the method has no {path}"))?;
             registry
-                .register_template_string(name, text)
-                .with_context(|| format!("prompt template {name} does not compile"))?;
+                .register_template_string(&name, text)
+                .map_err(|err| template_error(&path, &err))?;
         }
         Ok(Prompts { registry })
     }
 
-    /// The prompt for one intake.
+    /// The prompt for one intake, under the method it was sold with.
     pub fn render(
         &self,
         business: &str,
         intake: &Intake,
-        questionnaire: &Questionnaire,
+        method: &Method,
         scores: &Scores,
     ) -> anyhow::Result<Prompt> {
+        let tier = method
+            .tier(&intake.tier)
+            .with_context(|| format!("the method sells no tier `{}`", intake.tier))?;
         // Only compass's own values outside the data block; every customer word is inside it.
-        let tier = match intake.tier {
-            Tier::Starter => "starter",
-            Tier::Standard => "standard",
-            Tier::Premium => "premium",
-        };
         let instructions = self
             .registry
-            .render(tier, &json!({}))
-            .context("cannot render the tier's instructions")?;
-        let method = json!({
+            .render(
+                tier.id.as_str(),
+                &json!({ "business": business, "tier": tier.name }),
+            )
+            .map_err(|err| render_error(&format!("prompts/{}.hbs", tier.id), &err))?;
+        let q = &method.questionnaire;
+        let categories: Vec<_> = q
+            .categories
+            .iter()
+            .map(|c| json!({ "id": c.id, "title": c.title, "weight": c.weight, "questions": c.questions }))
+            .collect();
+        let system = json!({
             "business": business,
-            "pillars": questionnaire.pillars,
+            "assessment": method.assessment,
+            "scale": q.scale,
+            "categories": categories,
+            "levels": method.scoring.levels,
             "instructions": instructions.trim_end(),
         });
+        let shown: Vec<_> = scores
+            .categories
+            .iter()
+            .map(|c| json!({ "id": c.id, "title": c.title, "score": c.shown(), "out_of": format!("{:.0}", c.out_of) }))
+            .collect();
         let data = json!({
-            "tier": intake.tier.title(),
+            "business": business,
+            "assessment": method.assessment,
+            "tier": tier.name,
+            "scale": q.scale,
+            "categories": shown,
             "scores": scores,
-            "level": scores.level.map(Level::title),
-            "answers": answers_json(intake, questionnaire)?,
+            "level": scores.level,
+            "answers": answers_json(intake, method)?,
         });
         Ok(Prompt {
             system: self
                 .registry
-                .render("system", &method)
-                .context("cannot render the system prompt")?,
+                .render("system", &system)
+                .map_err(|err| render_error("prompts/system.hbs", &err))?,
             user: self
                 .registry
                 .render("user", &data)
-                .context("cannot render the prompt")?,
+                .map_err(|err| render_error("prompts/user.hbs", &err))?,
         })
     }
 }
 
+/// One answer as the model reads it.
+fn answer_json(question: &Question, answer: Option<&Answer>, method: &Method) -> serde_json::Value {
+    let scale = &method.questionnaire.scale;
+    let label = |id: &str| match &question.kind {
+        Kind::Single(options) | Kind::Multiple(options) => options
+            .iter()
+            .find(|o| o.id == id)
+            .map_or(id.to_owned(), |o| o.label.clone()),
+        _ => id.to_owned(),
+    };
+    match (&question.kind, answer) {
+        (Kind::Scale, answer) => json!({
+            "statement": question.text,
+            format!("agreement_{}_to_{}", scale.min, scale.max): answer,
+        }),
+        (_, None) => json!({ "question": question.text, "answer": null }),
+        (_, Some(Answer::Yes(yes))) => {
+            json!({ "question": question.text, "answer": if *yes { "yes" } else { "no" } })
+        }
+        (Kind::Number { unit, .. }, Some(Answer::Number(n))) => json!({
+            "question": question.text,
+            "answer": match unit { Some(unit) => format!("{n} {unit}"), None => n.to_string() },
+        }),
+        (_, Some(Answer::Number(n))) => json!({ "question": question.text, "answer": n }),
+        (_, Some(Answer::Many(ids))) => json!({
+            "question": question.text,
+            "answer": ids.iter().map(|id| label(id)).collect::<Vec<_>>(),
+        }),
+        (Kind::Text, Some(Answer::Text(text))) => {
+            json!({ "question": question.text, "answer": text })
+        }
+        (_, Some(Answer::Text(id))) => json!({ "question": question.text, "answer": label(id) }),
+    }
+}
+
 /// The customer's answers as the model reads them: each question's text with its answer.
-fn answers_json(intake: &Intake, questionnaire: &Questionnaire) -> anyhow::Result<String> {
-    let pillars: Vec<_> = questionnaire
-        .pillars
+fn answers_json(intake: &Intake, method: &Method) -> anyhow::Result<String> {
+    let q = &method.questionnaire;
+    let asked = |question: &Question| {
+        question
+            .show_when
+            .as_ref()
+            .is_none_or(|c| c.holds(&intake.answers))
+    };
+    let categories: Vec<_> = q
+        .categories
         .iter()
-        .map(|pillar| {
-            let answers: Vec<_> = pillar
+        .map(|category| {
+            let answers: Vec<_> = category
                 .questions
                 .iter()
-                .enumerate()
-                .map(|(i, question)| {
-                    let answer = intake.answers.get(&format!("{}_{}", pillar.id, i + 1));
-                    json!({ "statement": question, "agreement_1_to_5": answer })
-                })
+                .filter(|question| asked(question))
+                .map(|question| answer_json(question, intake.answers.get(&question.id), method))
                 .collect();
             json!({
-                "pillar": pillar.title,
+                "category": category.title,
                 "answers": answers,
-                "note": intake.notes.get(&pillar.id),
+                "note": intake.notes.get(&category.id),
             })
         })
+        .collect();
+    let in_their_words: Vec<_> = q
+        .free_text
+        .iter()
+        .map(|question| answer_json(question, intake.answers.get(&question.id), method))
         .collect();
     let document = json!({
         "company": intake.company,
@@ -128,9 +181,8 @@ fn answers_json(intake: &Intake, questionnaire: &Questionnaire) -> anyhow::Resul
         "industry": intake.industry,
         "employees": intake.employees,
         "country": intake.country,
-        "pillars": pillars,
-        "process_to_improve": intake.process,
-        "anything_else": intake.anything_else,
+        "categories": categories,
+        "in_their_words": in_their_words,
     });
     let text = serde_json::to_string_pretty(&document).context("cannot encode the answers")?;
     Ok(text

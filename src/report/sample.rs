@@ -1,25 +1,24 @@
 //! A built-in report, clearly labelled as a sample: what demo mode and a preview without an
 //! Anthropic key show, and what the tests script the fake model to answer.
 
-use super::{BudgetLine, Milestone, PillarText, Rating, Risk, UseCase, Written};
-use crate::order::Tier;
-use crate::questionnaire::Questionnaire;
+use super::{BudgetLine, CategoryText, Milestone, Rating, Risk, UseCase, Written};
+use crate::method::{Method, Section, TierDef};
 
-/// A valid answer for `tier`, written for any company.
-pub fn written(tier: Tier, questionnaire: &Questionnaire) -> Written {
-    let deeper = tier != Tier::Starter;
-    let premium = tier == Tier::Premium;
-    let pillars = questionnaire
-        .pillars
+/// A valid answer for `tier` of `method`, written for any company.
+pub fn written(tier: &TierDef, method: &Method) -> Written {
+    let has = |section| tier.has(section);
+    let categories = method
+        .questionnaire
+        .categories
         .iter()
-        .map(|pillar| PillarText {
+        .map(|pillar| CategoryText {
             id: pillar.id.clone(),
             finding: format!(
                 "SAMPLE. Your answers on {} show where you start from; this paragraph would tie \
                  them to what good looks like for a company of your size.",
                 pillar.title.to_lowercase()
             ),
-            recommendations: deeper.then(|| {
+            recommendations: has(Section::Recommendations).then(|| {
                 vec![
                     format!(
                         "Name one owner for {} and agree what success means.",
@@ -39,16 +38,20 @@ pub fn written(tier: Tier, questionnaire: &Questionnaire) -> Written {
                   key. A real report reads your answers and explains, in four to six sentences, \
                   where your company stands and what matters most."
             .to_owned(),
-        pillars,
-        quick_wins: vec![
-            "Write down the three processes where AI could save the most time.".to_owned(),
-            "Agree a one-page policy on what staff may paste into AI tools.".to_owned(),
-            "Give five volunteers a paid AI assistant for a month and collect their notes."
-                .to_owned(),
-            "List where your key data lives and who owns each source.".to_owned(),
-            "Book a monthly half hour for the team to share what worked.".to_owned(),
-        ],
-        risks: deeper.then(|| {
+        categories,
+        quick_wins: if !has(Section::QuickWins) {
+            Vec::new()
+        } else {
+            vec![
+                "Write down the three processes where AI could save the most time.".to_owned(),
+                "Agree a one-page policy on what staff may paste into AI tools.".to_owned(),
+                "Give five volunteers a paid AI assistant for a month and collect their notes."
+                    .to_owned(),
+                "List where your key data lives and who owns each source.".to_owned(),
+                "Book a monthly half hour for the team to share what worked.".to_owned(),
+            ]
+        },
+        risks: has(Section::Risks).then(|| {
             vec![
                 Risk {
                     title: "Customer data pasted into public tools".to_owned(),
@@ -63,7 +66,7 @@ pub fn written(tier: Tier, questionnaire: &Questionnaire) -> Written {
                 },
             ]
         }),
-        roadmap_90_days: deeper.then(|| {
+        roadmap_90_days: has(Section::Roadmap90Days).then(|| {
             vec![
                 milestone(
                     "Weeks 1-2",
@@ -79,7 +82,7 @@ pub fn written(tier: Tier, questionnaire: &Questionnaire) -> Written {
                 ),
             ]
         }),
-        use_cases: premium.then(|| {
+        use_cases: has(Section::UseCases).then(|| {
             vec![
                 UseCase {
                     name: "Drafting customer replies".to_owned(),
@@ -105,7 +108,7 @@ pub fn written(tier: Tier, questionnaire: &Questionnaire) -> Written {
                 },
             ]
         }),
-        roadmap_12_months: premium.then(|| {
+        roadmap_12_months: has(Section::Roadmap12Months).then(|| {
             vec![
                 milestone(
                     "Q1",
@@ -116,7 +119,7 @@ pub fn written(tier: Tier, questionnaire: &Questionnaire) -> Written {
                 milestone("Q4", "Review the portfolio and set next year's budget."),
             ]
         }),
-        budget: premium.then(|| {
+        budget: has(Section::Budget).then(|| {
             vec![
                 BudgetLine {
                     item: "AI assistant licences for the pilot group".to_owned(),

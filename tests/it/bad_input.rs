@@ -188,7 +188,7 @@ fn refunds_the_order_cannot_take_are_refused_before_stripe_is_asked() {
     let install = Install::new();
     let now = crate::support::NOW;
     let mut db = install.db();
-    let paid = crate::seed::paid_order(&mut db, compass::order::Tier::Starter, "Paid Ltd", now)
+    let paid = crate::seed::paid_order(&mut db, crate::seed::tier("starter"), "Paid Ltd", now)
         .expect("paid");
     let unpaid = crate::seed::seed_order(
         &mut db,
@@ -252,7 +252,7 @@ fn paid_with_payment(stripe: &crate::fake_http::FakeHttp) -> (Install, String) {
     let install = Install::with_stripe(&stripe.base);
     let now = crate::support::NOW;
     let mut db = install.db();
-    let id = crate::seed::paid_order(&mut db, compass::order::Tier::Starter, "Refused Ltd", now)
+    let id = crate::seed::paid_order(&mut db, crate::seed::tier("starter"), "Refused Ltd", now)
         .expect("paid");
     db.upsert_payment(
         &compass::db::PaymentRecord {

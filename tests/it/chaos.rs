@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use compass::order::{Status, Tier};
-use compass::questionnaire::Questionnaire;
+use compass::order::Status;
 use serde_json::json;
 
 use std::sync::Arc;
@@ -182,11 +181,7 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
     let started = Instant::now();
 
     let model = format!("claude-chaos-{}", std::process::id());
-    let reply = serde_json::to_string(&compass::report::sample::written(
-        Tier::Standard,
-        &Questionnaire::builtin(),
-    ))
-    .expect("json");
+    let reply = serde_json::to_string(&crate::seed::sample_written("standard")).expect("json");
     crate::llmock::script(
         &model,
         json!([

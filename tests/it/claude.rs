@@ -32,7 +32,7 @@ fn install(route: &str, edits: &[(&str, &str)]) -> Install {
 
 /// A `tier` order of the realistic customer, paid for at localstripe: its id.
 fn paid(install: &Install, tier: Tier) -> String {
-    let amount = crate::seed::price_cents(tier).to_string();
+    let amount = crate::seed::price_cents(&tier).to_string();
     let (status, intent) = stripe_post(
         "/v1/payment_intents",
         &[("amount", &amount), ("currency", "usd")],
@@ -181,7 +181,7 @@ fn the_gate_answers_a_request_the_api_would_refuse_as_the_api_does() {
 fn a_refusal_is_never_argued_with_and_fails_the_order_after_its_attempts() {
     let route = route("refusal");
     let install = install(&route, &[("max_attempts = 5", "max_attempts = 2")]);
-    let order_id = paid(&install, Tier::Standard);
+    let order_id = paid(&install, crate::seed::tier("standard"));
     crate::llmock::script(
         &route,
         // As the API refuses: no text at all, the reason in stop_details.
@@ -213,7 +213,7 @@ fn a_refusal_is_never_argued_with_and_fails_the_order_after_its_attempts() {
 fn an_empty_answer_is_retried_later_and_never_sent_back() {
     let route = route("empty");
     let install = install(&route, &[]);
-    paid(&install, Tier::Starter);
+    paid(&install, crate::seed::tier("starter"));
     crate::llmock::script(&route, json!([{ "type": "reply", "text": "" }]));
     let run = process(&install, NOW);
     assert_eq!(run["outcomes"][0]["result"], "retrying", "{run}");
@@ -231,9 +231,9 @@ fn an_empty_answer_is_retried_later_and_never_sent_back() {
 fn an_answer_cut_off_at_max_tokens_is_asked_for_once_more_with_the_cap_and_never_repaired() {
     let route = route("max-tokens");
     let install = install(&route, &[]);
-    let whole = fixture(Tier::Premium);
+    let whole = fixture(crate::seed::tier("premium"));
     let cut = &whole[..whole.len() / 2];
-    let order_id = paid(&install, Tier::Premium);
+    let order_id = paid(&install, crate::seed::tier("premium"));
     crate::llmock::script(
         &route,
         json!([
@@ -263,7 +263,7 @@ struct Refusal {
 
 #[test]
 fn each_answer_the_api_refuses_for_good_fails_the_order_once_with_a_refund_and_an_alert() {
-    let premium = fixture(Tier::Premium);
+    let premium = fixture(crate::seed::tier("premium"));
     let half = &premium[..premium.len() / 2];
     let mut wrong_order: Value = serde_json::from_str(&premium).expect("JSON");
     wrong_order["pillars"]
@@ -323,7 +323,7 @@ fn each_answer_the_api_refuses_for_good_fails_the_order_once_with_a_refund_and_a
     {
         let route = route(name);
         let install = install(&route, &edits);
-        let order_id = paid(&install, Tier::Premium);
+        let order_id = paid(&install, crate::seed::tier("premium"));
         if script != json!([]) {
             crate::llmock::script(&route, script);
         }
@@ -346,8 +346,9 @@ fn each_answer_the_api_refuses_for_good_fails_the_order_once_with_a_refund_and_a
 fn a_reply_that_claims_another_score_is_repaired_and_a_second_fails_the_attempt() {
     let route = route("numbers");
     let install = install(&route, &[]);
-    let order_id = paid(&install, Tier::Starter);
-    let mut boast: Value = serde_json::from_str(&fixture(Tier::Starter)).expect("JSON");
+    let order_id = paid(&install, crate::seed::tier("starter"));
+    let mut boast: Value =
+        serde_json::from_str(&fixture(crate::seed::tier("starter"))).expect("JSON");
     boast["summary"] =
         json!("Harbour & Vale is ready. You scored 100/100, a true Pacesetter. Keep going.");
     crate::llmock::script(
@@ -381,7 +382,7 @@ fn a_reply_that_claims_another_score_is_repaired_and_a_second_fails_the_attempt(
         &route,
         json!([
             { "type": "reply", "text": boast.to_string() },
-            { "type": "reply", "text": fixture(Tier::Starter) },
+            { "type": "reply", "text": fixture(crate::seed::tier("starter")) },
         ]),
     );
     let run = process(&install, NOW + Duration::hours(2));
@@ -408,16 +409,20 @@ fn a_reply_that_claims_another_score_is_repaired_and_a_second_fails_the_attempt(
 #[test]
 fn a_realistic_report_costs_what_its_tier_allows_and_the_second_reads_the_cache() {
     let mut rows = Vec::new();
-    for tier in Tier::ALL {
+    for tier in &["starter", "standard", "premium"].map(crate::seed::tier) {
         let route = route(&format!("cost-{}", tier.as_str()));
         let install = install(&route, &[]);
-        let count = if *tier == Tier::Premium { 2 } else { 1 };
+        let count = if *tier == crate::seed::tier("premium") {
+            2
+        } else {
+            1
+        };
         for _ in 0..count {
-            paid(&install, *tier);
+            paid(&install, tier.clone());
         }
         crate::llmock::script(
             &route,
-            json!([{ "type": "reply", "text": fixture(*tier), "times": count }]),
+            json!([{ "type": "reply", "text": fixture(tier.clone()), "times": count }]),
         );
         let run = process(&install, NOW);
         let outcomes = run["outcomes"].as_array().expect("outcomes");
@@ -430,7 +435,7 @@ fn a_realistic_report_costs_what_its_tier_allows_and_the_second_reads_the_cache(
             println!(
                 "{:<8} report {}: {:>5} input tokens ({:>5} read from the cache, {:>5} written \
                  to it), {:>5} output tokens, ${:.4}",
-                tier.title(),
+                compass::method::Method::builtin().tier_name(tier),
                 n + 1,
                 figure("input_tokens") + read + write,
                 read,
@@ -438,7 +443,7 @@ fn a_realistic_report_costs_what_its_tier_allows_and_the_second_reads_the_cache(
                 figure("output_tokens"),
                 cost as f64 / 1e6
             );
-            rows.push((*tier, n, cost, figure("cache_read_tokens")));
+            rows.push((tier.clone(), n, cost, figure("cache_read_tokens")));
         }
     }
     let cost_of = |tier: Tier| {
@@ -447,11 +452,17 @@ fn a_realistic_report_costs_what_its_tier_allows_and_the_second_reads_the_cache(
             .map(|r| r.2)
             .sum::<i64>()
     };
-    assert!(cost_of(Tier::Premium) < 250_000, "Premium: {rows:?}");
-    assert!(cost_of(Tier::Starter) < 50_000, "Starter: {rows:?}");
+    assert!(
+        cost_of(crate::seed::tier("premium")) < 250_000,
+        "Premium: {rows:?}"
+    );
+    assert!(
+        cost_of(crate::seed::tier("starter")) < 50_000,
+        "Starter: {rows:?}"
+    );
     let second_premium = rows
         .iter()
-        .find(|(t, n, _, _)| *t == Tier::Premium && *n == 1)
+        .find(|(t, n, _, _)| *t == crate::seed::tier("premium") && *n == 1)
         .expect("two Premium reports");
     assert!(
         second_premium.3 > 0,

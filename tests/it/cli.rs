@@ -1,7 +1,7 @@
 //! `init`, `migrate` and `orders` as an operator runs them.
 
 use compass::db::NewOrder;
-use compass::order::{Policy, Tier};
+use compass::order::Policy;
 use expect_test::expect;
 use time::Duration;
 
@@ -54,10 +54,11 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         wrote   DIR/compass.toml
-        created DIR/compass.db (schema version 6)
+        wrote   DIR/method/ (the built-in method)
+        created DIR/compass.db (schema version 7)
 
         Next:
-          1. Edit DIR/compass.toml: your business name, public_url, prices and mail sender.
+          1. Edit DIR/compass.toml: your business name, public_url and mail sender; and DIR/method/: your questions, prices, prompts and brand (`compass check` reads it).
           2. Set the secrets in the service's environment (never in the file):
              COMPASS_STRIPE_SECRET_KEY, COMPASS_STRIPE_WEBHOOK_SECRETS, COMPASS_ANTHROPIC_API_KEY, COMPASS_SMTP_PASSWORD
           3. `compass doctor` checks the setup; `compass orders` lists the orders as they come in.
@@ -84,7 +85,8 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     let printed = stdout(&out).replace(&target.display().to_string(), "DIR");
     expect![[r#"
         kept    DIR/compass.toml
-        kept    DIR/compass.db (schema version 6)
+        kept    DIR/method/
+        kept    DIR/compass.db (schema version 7)
     "#]]
     .assert_eq(&printed);
     assert_eq!(
@@ -241,6 +243,11 @@ fn orders_show_tells_the_whole_story() {
         format!("00000000-0000-7000-9000-{n:012}")
     });
     let out = out.replace(&detail.status_token, &"T".repeat(detail.status_token.len()));
+    // The built-in method's version changes with its text; the row says which one it was.
+    let out = out.replace(
+        compass::method::Method::builtin().short_version(),
+        "VERSION_HASH",
+    );
     expect![[r#"
         Order 00000000-0000-7000-8000-000000000001
         ╭─────────────┬──────────────────────────────────────────────────────────────────────────╮
@@ -248,6 +255,7 @@ fn orders_show_tells_the_whole_story() {
         │ company     ┆ Analytical Engines Ltd                                                   │
         │ customer    ┆ Contact 6 <contact6@example.com>                                         │
         │ tier        ┆ Starter                                                                  │
+        │ method      ┆ AI readiness (VERSION_HASH)                                              │
         │ amount      ┆ $49.00, $49.00 refunded                                                  │
         │ created     ┆ 2026-11-22 07:00 (5h ago)                                                │
         │ paid        ┆ 2026-11-22 07:02                                                         │
@@ -277,7 +285,7 @@ fn orders_show_tells_the_whole_story() {
         ╭──────────────────┬───────────────────┬─────────────────────────┬──────────┬─────────────────────────────────────────────────────────╮
         │ at (UTC)         ┆ event             ┆ status                  ┆ by       ┆ detail                                                  │
         ╞══════════════════╪═══════════════════╪═════════════════════════╪══════════╪═════════════════════════════════════════════════════════╡
-        │ 2026-11-22 07:00 ┆ created           ┆ pending_payment         ┆ web      ┆ amount_cents=4900 tier=starter                          │
+        │ 2026-11-22 07:00 ┆ created           ┆ pending_payment         ┆ web      ┆ amount_cents=4900 method=VERSION_HASH tier=starter      │
         │ 2026-11-22 07:02 ┆ payment_confirmed ┆ pending_payment -> paid ┆ stripe   ┆ amount_cents=4900 currency=usd payment_intent=pi_seed_6 │
         │ 2026-11-22 07:03 ┆ claimed           ┆ paid -> generating      ┆ process  ┆ lease_until=2026-11-22T07:13:00Z owner=seed             │
         │ 2026-11-22 07:03 ┆ attempt_started   ┆ generating              ┆ process  ┆ owner=seed                                              │
@@ -306,16 +314,18 @@ fn customer_text_is_shown_escaped() {
     let install = Install::new();
     let mut db = install.db();
     let hostile = "<script>alert(1)</script>\u{1b}[2J'; DROP TABLE orders; --";
+    let method_version = crate::seed::builtin_version(&mut db);
     let order = db
         .create_order(
             &NewOrder {
                 email: "mallory@example.com".into(),
                 name: "Mallory\u{7}".into(),
                 company: hostile.into(),
-                tier: Tier::Starter,
+                tier: crate::seed::tier("starter"),
                 amount_cents: 4_900,
                 currency: "usd".into(),
                 questionnaire: serde_json::json!({}),
+                method_version,
             },
             NOW,
         )

@@ -3,7 +3,6 @@
 //! emails the customer receives).
 
 use compass::order::{Status, Tier};
-use compass::questionnaire::Questionnaire;
 use serde_json::json;
 
 use crate::maildev::{inbox, recipient, subjects};
@@ -54,11 +53,7 @@ fn process(install: &Install) -> String {
 }
 
 fn reply(model: &str, tier: Tier) {
-    let text = serde_json::to_string(&compass::report::sample::written(
-        tier,
-        &Questionnaire::builtin(),
-    ))
-    .expect("json");
+    let text = serde_json::to_string(&crate::seed::sample_written(tier.as_str())).expect("json");
     crate::llmock::script(model, json!([{ "type": "reply", "text": text }]));
 }
 
@@ -126,7 +121,7 @@ fn a_customer_pays_receives_the_report_downloads_it_and_the_operator_refunds() {
     assert_eq!(api["progress"], "paid");
     assert_eq!(api["pending"], true);
 
-    reply(&model, Tier::Standard);
+    reply(&model, crate::seed::tier("standard"));
     let printed = process(&server.install);
     assert!(printed.contains("1 completed"), "{printed}");
     assert!(printed.contains("emails: 2 sent"), "{printed}");
@@ -374,10 +369,15 @@ fn emails_wait_while_smtp_is_down_and_go_out_once_when_it_is_back() {
     install.use_smtp(&dead_address);
     let email = recipient("smtp-down");
     let now = crate::support::NOW;
-    let order_id =
-        crate::seed::paid_order_for(&mut install.db(), Tier::Starter, "Offline Ltd", &email, now)
-            .expect("paid order");
-    reply(&model, Tier::Starter);
+    let order_id = crate::seed::paid_order_for(
+        &mut install.db(),
+        crate::seed::tier("starter"),
+        "Offline Ltd",
+        &email,
+        now,
+    )
+    .expect("paid order");
+    reply(&model, crate::seed::tier("starter"));
 
     let run = |at: time::OffsetDateTime| {
         let mut command = install.command(&["process"]);
@@ -512,7 +512,7 @@ fn resend_email_sends_again_on_purpose_and_refuses_what_does_not_fit() {
     let email = recipient("resend");
     let order_id = crate::seed::paid_order_for(
         &mut install.db(),
-        Tier::Starter,
+        crate::seed::tier("starter"),
         "Resend Ltd",
         &email,
         crate::support::NOW,
@@ -544,7 +544,7 @@ fn resend_email_sends_again_on_purpose_and_refuses_what_does_not_fit() {
         "only the original confirmation"
     );
 
-    reply(&model, Tier::Starter);
+    reply(&model, crate::seed::tier("starter"));
     let mut command = install.command(&["process"]);
     command.output().expect("process");
     let cfo = recipient("resend-cfo");

@@ -16,6 +16,7 @@ mod demo;
 mod fake_http;
 mod llmock;
 mod maildev;
+mod method;
 mod operator;
 mod payments;
 mod policies;

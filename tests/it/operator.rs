@@ -465,7 +465,7 @@ fn the_csv_export_parses_and_its_revenue_matches_stats() {
     seed(&mut db, 120, NOW, Duration::hours(5), &Policy::default()).expect("seed");
     // A company name a spreadsheet would run as a formula.
     let formula = "=HYPERLINK(\"https://evil.example\",\"open\")";
-    crate::seed::paid_order(&mut db, compass::order::Tier::Starter, formula, NOW).expect("order");
+    crate::seed::paid_order(&mut db, crate::seed::tier("starter"), formula, NOW).expect("order");
     drop(db);
     let printed = stdout(&install.compass(&["orders", "--csv", "--limit", "0"]));
     let mut reader = csv::Reader::from_reader(printed.as_bytes());

@@ -338,16 +338,18 @@ fn a_declined_card_leaves_the_order_payable() {
 fn paid_order(server: &Serving, n: u32) -> (String, String, String) {
     let mut db = server.install.db();
     let now = time::OffsetDateTime::now_utc();
+    let method_version = crate::seed::builtin_version(&mut db);
     let order = db
         .create_order(
             &compass::db::NewOrder {
                 email: format!("fixture{n}@example.com"),
                 name: "Fixture".into(),
                 company: "Fixture Ltd".into(),
-                tier: compass::order::Tier::Standard,
+                tier: crate::seed::tier("standard"),
                 amount_cents: 14_900,
                 currency: "usd".into(),
                 questionnaire: json!({}),
+                method_version,
             },
             now,
         )
@@ -565,18 +567,19 @@ fn a_slow_stripe_never_holds_the_pages_while_payments_are_handled() {
     let server = Serving::start(Install::with_stripe(&slow.base).without_rate_limits());
     let mut orders = Vec::new();
     for n in 0..6 {
-        let order = server
-            .install
-            .db()
+        let mut db = server.install.db();
+        let method_version = crate::seed::builtin_version(&mut db);
+        let order = db
             .create_order(
                 &compass::db::NewOrder {
                     email: format!("burst{n}@example.com"),
                     name: "Burst".into(),
                     company: "Burst Ltd".into(),
-                    tier: compass::order::Tier::Standard,
+                    tier: crate::seed::tier("standard"),
                     amount_cents: 14_900,
                     currency: "usd".into(),
                     questionnaire: json!({}),
+                    method_version,
                 },
                 time::OffsetDateTime::now_utc(),
             )

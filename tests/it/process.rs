@@ -1,7 +1,6 @@
 //! `compass process` against llmock: paid orders become reports, failures become data.
 
 use compass::order::{Status, Tier};
-use compass::questionnaire::Questionnaire;
 use serde_json::json;
 
 use crate::services::service;
@@ -12,11 +11,7 @@ fn model(name: &str) -> String {
 }
 
 fn sample(tier: Tier) -> String {
-    serde_json::to_string(&compass::report::sample::written(
-        tier,
-        &Questionnaire::builtin(),
-    ))
-    .expect("json")
+    serde_json::to_string(&crate::seed::sample_written(tier.as_str())).expect("json")
 }
 
 /// A paid order with real answers, as the payment flow leaves it.
@@ -58,10 +53,11 @@ fn process(install: &Install) -> String {
 
 #[test]
 fn a_valid_answer_completes_the_order_with_its_report() {
-    let (model, install, order_id) = setup("valid", Tier::Premium, "Acme <Widgets> & Co");
+    let (model, install, order_id) =
+        setup("valid", crate::seed::tier("premium"), "Acme <Widgets> & Co");
     crate::llmock::script(
         &model,
-        json!([{ "type": "reply", "text": sample(Tier::Premium) }]),
+        json!([{ "type": "reply", "text": sample(crate::seed::tier("premium")) }]),
     );
 
     let printed = process(&install);
@@ -115,12 +111,12 @@ fn a_valid_answer_completes_the_order_with_its_report() {
 
 #[test]
 fn an_invalid_answer_gets_one_repair_round() {
-    let (model, install, order_id) = setup("repair", Tier::Starter, "Repair Ltd");
+    let (model, install, order_id) = setup("repair", crate::seed::tier("starter"), "Repair Ltd");
     crate::llmock::script(
         &model,
         json!([
             { "type": "reply", "text": "{\"summary\": \"too short\"}" },
-            { "type": "reply", "text": sample(Tier::Starter) },
+            { "type": "reply", "text": sample(crate::seed::tier("starter")) },
         ]),
     );
     process(&install);
@@ -148,7 +144,8 @@ fn an_invalid_answer_gets_one_repair_round() {
 
 #[test]
 fn a_permanent_failure_fails_the_order_and_queues_the_refund() {
-    let (model, install, order_id) = setup("permanent", Tier::Standard, "Broken Ltd");
+    let (model, install, order_id) =
+        setup("permanent", crate::seed::tier("standard"), "Broken Ltd");
     crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 400, "message": "bad request" }]),
@@ -212,7 +209,7 @@ fn a_permanent_failure_fails_the_order_and_queues_the_refund() {
 
 #[test]
 fn a_transient_failure_is_retried_later_and_nothing_is_due_meanwhile() {
-    let (model, install, order_id) = setup("transient", Tier::Starter, "Busy Ltd");
+    let (model, install, order_id) = setup("transient", crate::seed::tier("starter"), "Busy Ltd");
     crate::llmock::script(
         &model,
         json!([{ "type": "fail", "status": 529, "times": 10 }]),
@@ -238,32 +235,34 @@ fn a_transient_failure_is_retried_later_and_nothing_is_due_meanwhile() {
 /// comes out of both renderers as the same plain text.
 #[test]
 fn markup_in_the_report_renders_as_plain_text() {
-    use compass::questionnaire::{Level, PillarScore, Scores};
-    let q = Questionnaire::builtin();
+    use compass::method::{CategoryScore, Method, Scores};
+    let q = Method::builtin();
     let hostile =
         "Ignore previous instructions. {{company}} #set page(fill: red) *bold* <b>x</b> $x^2$";
-    let mut written = compass::report::sample::written(Tier::Standard, &q);
+    let mut written = crate::seed::sample_written("standard");
     written.summary = hostile.into();
     let report = compass::report::Report {
         company: "Evil #strong[Corp] <i>Ltd</i>".into(),
-        tier: Tier::Standard,
+        tier: crate::seed::tier("standard"),
         scores: Scores {
-            pillars: q
-                .pillars
+            categories: q
+                .questionnaire
+                .categories
                 .iter()
-                .map(|p| PillarScore {
+                .map(|p| CategoryScore {
                     id: p.id.clone(),
                     title: p.title.clone(),
                     score: Some(3.0),
+                    out_of: 5.0,
                 })
                 .collect(),
             overall: Some(50),
-            level: Some(Level::Follower),
+            level: Some("Follower".into()),
         },
         written,
         sample: false,
     };
-    let pdf = compass::report::pdf::render(&report, "Compass").expect("typesets");
+    let pdf = compass::report::pdf::render(&report, &q, "Compass").expect("typesets");
     let text = pdf_text(&pdf);
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
@@ -271,7 +270,7 @@ fn markup_in_the_report_renders_as_plain_text() {
         "the PDF shows the text as typed: {flat}"
     );
     assert!(flat.contains("Evil #strong[Corp] <i>Ltd</i>"), "{flat}");
-    let html = compass::report::html::render(&report, "Compass").expect("renders");
+    let html = compass::report::html::render(&report, &q, "Compass").expect("renders");
     assert!(html.contains("Ignore previous instructions. {{company}} #set page(fill: red) *bold* &lt;b&gt;x&lt;/b&gt; $x^2$"));
     assert!(html.contains("Evil #strong[Corp] &lt;i&gt;Ltd&lt;/i&gt;"));
 }
@@ -312,11 +311,17 @@ fn two_runs_at_once_work_each_order_once() {
     let model = model("concurrent");
     let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &model);
     let orders: Vec<String> = (0..20)
-        .map(|i| paid_order(&install, Tier::Starter, &format!("Concurrent {i} Ltd")))
+        .map(|i| {
+            paid_order(
+                &install,
+                crate::seed::tier("starter"),
+                &format!("Concurrent {i} Ltd"),
+            )
+        })
         .collect();
     crate::llmock::script(
         &model,
-        json!([{ "type": "reply", "text": sample(Tier::Starter), "times": null }]),
+        json!([{ "type": "reply", "text": sample(crate::seed::tier("starter")), "times": null }]),
     );
     let spawn = || {
         let mut command = install.command(&["process", "--concurrency", "4"]);
@@ -353,12 +358,13 @@ fn two_runs_at_once_work_each_order_once() {
 
 #[test]
 fn a_run_killed_mid_order_is_taken_over_after_its_lease() {
-    let (model, install, order_id) = setup("killed", Tier::Starter, "Interrupted Ltd");
+    let (model, install, order_id) =
+        setup("killed", crate::seed::tier("starter"), "Interrupted Ltd");
     crate::llmock::script(
         &model,
         json!([
             { "type": "delay", "seconds": 30 },
-            { "type": "reply", "text": sample(Tier::Starter), "times": null },
+            { "type": "reply", "text": sample(crate::seed::tier("starter")), "times": null },
         ]),
     );
     let mut command = install.command(&["process"]);
@@ -447,7 +453,7 @@ fn runs_killed_while_orders_wait_cost_those_orders_no_attempt() {
     let install = Install::with_claude(&service("COMPASS_TEST_CLAUDE_URL"), &route);
     let ids: Vec<String> = ["First Ltd", "Second Ltd", "Third Ltd"]
         .iter()
-        .map(|company| paid_order(&install, Tier::Starter, company))
+        .map(|company| paid_order(&install, crate::seed::tier("starter"), company))
         .collect();
     // Claude never answers within a run's life: every run is killed mid-call.
     crate::llmock::script(

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use compass::db::{Artifact, Db, NewOrder};
+use compass::method::Method;
 use compass::order::{Event, Policy, RefundSource, Status, Tier};
-use compass::questionnaire::Questionnaire;
 use time::{Duration, OffsetDateTime};
 
 /// The status an order is taken to, and how.
@@ -47,6 +47,33 @@ const COMPANIES: [&str; 6] = [
     "Lamarr Wireless",
 ];
 
+/// The built-in tier `id`.
+pub fn tier(id: &str) -> Tier {
+    id.parse().expect("a tier id")
+}
+
+/// The built-in sample answer for built-in tier `id`: what the tests script the fake model to
+/// reply.
+pub fn sample_written(id: &str) -> compass::report::Written {
+    let method = Method::builtin();
+    let sold = method.tier(&tier(id)).expect("a built-in tier");
+    compass::report::sample::written(sold, &method)
+}
+
+/// The built-in method's version, kept in `db`.
+pub fn builtin_version(db: &mut Db) -> String {
+    builtin_method(db)
+        .expect("the built-in method is kept")
+        .version
+}
+
+/// The built-in method, kept in `db` as `serve` would keep it (orders name their method).
+pub fn builtin_method(db: &mut Db) -> anyhow::Result<Method> {
+    let method = Method::builtin();
+    db.keep_method(&method.version, method.files())?;
+    Ok(method)
+}
+
 /// Creates order number `i` at `at` and takes it through `plan`; returns its id.
 pub fn seed_order(
     db: &mut Db,
@@ -56,8 +83,9 @@ pub fn seed_order(
     at: OffsetDateTime,
     policy: &Policy,
 ) -> anyhow::Result<String> {
-    let tier = Tier::ALL[i % 3];
+    let tier = tier(["starter", "standard", "premium"][i % 3]);
     let amount_cents = [4_900, 14_900, 39_900][i % 3];
+    let method_version = builtin_method(db)?.version;
     let order = db.create_order(
         &NewOrder {
             email: format!("contact{customer}@example.com"),
@@ -67,6 +95,7 @@ pub fn seed_order(
             amount_cents,
             currency: "usd".into(),
             questionnaire: serde_json::json!({ "strategy": [3, 4, 2], "culture": [5, 4, 4] }),
+            method_version,
         },
         at,
     )?;
@@ -293,11 +322,12 @@ pub fn paid_order_from(
     payment_intent: Option<&str>,
     at: OffsetDateTime,
 ) -> anyhow::Result<String> {
-    let intake = Questionnaire::builtin()
+    let method = builtin_method(db)?;
+    let intake = method
         .validate(fields)
         .map_err(|errors| anyhow::anyhow!("the sample answers are invalid: {errors:?}"))?;
-    let tier = intake.tier;
-    let amount_cents = price_cents(tier);
+    let tier = intake.tier.clone();
+    let amount_cents = price_cents(&tier);
     let order = db.create_order(
         &NewOrder {
             email: intake.email.clone(),
@@ -307,6 +337,7 @@ pub fn paid_order_from(
             amount_cents,
             currency: "usd".into(),
             questionnaire: serde_json::to_value(&intake)?,
+            method_version: method.version.clone(),
         },
         at,
     )?;
@@ -337,8 +368,8 @@ pub fn paid_order_from(
 }
 
 /// The default price of `tier`, in cents.
-pub fn price_cents(tier: Tier) -> i64 {
-    [4_900, 14_900, 39_900][Tier::ALL.iter().position(|t| *t == tier).unwrap_or(0)]
+pub fn price_cents(tier: &Tier) -> i64 {
+    Method::builtin().tier(tier).map_or(4_900, |t| t.price)
 }
 
 /// A completed order with its report's three files, as `process` leaves it (the sample text
@@ -349,7 +380,7 @@ pub fn completed_order(
     company: &str,
     at: OffsetDateTime,
 ) -> anyhow::Result<String> {
-    let id = paid_order(db, tier, company, at)?;
+    let id = paid_order(db, tier.clone(), company, at)?;
     let policy = Policy::default();
     let claim = Event::Claim {
         owner: "seed".into(),
@@ -362,16 +393,17 @@ pub fn completed_order(
     };
     db.apply(&id, &start, &policy, "process", at)?
         .map_err(|rejected| anyhow::anyhow!("the attempt's start refused: {rejected}"))?;
-    let questionnaire = Questionnaire::builtin();
-    let intake: compass::questionnaire::Intake = serde_json::from_value(db.questionnaire_of(&id)?)?;
+    let method = Method::builtin();
+    let intake: compass::method::Intake = serde_json::from_value(db.questionnaire_of(&id)?)?;
+    let sold = method.tier(&tier).expect("a built-in tier");
     let report = compass::report::Report {
         company: company.to_owned(),
-        tier,
-        scores: questionnaire.scores(&intake),
-        written: compass::report::sample::written(tier, &questionnaire),
+        tier: tier.clone(),
+        scores: method.scores(&intake),
+        written: compass::report::sample::written(sold, &method),
         sample: false,
     };
-    let files = report.files("Compass AI Readiness")?;
+    let files = report.files(&method, "Compass AI Readiness")?;
     let artifacts: Vec<Artifact<'_>> = files
         .iter()
         .map(|(kind, content)| Artifact {

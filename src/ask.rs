@@ -10,11 +10,10 @@
 
 use crate::claude::{Answer, Ask, Attempt, ClaudeClient, ClaudeError, Role, Usage, cost_micros};
 use crate::config::ClaudeConfig;
-use crate::order::Tier;
-use crate::questionnaire::{Questionnaire, Scores};
+use crate::method::{Method, Scores, TierDef};
 
-use super::prompt::Prompt;
-use super::{Written, check};
+use crate::report::prompt::Prompt;
+use crate::report::{Written, check};
 
 /// How long an answer may be and what one order may spend on Claude.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -75,8 +74,8 @@ pub fn written(
     claude: &ClaudeClient,
     prompt: &Prompt,
     schema: &serde_json::Value,
-    tier: Tier,
-    questionnaire: &Questionnaire,
+    tier: &TierDef,
+    method: &Method,
     scores: &Scores,
     limits: &Limits,
     record: &mut dyn FnMut(&Attempt) -> i64,
@@ -129,7 +128,7 @@ pub fn written(
                     "the answer was cut off at {max_tokens} output tokens (claude.max_tokens_cap); \
                      raise claude.max_tokens_cap, up to the model's limit, so that a whole \
                      {} report fits",
-                    tier.title()
+                    tier.name
                 )));
             }
             Some("model_context_window_exceeded") => {
@@ -147,7 +146,7 @@ pub fn written(
                 answer.stop_reason.as_deref().unwrap_or("none")
             )));
         }
-        match check(&answer.text, tier, questionnaire, scores) {
+        match check(&answer.text, tier, method, scores) {
             Ok(written) => return Ok(written),
             Err(problems) if !repaired => {
                 repaired = true;
