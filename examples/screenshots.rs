@@ -185,15 +185,41 @@ fn main() -> anyhow::Result<()> {
         ("privacy", "/privacy".to_owned()),
     ];
 
+    serve_and_shoot(&config, listener, &base, &pages, &chromium, &out)?;
+    let second = second_method(&stand_in, &chromium, &out)?;
+    println!(
+        "wrote {} screenshots to {}",
+        (pages.len() + second) * WIDTHS.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Serves the installation of `config` on `listener` and shoots each of `pages` at each width.
+fn serve_and_shoot(
+    config: &Path,
+    listener: std::net::TcpListener,
+    base: &str,
+    pages: &[(&str, String)],
+    chromium: &str,
+    out: &Path,
+) -> anyhow::Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
-    let serve_options = http::Serve::for_one_visitor(&config, &env, Arc::clone(&shutdown));
+    let env = demo::demo_env;
+    let serve_options = http::Serve::for_one_visitor(config, &env, Arc::clone(&shutdown));
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let server = scope.spawn(|| http::serve(listener, &serve_options));
         std::thread::sleep(Duration::from_millis(300));
         let shots = pages.iter().try_for_each(|(name, path)| {
             WIDTHS.iter().try_for_each(|(label, width, height)| {
                 let file = out.join(format!("{name}-{label}.png"));
-                shoot(&chromium, &format!("{base}{path}"), &file, *width, *height)
+                // A form is shot whole: its questions are what the shot is for.
+                let height = if name.ends_with("intake") {
+                    height * 4
+                } else {
+                    *height
+                };
+                shoot(chromium, &format!("{base}{path}"), &file, *width, height)
             })
         });
         shutdown.store(true, Ordering::Relaxed);
@@ -201,12 +227,98 @@ fn main() -> anyhow::Result<()> {
             .join()
             .map_err(|_| anyhow::anyhow!("serve panicked"))??;
         shots
-    })?;
-    println!(
-        "wrote {} screenshots to {}",
-        pages.len() * WIDTHS.len(),
-        out.display()
-    );
+    })
+}
+
+/// The second method of the tests (tests/methods/security: its own questions, levels, tiers,
+/// colour and logo) on an installation of its own: its form, and one order's status page and
+/// report. Returns how many pages it shot.
+fn second_method(stand_in: &DemoStripe, chromium: &str, out: &Path) -> anyhow::Result<usize> {
+    let dir = tempfile::tempdir()?;
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/methods/security");
+    copy_dir(&source, &dir.path().join("method"))?;
+    let listener = http::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let config = dir.path().join("compass.toml");
+    std::fs::write(&config, stand_in.config(&base)?)?;
+    let mut db = Db::create(&dir.path().join("compass.db"))?.0;
+    let method = Method::load_dir(&dir.path().join("method"))
+        .map_err(|problems| anyhow::anyhow!("{problems}"))?;
+    db.keep_method(&method.version, method.files())?;
+    let fields = [
+        ("company", "Dent & Co"),
+        ("industry", "Dental practice"),
+        ("employees", "10-49"),
+        ("country", "Ireland"),
+        ("name", "Nora Dent"),
+        ("email", "nora@example.com"),
+        ("tier", "full"),
+        ("mfa", "admins"),
+        ("shared_accounts", "yes"),
+        ("has_backups", "yes"),
+        ("restore_test", "year"),
+        ("patch_days", "12"),
+        ("protections", "disk,firewall"),
+        ("training", "never"),
+        ("worry", "Ransomware locking the patient records."),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let intake = method
+        .validate(&fields)
+        .map_err(|errors| anyhow::anyhow!("{errors:?}"))?;
+    let tier = method.tier(&intake.tier).context("a tier on sale")?;
+    let now = OffsetDateTime::now_utc();
+    let stored = db.create_order(
+        &NewOrder {
+            email: intake.email.clone(),
+            name: intake.name.clone(),
+            company: intake.company.clone(),
+            tier: intake.tier.clone(),
+            amount_cents: tier.price,
+            currency: method.currency.clone(),
+            questionnaire: serde_json::to_value(&intake)?,
+            method_version: method.version.clone(),
+        },
+        now,
+    )?;
+    let paid = Event::PaymentConfirmed {
+        payment_intent: format!("pi_shot_{}", &stored.id[..8]),
+        amount_cents: tier.price,
+        currency: method.currency.clone(),
+    };
+    db.apply(&stored.id, &paid, &Policy::default(), "stripe", now)?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(db);
+    let clock = || Ok(OffsetDateTime::now_utc());
+    let options = Options {
+        limit: 1,
+        concurrency: 1,
+        writer: Writer::Sample,
+    };
+    process::run_once(&config, &demo::demo_env, &clock, &options, &Silent)?;
+    let token = stored.status_token;
+    let pages = [
+        ("second-method-intake", "/".to_owned()),
+        ("second-method-status-ready", format!("/status/{token}")),
+        ("second-method-report", format!("/status/{token}/report")),
+    ];
+    serve_and_shoot(&config, listener, &base, &pages, chromium, out)?;
+    Ok(pages.len())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
     Ok(())
 }
 

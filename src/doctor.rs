@@ -51,6 +51,7 @@ pub fn run(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
     checks.push(database(&config));
     checks.push(file_mode("database file", &config.database, true));
     checks.push(public_url(&config));
+    checks.push(method(&config));
     checks.push(policies(&config));
     checks.extend(stripe(&config));
     checks.push(claude(&config));
@@ -130,6 +131,40 @@ fn public_url(config: &Config) -> Check {
                 "{url} is not https: customers' links and payments need TLS (put Caddy or nginx in front)"
             ),
         )
+    }
+}
+
+/// The method reads and renders whole, as `compass check` would.
+fn method(config: &Config) -> Check {
+    let checked = crate::app::current_method(config).and_then(|method| {
+        crate::check::render(&method, &config.business_name)?;
+        Ok(method)
+    });
+    match (checked, config.method_dir.folder()) {
+        (Ok(method), Some(dir)) => check(
+            "method",
+            Level::Ok,
+            format!(
+                "{} ({}), version {}",
+                method.assessment.name,
+                dir.display(),
+                method.short_version()
+            ),
+        ),
+        (Ok(method), None) => check(
+            "method",
+            Level::Ok,
+            format!(
+                "the built-in {} method, version {}",
+                method.assessment.name,
+                method.short_version()
+            ),
+        ),
+        (Err(err), _) => check(
+            "method",
+            Level::Fail,
+            format!("{err:#} (`compass check` lists every problem)"),
+        ),
     }
 }
 

@@ -47,6 +47,8 @@ pub const POLICIES: [(&str, &str); 3] = [
 pub const SITE_CSS: &str = include_str!("../templates/assets/site.css");
 /// The payment page's script (Stripe Payment Element).
 pub const PAY_JS: &str = include_str!("../templates/assets/pay.js");
+/// The intake form's script: asks a conditional question only when its condition holds.
+pub const INTAKE_JS: &str = include_str!("../templates/assets/intake.js");
 /// The status page's script: polls the order's state while work is pending.
 pub const STATUS_JS: &str = include_str!("../templates/assets/status.js");
 

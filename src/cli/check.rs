@@ -39,7 +39,10 @@ pub fn run(
             let config = load_config(config, env)?;
             let folder = config.method_dir.folder().map(Path::to_owned);
             // Without a folder: the built-in method, with the prices `[tiers]` may set.
-            let builtin = folder.is_none().then(|| current_method(&config)).transpose()?;
+            let builtin = folder
+                .is_none()
+                .then(|| current_method(&config))
+                .transpose()?;
             (folder, config.business_name.clone(), builtin)
         }
     };

@@ -231,8 +231,10 @@ pub fn report_file(
         app.db.record_download(&order.id, now)?;
     }
     let disposition = if download {
+        let method = app.method_of(order.method_version.as_deref())?;
         format!(
-            "attachment; filename=\"ai-readiness-report-{}.{kind}\"",
+            "attachment; filename=\"{}-{}.{kind}\"",
+            method.report_file_stem(),
             &order.id[..8]
         )
     } else {

@@ -12,7 +12,8 @@ use super::site::Site;
 use super::{Request, Response, captcha, form_guard};
 use crate::app::App;
 use crate::db::StoredOrder;
-use crate::method::{FieldError, Intake, Kind, Question, questionnaire::Questionnaire};
+use crate::method::questionnaire::{Questionnaire, Test};
+use crate::method::{Condition, FieldError, Intake, Kind, Question};
 use crate::money;
 use crate::order::Status;
 use crate::payments;
@@ -48,8 +49,10 @@ pub(super) fn intake_page(
         .iter()
         .map(|category| {
             let note_field = format!("{}_note", category.id);
+            let on_scale = category.questions.iter().any(|q| q.kind == Kind::Scale);
             json!({
                 "title": category.title,
+                "scale_hint": on_scale.then_some(&q.scale.hint),
                 "questions": category.questions.iter().map(question).collect::<Vec<_>>(),
                 "note": category.note.then(|| json!({
                     "field": note_field,
@@ -93,7 +96,6 @@ pub(super) fn intake_page(
         .collect();
     let mut data = base(app, &format!("{} assessment", method.assessment.name));
     data["assessment"] = json!(method.assessment);
-    data["scale_hint"] = json!(q.scale.hint);
     data["values"] = json!(shown_values);
     data["errors"] = if errors.is_empty() {
         json!(null)
@@ -104,6 +106,7 @@ pub(super) fn intake_page(
     data["employees"] = json!(choices(&q.employees, "employees"));
     data["categories"] = json!(categories);
     data["free_text"] = json!(free_text);
+    data["conditional"] = json!(q.questions().any(|question| question.show_when.is_some()));
     data["tiers"] = json!(tiers);
     data["notice"] = json!(notice);
     data["started"] = json!(site.form_key.started(now));
@@ -116,6 +119,19 @@ pub(super) fn intake_page(
         None => json!(null),
     };
     render(site, status, "intake", data)
+}
+
+/// A condition as intake.js reads it: `{"question", and one of "equals", "any_of",
+/// "at_least", "at_most"}`.
+fn when_json(condition: &Condition) -> String {
+    let mut when = json!({ "question": condition.question });
+    match &condition.test {
+        Test::Equals(value) => when["equals"] = json!(value),
+        Test::AnyOf(values) => when["any_of"] = json!(values),
+        Test::AtLeast(n) => when["at_least"] = json!(n),
+        Test::AtMost(n) => when["at_most"] = json!(n),
+    }
+    when.to_string()
 }
 
 /// One question as the form shows it, with the answer given so far.
@@ -160,6 +176,8 @@ fn question_json(
         "hint": question.hint,
         "required": question.required,
         "condition": question.show_when.as_ref().map(|c| c.describe(q)),
+        // For intake.js, which hides the question until its condition holds.
+        "when": question.show_when.as_ref().map(when_json),
         "scale": kind == "scale",
         "choice": kind == "single" || kind == "yes_no",
         "multiple": kind == "multiple",

@@ -83,6 +83,7 @@ fn route(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Hand
         ("GET", ["assets", "site.css"]) => Ok(asset("text/css", pages::SITE_CSS)),
         ("GET", ["assets", "pay.js"]) => Ok(asset("text/javascript", pages::PAY_JS)),
         ("GET", ["assets", "status.js"]) => Ok(asset("text/javascript", pages::STATUS_JS)),
+        ("GET", ["assets", "intake.js"]) => Ok(asset("text/javascript", pages::INTAKE_JS)),
         ("GET", ["assets", "brand.css"]) => Ok(asset(
             "text/css",
             &format!(":root {{ --accent: {}; }}\n", app.method.brand.primary()),

@@ -58,6 +58,12 @@ pub struct Composer {
     text: Handlebars<'static>,
     /// The current method's tiers: id and name.
     tiers: Vec<(crate::order::Tier, String)>,
+    /// The current method's brand name, if it has one.
+    brand: Option<String>,
+    /// What the current method assesses: "AI readiness".
+    assessment: String,
+    /// The name of the report's PDF as attached.
+    report_file_stem: String,
 }
 
 impl Composer {
@@ -116,7 +122,29 @@ impl Composer {
             .iter()
             .map(|t| (t.id.clone(), t.name.clone()))
             .collect();
-        Ok(Composer { html, text, tiers })
+        Ok(Composer {
+            html,
+            text,
+            tiers,
+            brand: method.brand.name.clone(),
+            assessment: method.assessment.name.clone(),
+            report_file_stem: method.report_file_stem(),
+        })
+    }
+
+    /// What the current method assesses, as emails name the report: "AI readiness".
+    pub fn assessment(&self) -> &str {
+        &self.assessment
+    }
+
+    /// The name of the report's PDF as attached, without `.pdf`.
+    pub fn report_file_stem(&self) -> &str {
+        &self.report_file_stem
+    }
+
+    /// The name emails sign with: the method's brand, else `business` (`[business] name`).
+    pub fn business<'a>(&'a self, business: &'a str) -> &'a str {
+        self.brand.as_deref().unwrap_or(business)
     }
 
     /// A tier's name, as the current method calls it (its id, if it sells it no more).

@@ -113,7 +113,8 @@ fn compose(
         // The subject is what happened; the text after the first colon says what to do.
         let what = message.split_once(": ").map_or(message, |(what, _)| what);
         let data = json!({
-            "business": config.business_name,
+            "business": composer.business(&config.business_name),
+            "assessment": composer.assessment(),
             "support_email": config.support_email,
             "site": base,
             "what": what,
@@ -128,7 +129,8 @@ fn compose(
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("the sign-in email has no link (already sent?)"))?;
         let data = json!({
-            "business": config.business_name,
+            "business": composer.business(&config.business_name),
+            "assessment": composer.assessment(),
             "support_email": config.support_email,
             "site": base,
             "name": db.customer_name(
@@ -149,7 +151,8 @@ fn compose(
         .order_facts(order_id)?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} is gone"))?;
     let data = json!({
-        "business": config.business_name,
+        "business": composer.business(&config.business_name),
+            "assessment": composer.assessment(),
         "support_email": config.support_email,
         "site": base,
         "name": facts.name,
@@ -165,7 +168,7 @@ fn compose(
             .artifact(order_id, "pdf")?
             .ok_or_else(|| anyhow::anyhow!("order {order_id} has no PDF to attach"))?;
         message.attachment = Some((
-            "ai-readiness-report.pdf".to_owned(),
+            format!("{}.pdf", composer.report_file_stem()),
             "application/pdf".to_owned(),
             pdf,
         ));

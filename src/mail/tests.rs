@@ -5,6 +5,7 @@ use super::*;
 fn data() -> serde_json::Value {
     json!({
         "business": "Compass & Co",
+        "assessment": "AI readiness",
         "support_email": "help@example.com",
         "site": "https://compass.example",
         "name": "Ada <script>alert(1)</script>",

@@ -206,6 +206,21 @@ impl Method {
             .and_then(|bytes| std::str::from_utf8(bytes).ok())
     }
 
+    /// The name of a report's files: `ai-readiness-report` for the built-in method.
+    pub fn report_file_stem(&self) -> String {
+        let mut stem = String::new();
+        for c in self.assessment.name.chars() {
+            if c.is_ascii_alphanumeric() {
+                stem.push(c.to_ascii_lowercase());
+            } else if !stem.is_empty() && !stem.ends_with('-') {
+                stem.push('-');
+            }
+        }
+        format!("{}-report", stem.trim_end_matches('-'))
+            .trim_start_matches('-')
+            .to_owned()
+    }
+
     /// The first twelve digits of the version, as people read it.
     pub fn short_version(&self) -> &str {
         &self.version[..12]

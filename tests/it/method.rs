@@ -131,6 +131,9 @@ fn the_second_method_is_sold_scored_and_reported_as_its_own() {
         "src=\"/assets/logo\"",
         "Full audit",
         "€299.00",
+        // intake.js hides the restore question until backups are answered "yes".
+        "data-when=\"{&quot;equals&quot;:&quot;yes&quot;,&quot;question&quot;:&quot;has_backups&quot;}\"",
+        "<script src=\"/assets/intake.js\" defer>",
     ] {
         assert!(form.contains(expected), "the form has {expected}: {form}");
     }
@@ -220,6 +223,18 @@ fn the_second_method_is_sold_scored_and_reported_as_its_own() {
     let (_, status_page) = server.get(&format!("/status/{token}"));
     assert!(status_page.contains("Exposed"), "{status_page}");
     assert!(status_page.contains("Full audit"));
+    // The emails speak of the method's report, signed by its brand, the PDF named for it.
+    let mail: Vec<String> = std::fs::read_dir(server.install.dir.path().join("mail"))
+        .expect("the mail folder")
+        .map(|entry| std::fs::read_to_string(entry.expect("entry").path()).expect("an .eml"))
+        .collect();
+    let ready = mail
+        .iter()
+        .find(|m| m.contains("Subject: Your Cyber readiness report for Dent & Co is ready"))
+        .unwrap_or_else(|| panic!("the report email: {mail:?}"));
+    assert!(ready.contains("cyber-readiness-report.pdf"), "{ready}");
+    assert!(ready.contains("Bastion Cyber"), "{ready}");
+    assert!(!ready.contains("AI readiness"), "{ready}");
 
     // An order placed now, written after the folder is edited, keeps the method it was sold
     // with; the form shows the edit on the next start, with no rebuild.

@@ -197,6 +197,7 @@ fn doctor_passes_a_ready_installation_against_the_fakes() {
         "database",
         "database file",
         "public url",
+        "method",
         "policy pages",
         "stripe key",
         "stripe publishable key",
