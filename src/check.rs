@@ -1,7 +1,7 @@
 //! `compass check`'s work: a method is rendered whole before it can reach a customer. Loading
 //! (`method`) checks what can be checked without rendering; this renders every prompt for every
-//! tier, the report's HTML and PDF for every tier and compiles every email template, each with
-//! sample answers, and names the file and line of each problem.
+//! tier, the report's HTML and PDF for every tier and every email, each with sample answers,
+//! and names the file and line of each problem.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +12,16 @@ use crate::report::{self, Report, prompt::Prompts};
 pub fn render(method: &Method, business: &str) -> Result<(), Problems> {
     let mut problems = Vec::new();
     let mut fail = |err: anyhow::Error| problems.push(located(&format!("{err:#}")));
-    if let Err(err) = crate::mail::Composer::new(method) {
-        fail(err);
+    match crate::mail::Composer::new(method) {
+        Err(err) => fail(err),
+        Ok(composer) => {
+            let tier = method.tiers[0].id.clone();
+            for (kind, data) in crate::mail::outbox::samples(&composer, tier) {
+                if let Err(err) = composer.compose(kind, "sam@example.com", &data) {
+                    fail(err);
+                }
+            }
+        }
     }
     match Prompts::new(method) {
         Err(err) => fail(err),

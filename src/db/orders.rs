@@ -209,6 +209,32 @@ impl Db {
         self.write(|tx| apply_in(tx, id, event, policy, actor, now))
     }
 
+    /// Applies `event` (a `DisputeOpened`) unless the order's timeline already holds the
+    /// opening of the same dispute, in one transaction: two handlers of one dispute's events
+    /// (its `created` and a `closed` that overtook it, which opens it too) open it once.
+    /// `None` when it was opened already.
+    pub fn open_dispute(
+        &mut self,
+        id: &str,
+        dispute: &str,
+        event: &Event,
+        policy: &Policy,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<Result<Step, InvalidTransition>>> {
+        self.write(|tx| {
+            let opened: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM order_events WHERE order_id = ?1 \
+                     AND kind = 'dispute_opened' AND json_extract(detail, '$.dispute') = ?2)",
+                )?
+                .query_row(params![id, dispute], |row| row.get(0))?;
+            if opened {
+                return Ok(None);
+            }
+            apply_in(tx, id, event, policy, "stripe", now).map(Some)
+        })
+    }
+
     /// Stores a finished report's artifacts and applies `Generated` in one transaction: the
     /// order is `completed` (and the "report ready" email queued) only with its report stored.
     /// If the run lost its lease, nothing is written.

@@ -248,17 +248,6 @@ impl Db {
         Ok(changed == 1)
     }
 
-    /// Whether an event of `kind` about `object_id` was already handled.
-    pub fn handled_event_exists(&self, object_id: &str, kind: &str) -> anyhow::Result<bool> {
-        self.conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM stripe_events \
-                 WHERE object_id = ?1 AND type = ?2 AND handled_at IS NOT NULL)",
-            )?
-            .query_row(params![object_id, kind], |row| row.get(0))
-            .context("cannot look up handled events")
-    }
-
     /// Creates or updates the payment row of a PaymentIntent.
     pub fn upsert_payment(
         &mut self,

@@ -1100,3 +1100,61 @@ fn tokens_carry_256_random_bits() {
         assert_eq!(bits.len() * 8, 256, "{token}");
     }
 }
+
+/// Found under load (the suite under faketime): a dispute's `closed`, which overtook its
+/// `created`, opened and closed it, and the late `created`, handled at the same time on
+/// another event handler, opened it again on the refunded order, with an operator alert.
+#[test]
+fn a_dispute_is_opened_on_its_order_once_whoever_comes_first() {
+    let mut db = memory();
+    let policy = Policy::default();
+    let order = db
+        .create_order(&new_order("ada@example.com"), T0)
+        .expect("order");
+    db.apply(&order.id, &confirm(), &policy, "stripe", T0)
+        .expect("stored")
+        .expect("paid");
+    let opened = Event::DisputeOpened {
+        dispute: "dp_1".into(),
+        reason: "fraudulent".into(),
+    };
+    let first = db
+        .open_dispute(&order.id, "dp_1", &opened, &policy, T0)
+        .expect("stored");
+    assert!(matches!(first, Some(Ok(_))), "{first:?}");
+    let closed = Event::DisputeClosed {
+        dispute: "dp_1".into(),
+        won: false,
+    };
+    db.apply(&order.id, &closed, &policy, "stripe", T0)
+        .expect("stored")
+        .expect("refunded");
+    let alerts = count(
+        &db,
+        "SELECT count(*) FROM emails WHERE kind = 'operator_alert'",
+    );
+    let again = db
+        .open_dispute(&order.id, "dp_1", &opened, &policy, T0)
+        .expect("stored");
+    assert!(
+        again.is_none(),
+        "the same dispute is not opened twice: {again:?}"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM emails WHERE kind = 'operator_alert'"
+        ),
+        alerts,
+        "and raises no alert"
+    );
+    // Another dispute on the refunded order is news for the operator.
+    let other = Event::DisputeOpened {
+        dispute: "dp_2".into(),
+        reason: "duplicate".into(),
+    };
+    let news = db
+        .open_dispute(&order.id, "dp_2", &other, &policy, T0)
+        .expect("stored");
+    assert!(matches!(news, Some(Ok(_))), "{news:?}");
+}

@@ -19,7 +19,7 @@ use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
 use serde::Serialize;
 
 use crate::config::{MailConfig, MailTransport, SmtpSecurity};
-use crate::method::{Method, template_error};
+use crate::method::{Method, render_error, template_error};
 use crate::order::{EmailKind, Status};
 
 /// How long one SMTP conversation may take before it counts as failed (and is retried).
@@ -64,6 +64,10 @@ pub struct Composer {
     assessment: String,
     /// The name of the report's PDF as attached.
     report_file_stem: String,
+    /// The brand's colour.
+    primary: String,
+    /// Whether the brand has a logo.
+    logo: bool,
 }
 
 impl Composer {
@@ -129,6 +133,8 @@ impl Composer {
             brand: method.brand.name.clone(),
             assessment: method.assessment.name.clone(),
             report_file_stem: method.report_file_stem(),
+            primary: method.brand.primary().to_owned(),
+            logo: method.brand.logo.is_some(),
         })
     }
 
@@ -163,10 +169,30 @@ impl Composer {
         data: &impl Serialize,
     ) -> anyhow::Result<Email> {
         let name = kind.as_str();
+        // The brand's look, for the layout: its colour, and whether it has a logo to show
+        // (served at `{site}/assets/logo`).
+        let mut data = serde_json::to_value(data).context("cannot encode the email's data")?;
+        if let Some(fields) = data.as_object_mut() {
+            fields.insert("primary".into(), self.primary.clone().into());
+            fields.insert("logo".into(), self.logo.into());
+        }
+        let data = &data;
+        // A template that names a value the data lacks fails with its file and line.
+        let failed = |part: &str| {
+            let path = format!("mail/{name}.{part}.hbs");
+            move |err: handlebars::RenderError| {
+                let path = match err.template_name.as_deref() {
+                    Some("layout") => LAYOUT,
+                    Some("footer") => TEXT_FOOTER,
+                    _ => &path,
+                };
+                render_error(path, &err)
+            }
+        };
         let subject = self
             .text
             .render(&format!("{name}.subject"), data)
-            .with_context(|| format!("cannot render the subject of {name}"))?;
+            .map_err(failed("subject"))?;
         Ok(Email {
             to: to.to_owned(),
             // A header is one line, whatever a customer typed into a name.
@@ -174,11 +200,8 @@ impl Composer {
             text: self
                 .text
                 .render(&format!("{name}.txt"), data)
-                .with_context(|| format!("cannot render the text of {name}"))?,
-            html: self
-                .html
-                .render(name, data)
-                .with_context(|| format!("cannot render the HTML of {name}"))?,
+                .map_err(failed("txt"))?,
+            html: self.html.render(name, data).map_err(failed("html"))?,
             attachment: None,
         })
     }

@@ -10,9 +10,9 @@ use time::{Duration, OffsetDateTime};
 
 use super::{Composer, Email, Mailer};
 use crate::config::Config;
-use crate::db::{Db, OutboxEmail};
+use crate::db::{Db, OrderFacts, OutboxEmail};
 use crate::money;
-use crate::order::EmailKind;
+use crate::order::{EmailKind, Tier};
 
 /// Attempts at one email before it is given up.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -100,6 +100,110 @@ pub fn send_due(
     Ok(sent)
 }
 
+/// Who an email is from, as its templates name them.
+#[derive(Clone, Copy, Debug)]
+pub struct Letterhead<'a> {
+    /// `[business] name`; the method's brand name goes first (`Composer::business`).
+    pub business: &'a str,
+    pub support_email: &'a str,
+    /// `public_url`, without a trailing slash.
+    pub site: &'a str,
+}
+
+impl Letterhead<'_> {
+    /// What every email's templates may use besides its own facts.
+    fn data(&self, composer: &Composer) -> serde_json::Value {
+        json!({
+            "business": composer.business(self.business),
+            "assessment": composer.assessment(),
+            "support_email": self.support_email,
+            "site": self.site,
+        })
+    }
+}
+
+/// An operator alert's data: `message` is what happened, then after a colon what to do.
+pub fn alert_data(
+    composer: &Composer,
+    from: Letterhead<'_>,
+    message: &str,
+    order: Option<&str>,
+) -> serde_json::Value {
+    let mut data = from.data(composer);
+    let what = message.split_once(": ").map_or(message, |(what, _)| what);
+    data["what"] = json!(what);
+    data["message"] = json!(message);
+    data["order"] = json!(order);
+    data
+}
+
+/// A sign-in link's data.
+pub fn sign_in_data(
+    composer: &Composer,
+    from: Letterhead<'_>,
+    name: &str,
+    token: &str,
+) -> serde_json::Value {
+    let mut data = from.data(composer);
+    data["name"] = json!(name);
+    data["link_url"] = json!(format!("{}/my/{token}", from.site));
+    data["minutes"] = json!(crate::db::SignInLimits::RULE.ttl.whole_minutes());
+    data
+}
+
+/// The data of an email about an order.
+pub fn order_data(
+    composer: &Composer,
+    from: Letterhead<'_>,
+    facts: &OrderFacts,
+) -> serde_json::Value {
+    let mut data = from.data(composer);
+    data["name"] = json!(facts.name);
+    data["company"] = json!(facts.company);
+    data["tier"] = json!(composer.tier_name(&facts.tier));
+    data["amount"] = json!(money::format(facts.amount_cents, &facts.currency));
+    data["refunded"] = json!(money::format(facts.refunded_cents, &facts.currency));
+    data["status_url"] = json!(format!("{}/status/{}", from.site, facts.status_token));
+    data
+}
+
+/// Every kind of email for a made-up order, as `check::render` renders them: a template that
+/// names a value the outbox does not give it fails here, not at sending time.
+pub fn samples(composer: &Composer, tier: Tier) -> Vec<(EmailKind, serde_json::Value)> {
+    let from = Letterhead {
+        business: "Sample Consulting",
+        support_email: "hello@example.com",
+        site: "https://example.com",
+    };
+    let facts = OrderFacts {
+        name: "Sam Sample".into(),
+        company: "Sample Company Ltd".into(),
+        tier,
+        status: crate::order::Status::Completed,
+        amount_cents: 4_900,
+        currency: "usd".into(),
+        refunded_cents: 4_900,
+        status_token: "sample".into(),
+        last_error: None,
+    };
+    EmailKind::ALL
+        .iter()
+        .map(|kind| {
+            let data = match kind {
+                EmailKind::OperatorAlert => alert_data(
+                    composer,
+                    from,
+                    "A sample alert: what to do about it",
+                    Some("sample"),
+                ),
+                EmailKind::SignInLink => sign_in_data(composer, from, "Sam Sample", "sample"),
+                _ => order_data(composer, from, &facts),
+            };
+            (*kind, data)
+        })
+        .collect()
+}
+
 /// The message for an outbox row, from the order as it is now.
 fn compose(
     db: &Db,
@@ -107,20 +211,14 @@ fn compose(
     composer: &Composer,
     email: &OutboxEmail,
 ) -> anyhow::Result<Email> {
-    let base = config.public_url.trim_end_matches('/');
+    let from = Letterhead {
+        business: &config.business_name,
+        support_email: &config.support_email,
+        site: config.public_url.trim_end_matches('/'),
+    };
     if email.kind == EmailKind::OperatorAlert {
         let message = email.message.as_deref().unwrap_or_default();
-        // The subject is what happened; the text after the first colon says what to do.
-        let what = message.split_once(": ").map_or(message, |(what, _)| what);
-        let data = json!({
-            "business": composer.business(&config.business_name),
-            "assessment": composer.assessment(),
-            "support_email": config.support_email,
-            "site": base,
-            "what": what,
-            "message": message,
-            "order": email.order_id,
-        });
+        let data = alert_data(composer, from, message, email.order_id.as_deref());
         return composer.compose(email.kind, &config.mail.operator, &data);
     }
     if email.kind == EmailKind::SignInLink {
@@ -128,19 +226,10 @@ fn compose(
             .link_token
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("the sign-in email has no link (already sent?)"))?;
-        let data = json!({
-            "business": composer.business(&config.business_name),
-            "assessment": composer.assessment(),
-            "support_email": config.support_email,
-            "site": base,
-            "name": db.customer_name(
-                email
-                    .customer_id
-                    .ok_or_else(|| anyhow::anyhow!("a sign-in email without a customer"))?
-            )?,
-            "link_url": format!("{base}/my/{token}"),
-            "minutes": crate::db::SignInLimits::RULE.ttl.whole_minutes(),
-        });
+        let customer = email
+            .customer_id
+            .ok_or_else(|| anyhow::anyhow!("a sign-in email without a customer"))?;
+        let data = sign_in_data(composer, from, &db.customer_name(customer)?, token);
         return composer.compose(email.kind, &email.recipient, &data);
     }
     let order_id = email
@@ -150,18 +239,7 @@ fn compose(
     let facts = db
         .order_facts(order_id)?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} is gone"))?;
-    let data = json!({
-        "business": composer.business(&config.business_name),
-            "assessment": composer.assessment(),
-        "support_email": config.support_email,
-        "site": base,
-        "name": facts.name,
-        "company": facts.company,
-        "tier": composer.tier_name(&facts.tier),
-        "amount": money::format(facts.amount_cents, &facts.currency),
-        "refunded": money::format(facts.refunded_cents, &facts.currency),
-        "status_url": format!("{base}/status/{}", facts.status_token),
-    });
+    let data = order_data(composer, from, &facts);
     let mut message = composer.compose(email.kind, &email.recipient, &data)?;
     if email.kind == EmailKind::ReportReady {
         let pdf = db

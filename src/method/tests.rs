@@ -452,6 +452,20 @@ fn a_prompt_that_uses_a_field_that_does_not_exist_is_refused_with_its_line() {
 }
 
 #[test]
+fn an_email_that_names_a_value_compass_does_not_give_is_refused_with_its_line() {
+    let problems = broken("mail/refund_processed.txt.hbs", |_| {
+        "Dear {{name}},\n\nyour refund of {{refunded}} for invoice {{invoice_number}} is on its way.\n"
+            .into()
+    });
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("mail/refund_processed.txt.hbs:3:")
+            && problems[0].contains("invoice_number"),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn a_logo_that_is_not_an_image_is_refused_with_its_line() {
     let text = std::fs::read_to_string(security_dir().join("method.toml")).expect("read");
     let line = line_of(&text, "[brand]");

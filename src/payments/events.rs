@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use super::{Handling, handling, record_payment};
 use crate::app::App;
 use crate::db::StoredEvent;
-use crate::order::{Event as OrderEvent, Rejection, Status};
+use crate::order::{Event as OrderEvent, Rejection};
 use crate::stripe::{self, Charge, Dispute, Refund};
 
 /// What one pass over the due events did.
@@ -255,7 +255,9 @@ fn payment_intent_event(
 }
 
 /// Disputes arrive out of order too: a `closed` that overtakes its `created` opens and closes
-/// the dispute at once, and the late `created` then finds it closed and changes nothing.
+/// the dispute at once, and the late `created` then finds it opened and changes nothing. A
+/// dispute is opened on its order once, by whichever handler comes first (`open_dispute`
+/// checks and applies in one transaction: the two may run at once on two event handlers).
 fn dispute_event(
     app: &mut App,
     event: &stripe::Event,
@@ -267,24 +269,21 @@ fn dispute_event(
         dispute: dispute.id.clone(),
         reason: dispute.reason.clone().unwrap_or_else(|| "unknown".into()),
     };
-    if event.kind == "charge.dispute.created" {
-        if app
-            .db
-            .handled_event_exists(&dispute.id, "charge.dispute.closed")?
-        {
-            return Ok(Done::note(
-                Some(order_id.to_owned()),
-                "the dispute closed before this event arrived",
-            ));
-        }
-        return apply(app, order_id, &opened, now);
-    }
-    let disputed = app
+    let policy = app.config.policy.clone();
+    let open = app
         .db
-        .order(order_id)?
-        .is_some_and(|o| o.order.status == Status::Disputed);
-    if !disputed {
-        apply(app, order_id, &opened, now)?;
+        .open_dispute(order_id, &dispute.id, &opened, &policy, now)?;
+    if event.kind == "charge.dispute.created" {
+        return match open {
+            None => Ok(Done::note(
+                Some(order_id.to_owned()),
+                "the dispute was opened already (its closing arrived first)",
+            )),
+            Some(step) => outcome(order_id, &opened, step),
+        };
+    }
+    if let Some(step) = open {
+        outcome(order_id, &opened, step)?;
     }
     let closed = OrderEvent::DisputeClosed {
         dispute: dispute.id.clone(),
@@ -354,7 +353,17 @@ fn apply(
     now: OffsetDateTime,
 ) -> anyhow::Result<Done> {
     let policy = app.config.policy.clone();
-    match app.db.apply(order_id, event, &policy, "stripe", now)? {
+    let step = app.db.apply(order_id, event, &policy, "stripe", now)?;
+    outcome(order_id, event, step)
+}
+
+/// What applying `event` to `order_id` came to: done, or `NotYet` to wait for the order.
+fn outcome(
+    order_id: &str,
+    event: &OrderEvent,
+    step: Result<crate::order::Step, crate::order::InvalidTransition>,
+) -> anyhow::Result<Done> {
+    match step {
         Ok(step) => Ok(Done::note(
             Some(order_id.to_owned()),
             format!("{} -> {}", event.name(), step.order.status),

@@ -30,9 +30,44 @@ pub struct Spoke {
     pub label_y: f64,
     /// `start`, `middle` or `end`, for the label's alignment.
     pub anchor: &'static str,
+    /// The label as lines of at most [`LABEL_CHARS`] characters (the title wrapped at its
+    /// spaces, then the score), so that a long title stays inside the chart's box;
+    /// `label_y` is already moved up to centre them.
+    pub lines: Vec<String>,
     pub title: String,
     /// `3.5` or `72`, or `n/a`.
     pub score: String,
+}
+
+/// The longest line of a label, in characters: at the chart's text size the widest label
+/// fits in the room the `view_box` leaves beside the square.
+pub const LABEL_CHARS: usize = 16;
+
+/// The height of a label's line, in units of a 400-unit chart (the template's 11px text).
+const LINE: f64 = 13.0;
+
+/// `title` wrapped at its spaces into lines of at most `LABEL_CHARS` characters (a longer
+/// word is cut), then `score`.
+fn label_lines(title: &str, score: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in title.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > LABEL_CHARS {
+            let rest = word.split_off(LABEL_CHARS);
+            lines.push(word.iter().collect());
+            word = rest;
+        }
+        let word: String = word.into_iter().collect();
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= LABEL_CHARS => {
+                line.push(' ');
+                line.push_str(&word);
+            }
+            _ => lines.push(word),
+        }
+    }
+    lines.push(score.to_owned());
+    lines
 }
 
 /// The chart of `scores` in a square of `size` units.
@@ -71,6 +106,11 @@ pub fn radar(scores: &Scores, size: f64) -> Radar {
             } else {
                 "end"
             };
+            let score = pillar.shown().unwrap_or_else(|| "n/a".to_owned());
+            let lines = label_lines(&pillar.title, &score);
+            // Centred on the label's point, whatever its number of lines.
+            let line = LINE * size / 400.0;
+            let label_y = label_y - (lines.len() as f64 - 1.0) * line / 2.0;
             Spoke {
                 x,
                 y,
@@ -78,7 +118,8 @@ pub fn radar(scores: &Scores, size: f64) -> Radar {
                 label_y,
                 anchor,
                 title: pillar.title.clone(),
-                score: pillar.shown().unwrap_or_else(|| "n/a".to_owned()),
+                score,
+                lines,
             }
         })
         .collect();
@@ -155,5 +196,58 @@ mod tests {
             assert_eq!(chart.shape.split(' ').count(), n);
             assert_eq!(chart.spokes[0].score, "50");
         }
+    }
+
+    #[test]
+    fn long_labels_are_wrapped_to_stay_inside_the_chart() {
+        let titles = [
+            "Incident response and recovery",
+            "Supplier and third-party risk management",
+            "Backups",
+            "Identity",
+            "Security awareness of every member of staff",
+            "Endpoint protection",
+            "Network",
+            "Cloud configuration and hardening",
+            "Email",
+            "Physical security of offices and devices",
+            "Governance",
+            "Data",
+        ];
+        let scores = Scores {
+            categories: titles
+                .iter()
+                .map(|title| CategoryScore {
+                    id: title.to_lowercase().replace(' ', "_"),
+                    title: (*title).to_owned(),
+                    score: Some(42.0),
+                    out_of: 100.0,
+                })
+                .collect(),
+            overall: Some(42),
+            level: None,
+        };
+        let chart = radar(&scores, 400.0);
+        // The view box runs from -80 to 480; a character of the 11px text is at most 7 units.
+        for spoke in &chart.spokes {
+            assert!(spoke.lines.iter().all(|l| l.chars().count() <= LABEL_CHARS));
+            let width = LABEL_CHARS as f64 * 7.0;
+            let (left, right) = match spoke.anchor {
+                "start" => (spoke.label_x, spoke.label_x + width),
+                "end" => (spoke.label_x - width, spoke.label_x),
+                _ => (spoke.label_x - width / 2.0, spoke.label_x + width / 2.0),
+            };
+            assert!(
+                left >= -80.0 && right <= 480.0,
+                "{}: {left}..{right}",
+                spoke.title
+            );
+            let bottom = spoke.label_y + LINE * spoke.lines.len() as f64;
+            assert!(spoke.label_y >= 0.0 && bottom <= 400.0, "{}", spoke.title);
+        }
+        assert_eq!(
+            chart.spokes[0].lines,
+            ["Incident", "response and", "recovery", "42"]
+        );
     }
 }
