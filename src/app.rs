@@ -177,7 +177,7 @@ pub fn current_method(config: &Config) -> anyhow::Result<Method> {
 pub fn keep_current_method(config: &Config, db: &mut Db) -> anyhow::Result<Method> {
     let method = current_method(config)?;
     if !db.has_method(&method.version)? {
-        if method.version != Method::builtin().version {
+        if !method.is_builtin() {
             crate::check::render(&method, &config.business_name).with_context(|| {
                 format!(
                     "cannot use the method in {}",

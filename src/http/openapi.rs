@@ -18,7 +18,7 @@ pub const JSON: &str = include_str!("../../docs/openapi.json");
 /// `GET /api/openapi.json` for an installation selling `method`.
 pub fn response(method: &Method) -> Response {
     let mut response = Response::json(200, &serde_json::Value::Null);
-    response.body = if method.version == Method::builtin().version {
+    response.body = if method.is_builtin() {
         JSON.as_bytes().to_vec()
     } else {
         document(method).to_string().into_bytes()

@@ -165,6 +165,13 @@ impl Method {
         Method::from_files(builtin_files()).expect("the built-in method is valid (tested)")
     }
 
+    /// Whether this is the built-in method, file for file.
+    pub fn is_builtin(&self) -> bool {
+        static BUILTIN_VERSION: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| version_of(&builtin_files()));
+        self.version == *BUILTIN_VERSION
+    }
+
     /// Reads the method folder at `dir`; a file it leaves out is the built-in one.
     pub fn load_dir(dir: &Path) -> Result<Method, Problems> {
         let mut files = builtin_files();
