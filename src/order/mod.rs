@@ -115,6 +115,15 @@ impl Tier {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether `s` is an id as methods write them (tiers, categories, questions, options):
+    /// lower-case letters, digits and `_`, starting with a letter, at most 40.
+    pub fn is_id(s: &str) -> bool {
+        s.len() <= 40
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }
 }
 
 impl fmt::Display for Tier {
@@ -128,11 +137,7 @@ impl FromStr for Tier {
 
     /// An id: lower-case letters, digits and `_`, starting with a letter, at most 40.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid = s.len() <= 40
-            && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if valid {
+        if Tier::is_id(s) {
             Ok(Tier(s.to_owned()))
         } else {
             Err(format!(

@@ -334,10 +334,19 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         while !paid() {
-            assert!(
-                Instant::now() < deadline,
-                "{id}: the payment was never confirmed"
-            );
+            if Instant::now() >= deadline {
+                // What became of this payment's events, for whoever reads the failure.
+                let intent = &placed.iter().find(|(o, _, _)| o == id).expect("placed").1;
+                let events: Vec<_> = server
+                    .install
+                    .db()
+                    .stripe_events(false, 10_000)
+                    .expect("events")
+                    .into_iter()
+                    .filter(|e| e.object_id.as_deref() == Some(intent.as_str()))
+                    .collect();
+                panic!("{id}: the payment was never confirmed; its events: {events:#?}");
+            }
             stdout(&process_once(&server.install));
             std::thread::sleep(Duration::from_millis(500));
         }

@@ -192,13 +192,9 @@ impl Report<'_> {
     }
 }
 
-/// A stable id: lower-case letters, digits and `_`, starting with a letter, at most 40.
+/// A stable id: the rule tiers' ids follow (`Tier::is_id`), for every id of a method.
 fn valid_id(id: &str) -> bool {
-    id.len() <= 40
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    crate::order::Tier::is_id(id)
 }
 
 const ID_RULE: &str = "lower-case letters, digits and _, starting with a letter, at most 40";
