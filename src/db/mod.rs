@@ -13,6 +13,7 @@ mod mail;
 mod methods;
 mod ops;
 mod orders;
+mod peers;
 mod refunds;
 mod signin;
 mod stripe;
@@ -31,6 +32,7 @@ pub use listing::{
 pub use mail::{OrderFacts, OutboxEmail};
 pub use ops::{BackupInfo, Stats, StoreCounts, Violation};
 pub use orders::{Artifact, NewOrder, StoredOrder};
+pub use peers::PeerRow;
 pub use refunds::RefundToIssue;
 pub use signin::{CustomerOrder, SignInLimits, SignInRequest};
 pub use stripe::{NewStripeEvent, PaymentRecord, StoredEvent};

@@ -1158,3 +1158,58 @@ fn a_dispute_is_opened_on_its_order_once_whoever_comes_first() {
         .expect("stored");
     assert!(matches!(news, Some(Ok(_))), "{news:?}");
 }
+
+/// An order taken to `completed` with a report whose scores are `scores`: its id.
+fn delivered(db: &mut Db, email: &str, questionnaire: serde_json::Value, scores: &str) -> String {
+    let policy = Policy::default();
+    let mut order = new_order(email);
+    order.questionnaire = questionnaire;
+    let id = db.create_order(&order, T0).expect("order").id;
+    db.apply(&id, &confirm(), &policy, "stripe", T0)
+        .expect("stored")
+        .expect("paid");
+    let claim = Event::Claim {
+        owner: "w".into(),
+        lease_until: T0 + Duration::minutes(5),
+    };
+    db.apply(&id, &claim, &policy, "process", T0)
+        .expect("stored")
+        .expect("claimed");
+    let start = Event::AttemptStarted { owner: "w".into() };
+    db.apply(&id, &start, &policy, "process", T0)
+        .expect("stored")
+        .expect("started");
+    let report = format!(r#"{{"scores": {scores}}}"#);
+    let artifacts = [Artifact {
+        kind: "json",
+        content: report.as_bytes(),
+    }];
+    db.complete(&id, "w", &artifacts, &policy, T0)
+        .expect("stored")
+        .expect("completed");
+    id
+}
+
+#[test]
+fn peers_are_the_kept_reports_of_other_orders() {
+    let mut db = memory();
+    let scores = r#"{"categories": [{"id": "data", "title": "Data", "score": 3.5, "out_of": 5}], "overall": 62, "level": "Chaser"}"#;
+    let profile =
+        |industry: &str| serde_json::json!({ "industry": industry, "employees": "11-50" });
+    let own = delivered(&mut db, "a@example.com", profile("Logistics"), scores);
+    let other = delivered(&mut db, "b@example.com", profile("Retail"), scores);
+    let erased = delivered(&mut db, "c@example.com", profile("Retail"), scores);
+    db.conn
+        .execute(
+            "UPDATE orders SET erased_at = 1, questionnaire = '{\"erased\":true}' WHERE id = ?1",
+            [&erased],
+        )
+        .expect("erase");
+    let peers = db.peer_scores(&own).expect("read");
+    assert_eq!(peers.len(), 1, "not itself, not the erased one: {peers:?}");
+    assert_eq!(peers[0].industry, "Retail");
+    assert_eq!(peers[0].employees, "11-50");
+    let read: crate::method::Scores = serde_json::from_str(&peers[0].scores).expect("scores");
+    assert_eq!(read.overall, Some(62));
+    assert_eq!(db.peer_scores(&other).expect("read").len(), 1);
+}

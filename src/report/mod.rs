@@ -15,6 +15,7 @@
 pub mod html;
 mod numbers;
 pub mod pdf;
+pub mod peers;
 pub mod prompt;
 pub mod radar;
 pub mod sample;

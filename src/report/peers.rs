@@ -1,0 +1,215 @@
+//! Where a company stands against companies like it: the quartiles of the scores of the
+//! operator's own completed orders, computed by compass and handed to the model as data.
+//!
+//! Only aggregates, and only over at least `min` companies, so that no one customer's answers
+//! can be read back from a report: the peer group is the same industry and size, else the same
+//! industry, else every company, and none when even that is too few. A category is compared
+//! only with peers scored on the same scale (its `out_of`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::method::Scores;
+
+/// One completed order's scores, as the store gives them for comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerScores {
+    pub industry: String,
+    pub employees: String,
+    pub scores: Scores,
+}
+
+/// Which companies a comparison rests on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Group {
+    /// The same industry and size band.
+    IndustryAndSize { industry: String, employees: String },
+    /// The same industry, any size.
+    Industry { industry: String },
+    /// Every company assessed so far.
+    All,
+}
+
+/// The lower quartile, median and upper quartile of some scores.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Spread {
+    pub p25: f64,
+    pub median: f64,
+    pub p75: f64,
+}
+
+/// The comparison a report shows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Peers {
+    pub group: Group,
+    /// How many companies it rests on.
+    pub count: usize,
+    pub overall: Option<Spread>,
+    /// By category id, for the categories scored on the same scale as this company's.
+    pub categories: BTreeMap<String, Spread>,
+}
+
+/// The comparison for a company in `industry` of `employees` with `scores`, among `all`
+/// (other companies' orders), in the narrowest group of at least `min`; `None` when even all
+/// of them are fewer.
+pub fn compare(
+    all: &[PeerScores],
+    industry: &str,
+    employees: &str,
+    scores: &Scores,
+    min: usize,
+) -> Option<Peers> {
+    let groups = [
+        (
+            Group::IndustryAndSize {
+                industry: industry.to_owned(),
+                employees: employees.to_owned(),
+            },
+            &(|p: &PeerScores| p.industry == industry && p.employees == employees)
+                as &dyn Fn(&PeerScores) -> bool,
+        ),
+        (
+            Group::Industry {
+                industry: industry.to_owned(),
+            },
+            &|p: &PeerScores| p.industry == industry,
+        ),
+        (Group::All, &|_: &PeerScores| true),
+    ];
+    let (group, members) = groups.into_iter().find_map(|(group, member)| {
+        let members: Vec<&PeerScores> = all.iter().filter(|p| member(p)).collect();
+        (members.len() >= min.max(1)).then_some((group, members))
+    })?;
+    let overall: Vec<f64> = members
+        .iter()
+        .filter_map(|p| p.scores.overall.map(f64::from))
+        .collect();
+    let categories = scores
+        .categories
+        .iter()
+        .filter_map(|own| {
+            let theirs: Vec<f64> = members
+                .iter()
+                .filter_map(|p| {
+                    p.scores
+                        .categories
+                        .iter()
+                        .find(|c| c.id == own.id && c.out_of == own.out_of)
+                        .and_then(|c| c.score)
+                })
+                .collect();
+            // Each category rests on at least `min` companies too.
+            (theirs.len() >= min.max(1)).then(|| (own.id.clone(), spread(theirs)))
+        })
+        .collect();
+    Some(Peers {
+        group,
+        count: members.len(),
+        overall: (overall.len() >= min.max(1)).then(|| spread(overall)),
+        categories,
+    })
+}
+
+/// The quartiles of `values` (not empty), by linear interpolation between closest ranks (the
+/// method spreadsheets and numpy use by default), rounded to one decimal.
+fn spread(mut values: Vec<f64>) -> Spread {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let rank = q * (values.len() - 1) as f64;
+        let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+        let value = values[low] + (values[high] - values[low]) * (rank - low as f64);
+        (value * 10.0).round() / 10.0
+    };
+    Spread {
+        p25: at(0.25),
+        median: at(0.5),
+        p75: at(0.75),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::CategoryScore;
+
+    fn scores(overall: u8, strategy: f64) -> Scores {
+        Scores {
+            categories: vec![CategoryScore {
+                id: "strategy".into(),
+                title: "Strategy".into(),
+                score: Some(strategy),
+                out_of: 5.0,
+            }],
+            overall: Some(overall),
+            level: None,
+        }
+    }
+
+    fn peer(industry: &str, employees: &str, overall: u8, strategy: f64) -> PeerScores {
+        PeerScores {
+            industry: industry.into(),
+            employees: employees.into(),
+            scores: scores(overall, strategy),
+        }
+    }
+
+    #[test]
+    fn quartiles_interpolate_between_ranks() {
+        let s = spread(vec![40.0, 10.0, 30.0, 20.0]);
+        // Ranks 0..3: p25 at 0.75 (10 + 0.75 * 10), median at 1.5, p75 at 2.25.
+        assert_eq!((s.p25, s.median, s.p75), (17.5, 25.0, 32.5));
+        let one = spread(vec![7.0]);
+        assert_eq!((one.p25, one.median, one.p75), (7.0, 7.0, 7.0));
+    }
+
+    #[test]
+    fn the_narrowest_group_with_enough_companies_is_used() {
+        let mut all: Vec<PeerScores> = (0..10)
+            .map(|i| peer("Logistics", "11-50", 40 + i, 2.0 + f64::from(i) / 10.0))
+            .collect();
+        all.extend((0..5).map(|i| peer("Logistics", "51-250", 70 + i, 4.0)));
+        all.extend((0..30).map(|i| peer("Retail", "11-50", 20 + i, 1.5)));
+        let own = scores(50, 3.0);
+        let exact = compare(&all, "Logistics", "11-50", &own, 10).expect("enough");
+        assert_eq!(exact.count, 10);
+        assert!(matches!(exact.group, Group::IndustryAndSize { .. }));
+        // 40..=49: p25 42.25 -> 42.3, median 44.5, p75 46.75 -> 46.8.
+        let overall = exact.overall.expect("overall");
+        assert_eq!(
+            (overall.p25, overall.median, overall.p75),
+            (42.3, 44.5, 46.8)
+        );
+
+        let industry = compare(&all, "Logistics", "51-250", &own, 10).expect("enough");
+        assert_eq!(
+            (industry.group, industry.count),
+            (
+                Group::Industry {
+                    industry: "Logistics".into()
+                },
+                15
+            )
+        );
+        let everyone = compare(&all, "Healthcare", "1-10", &own, 10).expect("enough");
+        assert_eq!((everyone.group, everyone.count), (Group::All, 45));
+        assert!(compare(&all, "Healthcare", "1-10", &own, 46).is_none());
+    }
+
+    #[test]
+    fn a_category_is_compared_only_on_the_same_scale_and_with_enough_companies() {
+        let mut all: Vec<PeerScores> = (0..10).map(|_| peer("X", "1", 50, 3.0)).collect();
+        for p in all.iter_mut().take(5) {
+            p.scores.categories[0].out_of = 100.0;
+        }
+        let peers = compare(&all, "X", "1", &scores(50, 3.0), 10).expect("enough");
+        assert!(peers.overall.is_some());
+        assert!(
+            peers.categories.is_empty(),
+            "only 5 on the 1-5 scale: {peers:?}"
+        );
+        let peers = compare(&all, "X", "1", &scores(50, 3.0), 5).expect("enough");
+        assert_eq!(peers.categories["strategy"].median, 3.0);
+    }
+}
