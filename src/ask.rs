@@ -10,10 +10,10 @@
 
 use crate::claude::{Answer, Ask, Attempt, ClaudeClient, ClaudeError, Role, Usage, cost_micros};
 use crate::config::ClaudeConfig;
-use crate::method::{Method, Scores, TierDef};
+use crate::method::{Method, TierDef};
 
 use crate::report::prompt::Prompt;
-use crate::report::{Written, check};
+use crate::report::{Figures, Written, check};
 
 /// How long an answer may be and what one order may spend on Claude.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -76,7 +76,7 @@ pub fn written(
     schema: &serde_json::Value,
     tier: &TierDef,
     method: &Method,
-    scores: &Scores,
+    figures: Figures<'_>,
     limits: &Limits,
     record: &mut dyn FnMut(&Attempt) -> i64,
 ) -> Result<Written, Failure> {
@@ -146,7 +146,7 @@ pub fn written(
                 answer.stop_reason.as_deref().unwrap_or("none")
             )));
         }
-        match check(&answer.text, tier, method, scores) {
+        match check(&answer.text, tier, method, figures) {
             Ok(written) => return Ok(written),
             Err(problems) if !repaired => {
                 repaired = true;

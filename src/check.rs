@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::method::{Answer, Intake, Kind, Method, Problem, Problems};
-use crate::report::{self, Report, prompt::Prompts};
+use crate::report::{self, Figures, Report, prompt::Prompts};
 
 /// Renders everything `method` has with sample answers; every problem found, with its place.
 pub fn render(method: &Method, business: &str) -> Result<(), Problems> {
@@ -29,12 +29,19 @@ pub fn render(method: &Method, business: &str) -> Result<(), Problems> {
             for tier in &method.tiers {
                 let intake = sample_intake(method, tier.id.clone());
                 let scores = method.scores(&intake);
-                if let Err(err) = prompts.render(business, &intake, method, &scores) {
+                // With peers, so that the templates' peer parts are rendered too.
+                let peers = report::peers::sample(&scores);
+                let figures = Figures {
+                    scores: &scores,
+                    peers: Some(&peers),
+                };
+                if let Err(err) = prompts.render(business, &intake, method, figures) {
                     fail(err);
                 }
                 let report = Report {
                     company: intake.company.clone(),
                     tier: tier.id.clone(),
+                    peers: Some(peers.clone()),
                     scores,
                     written: report::sample::written(tier, method),
                     sample: true,

@@ -24,10 +24,10 @@ use crate::config::Config;
 use crate::db::{Artifact, Db, StoredOrder};
 use crate::mail::outbox::{self, Sent};
 use crate::mail::{Composer, Mailer};
-use crate::method::{Intake, Method, Scores};
+use crate::method::{Intake, Method};
 use crate::order::{Event, Status};
 use crate::refunds::{self, IssuedRefund};
-use crate::report::{self, Report, Written, prompt::Prompts};
+use crate::report::{self, Figures, Report, Written, prompt::Prompts};
 
 /// How much one pass takes on.
 #[derive(Clone, Debug)]
@@ -383,9 +383,17 @@ impl Worker<'_> {
             ))
         })?;
         let scores = method.scores(&intake);
+        let peers = db
+            .peer_scores(&order.id)
+            .map_err(|err| Failure::retryable(format!("{err:#}")))
+            .map(|rows| report::peers::for_intake(rows, &intake, &scores, &method))?;
         let (written, sample) = match self.claude {
             Some(claude) => {
-                let asked = self.ask(claude, db, &method, order, &intake, &scores, spent)?;
+                let figures = Figures {
+                    scores: &scores,
+                    peers: peers.as_ref(),
+                };
+                let asked = self.ask(claude, db, &method, order, &intake, figures, spent)?;
                 (asked, false)
             }
             None => (report::sample::written(tier, &method), true),
@@ -396,6 +404,7 @@ impl Worker<'_> {
             scores,
             written,
             sample,
+            peers,
         };
         let files = report
             .files(&method, &self.config.business_name)
@@ -412,7 +421,7 @@ impl Worker<'_> {
         method: &Method,
         order: &StoredOrder,
         intake: &Intake,
-        scores: &Scores,
+        figures: Figures<'_>,
         spent: &mut Spent,
     ) -> Result<Written, Failure> {
         let tier = method.tier(&intake.tier).ok_or_else(|| {
@@ -422,7 +431,7 @@ impl Worker<'_> {
             ))
         })?;
         let prompt = Prompts::new(method)
-            .and_then(|prompts| prompts.render(&self.config.business_name, intake, method, scores))
+            .and_then(|prompts| prompts.render(&self.config.business_name, intake, method, figures))
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         let schema = report::schema(tier, method);
         let spent_before = db
@@ -436,7 +445,7 @@ impl Worker<'_> {
             &schema,
             tier,
             method,
-            scores,
+            figures,
             &limits,
             &mut |attempt| {
                 let cost = limits.cost_of(&attempt.usage);

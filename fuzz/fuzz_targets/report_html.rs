@@ -31,6 +31,7 @@ fuzz_target!(|text: &str| {
         scores,
         written,
         sample: false,
+        peers: None,
     };
     let page = html::render(&report, &method, "Compass").expect("renders");
     let escaped = format!("|{}|", handlebars::html_escape(text));

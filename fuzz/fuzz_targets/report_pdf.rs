@@ -24,6 +24,7 @@ fuzz_target!(|text: &str| {
         scores: method.scores(&compass::check::sample_intake(&method, tier.id.clone())),
         written,
         sample: false,
+        peers: None,
     };
     let bytes = pdf::render(&report, &method, "Compass").expect("renders");
     assert!(bytes.starts_with(b"%PDF"));

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::ask::{self, Limits};
 use crate::claude::ClaudeClient;
 use crate::order::Tier;
-use crate::report::{self, Report, prompt::Prompts};
+use crate::report::{self, Figures, Report, prompt::Prompts};
 
 /// Write a report from a questionnaire file, without an order or a payment
 ///
@@ -83,14 +83,23 @@ pub fn run(
         anyhow::anyhow!("the answers are not valid: {}", list.join("; "))
     })?;
     let scores = method.scores(&intake);
+    // Against every kept report: a preview has no order of its own to leave out.
+    let peers = report::peers::for_intake(app.db.peer_scores("")?, &intake, &scores, &method);
     let tier = method
         .tier(&intake.tier)
         .context("the method sells that tier (checked)")?;
     let (written, sample, cost) = if app.config.claude.api_key.is_set() {
         let config = &app.config.claude;
         let claude = ClaudeClient::new(config)?;
-        let prompt =
-            Prompts::new(&method)?.render(&app.config.business_name, &intake, &method, &scores)?;
+        let prompt = Prompts::new(&method)?.render(
+            &app.config.business_name,
+            &intake,
+            &method,
+            Figures {
+                scores: &scores,
+                peers: peers.as_ref(),
+            },
+        )?;
         let schema = report::schema(tier, &method);
         let limits = Limits::of(config, 0);
         let mut cost = 0;
@@ -100,7 +109,10 @@ pub fn run(
             &schema,
             tier,
             &method,
-            &scores,
+            Figures {
+                scores: &scores,
+                peers: peers.as_ref(),
+            },
             &limits,
             &mut |attempt| {
                 let spent = limits.cost_of(&attempt.usage);
@@ -126,6 +138,7 @@ pub fn run(
         scores,
         written,
         sample,
+        peers,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;

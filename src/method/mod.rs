@@ -54,6 +54,18 @@ pub struct Method {
     pub tiers: Vec<TierDef>,
     /// The name, logo and colours.
     pub brand: Brand,
+    /// How reports compare a company with its peers.
+    pub benchmarks: Benchmarks,
+}
+
+/// How many companies a peer comparison rests on, at least, unless the method says.
+pub const DEFAULT_MIN_PEERS: usize = 10;
+
+/// How reports compare a company with its peers (`[benchmarks]`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Benchmarks {
+    /// The fewest companies a comparison may rest on (5 to 1000; 10 by default).
+    pub min_peers: usize,
 }
 
 /// What is assessed.

@@ -568,3 +568,8 @@ proptest! {
         prop_assert_eq!(scores.overall, published_overall(&answers));
     }
 }
+
+#[test]
+fn the_builtin_method_renders_whole() {
+    crate::check::render(&Method::builtin(), "Compass").expect("every template renders");
+}

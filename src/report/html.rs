@@ -21,6 +21,7 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
     registry
         .register_template_string("report", template)
         .map_err(|err| template_error(TEMPLATE, &err))?;
+    let peers = report.peers.as_ref().map(|p| p.shown(&report.scores));
     let categories: Vec<_> = report
         .scores
         .categories
@@ -28,6 +29,7 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
         .map(|score| {
             let text = report.written.categories.iter().find(|c| c.id == score.id);
             json!({
+                "peers": peers.as_ref().and_then(|p| p["categories"].get(&score.id)),
                 "title": score.title,
                 "score": score.shown().map_or_else(
                     || "not assessed".to_owned(),
@@ -55,6 +57,7 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
         "level": report.scores.level,
         "level_description": level.map(|l| l.description.as_str()),
         "radar": radar(&report.scores, 400.0),
+        "peers": peers,
         "categories": categories,
         "written": report.written,
     });
@@ -108,6 +111,7 @@ mod tests {
             scores: intake_scores,
             written,
             sample: true,
+            peers: None,
         }
     }
 
@@ -139,6 +143,33 @@ mod tests {
             render(&report("starter", "Acme"), &Method::builtin(), "Compass").expect("renders");
         assert!(starter.contains("Five quick wins"));
         assert!(!starter.contains("Budget ranges") && !starter.contains("Risks"));
+    }
+
+    #[test]
+    fn the_peers_stand_beside_the_scores() {
+        let mut report = report("standard", "Acme");
+        let mut peers = crate::report::peers::sample(&report.scores);
+        peers.group = crate::report::peers::Group::Industry {
+            industry: "Logistics".into(),
+        };
+        report.peers = Some(peers);
+        let html = render(&report, &Method::builtin(), "Compass").expect("renders");
+        assert!(
+            html.contains(
+                "Companies like yours (Logistics, 24 assessed): median 55, middle half 45 to 65."
+            ),
+            "{html}"
+        );
+        // Infrastructure scored 1.7 of 5: its peers' spread is shown with one decimal. (The
+        // sample gives the first category, Strategy, no peers.)
+        assert!(
+            html.contains("Companies like yours: median 1.7, middle half 1.2 to 2.2."),
+            "{html}"
+        );
+        assert_eq!(html.matches("Companies like yours:").count(), 4, "{html}");
+        report.peers = None;
+        let html = render(&report, &Method::builtin(), "Compass").expect("renders");
+        assert!(!html.contains("Companies like yours"));
     }
 
     #[test]

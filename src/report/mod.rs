@@ -109,6 +109,24 @@ pub struct BudgetLine {
     pub high_usd: u32,
 }
 
+/// The numbers compass computed for a report: the model's words may repeat them and state no
+/// others.
+#[derive(Clone, Copy, Debug)]
+pub struct Figures<'a> {
+    pub scores: &'a Scores,
+    /// Where the company stands against its peers, when enough were assessed.
+    pub peers: Option<&'a peers::Peers>,
+}
+
+impl<'a> From<&'a Scores> for Figures<'a> {
+    fn from(scores: &'a Scores) -> Figures<'a> {
+        Figures {
+            scores,
+            peers: None,
+        }
+    }
+}
+
 /// The finished report: compass's numbers and the model's words.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Report {
@@ -119,6 +137,9 @@ pub struct Report {
     /// True for the built-in sample used in demo mode and previews without a key.
     #[serde(default)]
     pub sample: bool,
+    /// Where the company stands against its peers, when enough companies were assessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<peers::Peers>,
 }
 
 impl Report {
@@ -268,12 +289,13 @@ pub fn schema(tier: &TierDef, method: &Method) -> serde_json::Value {
 
 /// Reads and checks the model's answer for `tier` of `method`; the problems, in words the model
 /// can act on, if it does not hold.
-pub fn check(
+pub fn check<'a>(
     text: &str,
     tier: &TierDef,
     method: &Method,
-    scores: &Scores,
+    figures: impl Into<Figures<'a>>,
 ) -> Result<Written, Vec<String>> {
+    let figures = figures.into();
     let json = text
         .trim()
         .trim_start_matches("```json")
@@ -407,7 +429,7 @@ pub fn check(
         .iter()
         .map(|l| l.name.as_str())
         .collect();
-    problems.extend(numbers::problems(&written, scores, &levels));
+    problems.extend(numbers::problems(&written, figures, &levels));
     if problems.is_empty() {
         Ok(written)
     } else {

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::Written;
+use super::{Figures, Written};
 use crate::method::Scores;
 
 static OVERALL: LazyLock<Regex> = LazyLock::new(|| {
@@ -30,11 +30,14 @@ struct Patterns {
     /// The method's level names, as it writes them ("a fast follower" is not the level
     /// Follower), plural too.
     level: Option<Regex>,
+    /// The peers' quartiles, which the words may repeat too.
+    peers: Vec<f64>,
 }
 
 /// Every statement in `written` of a score or level other than the computed ones, for a
 /// method whose levels are called `levels`.
-pub fn problems(written: &Written, scores: &Scores, levels: &[&str]) -> Vec<String> {
+pub fn problems(written: &Written, figures: Figures<'_>, levels: &[&str]) -> Vec<String> {
+    let scores = figures.scores;
     let out_of = scores
         .categories
         .iter()
@@ -46,6 +49,16 @@ pub fn problems(written: &Written, scores: &Scores, levels: &[&str]) -> Vec<Stri
             let pattern = format!(r"(?i)\b(\d{{1,2}}(?:\.\d+)?)\s*(?:/|out of)\s*{top}\b");
             (Regex::new(&pattern).expect("a valid pattern"), top)
         }),
+        peers: figures
+            .peers
+            .map(|p| {
+                p.overall
+                    .iter()
+                    .chain(p.categories.values())
+                    .flat_map(|s| [s.p25, s.median, s.p75])
+                    .collect()
+            })
+            .unwrap_or_default(),
         level: (!levels.is_empty()).then(|| {
             let names: Vec<String> = levels.iter().map(|l| regex::escape(l)).collect();
             Regex::new(&format!(r"\b({})s?\b", names.join("|"))).expect("a valid pattern")
@@ -93,7 +106,8 @@ fn check_sentence(
             // A category scored 0-100, stated beside its name.
             || named.iter().any(|c| {
                 c.out_of == 100.0 && c.score.is_some_and(|s| value.is_some_and(|v| v == s))
-            });
+            })
+            || value.is_some_and(|v| patterns.peers.contains(&v));
         if !same {
             problems.push(format!(
                 "{field}: the sentence \"{sentence}\" states an overall score of {stated}, but \
@@ -109,7 +123,8 @@ fn check_sentence(
         let value = stated.parse::<f64>().unwrap_or(f64::NAN);
         let same = candidates
             .iter()
-            .any(|p| p.score.is_some_and(|s| (s - value).abs() < 0.05));
+            .any(|p| p.score.is_some_and(|s| (s - value).abs() < 0.05))
+            || patterns.peers.iter().any(|p| (p - value).abs() < 0.05);
         if !same {
             let computed: Vec<String> = candidates
                 .iter()
@@ -225,7 +240,7 @@ mod tests {
     fn said(summary: &str) -> Vec<String> {
         problems(
             &written(summary),
-            &scores(),
+            (&scores()).into(),
             &["Pacesetter", "Chaser", "Follower", "Laggard"],
         )
     }
@@ -275,7 +290,7 @@ mod tests {
             category.score = category.score.map(|s| (s * 20.0).round());
         }
         let levels = ["Hardened", "Exposed"];
-        let said = |summary: &str| problems(&written(summary), &scores, &levels);
+        let said = |summary: &str| problems(&written(summary), (&scores).into(), &levels);
         assert!(said("Strategy reaches 60/100 and the whole 46/100.").is_empty());
         assert_eq!(said("Data reaches 60/100.").len(), 1);
         assert_eq!(said("You are Hardened already.").len(), 1);

@@ -104,6 +104,7 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
         })
         .collect();
     data["chart"] = serde_json::json!(chart);
+    data["peers"] = serde_json::json!(report.peers.as_ref().map(|p| p.shown(&report.scores)));
     let logo = match &method.brand.logo {
         Some(logo) => {
             let bytes = method
@@ -182,6 +183,7 @@ mod tests {
             },
             written,
             sample: false,
+            peers: None,
         }
     }
 

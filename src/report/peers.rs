@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::method::Scores;
+use crate::method::{Intake, Method, Scores};
 
 /// One completed order's scores, as the store gives them for comparison.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +21,7 @@ pub struct PeerScores {
 }
 
 /// Which companies a comparison rests on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Group {
     /// The same industry and size band.
@@ -33,7 +33,7 @@ pub enum Group {
 }
 
 /// The lower quartile, median and upper quartile of some scores.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     pub p25: f64,
     pub median: f64,
@@ -41,7 +41,7 @@ pub struct Spread {
 }
 
 /// The comparison a report shows.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Peers {
     pub group: Group,
     /// How many companies it rests on.
@@ -49,6 +49,102 @@ pub struct Peers {
     pub overall: Option<Spread>,
     /// By category id, for the categories scored on the same scale as this company's.
     pub categories: BTreeMap<String, Spread>,
+}
+
+impl Group {
+    /// The group as a report names it: "Logistics, 11-50 employees".
+    pub fn describe(&self) -> String {
+        match self {
+            Group::IndustryAndSize {
+                industry,
+                employees,
+            } => format!("{industry}, {employees} employees"),
+            Group::Industry { industry } => industry.clone(),
+            Group::All => "all companies assessed so far".to_owned(),
+        }
+    }
+}
+
+impl Spread {
+    /// "median 2.8, middle half 2.3 to 3.4", with `digits` decimals.
+    pub fn describe(&self, digits: usize) -> String {
+        format!(
+            "median {:.digits$}, middle half {:.digits$} to {:.digits$}",
+            self.median, self.p25, self.p75
+        )
+    }
+}
+
+impl Peers {
+    /// What the report shows: the group and count, and each spread in words, by category id
+    /// (`overall` for the overall score).
+    pub fn shown(&self, scores: &Scores) -> serde_json::Value {
+        let mut categories = serde_json::Map::new();
+        for category in &scores.categories {
+            if let Some(spread) = self.categories.get(&category.id) {
+                let digits = usize::from(category.out_of != 100.0);
+                categories.insert(category.id.clone(), spread.describe(digits).into());
+            }
+        }
+        serde_json::json!({
+            "group": self.group.describe(),
+            "count": self.count,
+            "overall": self.overall.map(|s| s.describe(0)),
+            "categories": categories,
+        })
+    }
+}
+
+/// A comparison for `scores` made up for `check::render`, so that every template renders its
+/// peers' part too: each spread around the company's own score, and none for the first
+/// category (as when too few companies answered it).
+pub fn sample(scores: &Scores) -> Peers {
+    let around = |score: f64, step: f64, top: f64| Spread {
+        p25: (score - step).max(0.0),
+        median: score,
+        p75: (score + step).min(top),
+    };
+    Peers {
+        group: Group::All,
+        count: DEFAULT_SAMPLE_COUNT,
+        overall: scores.overall.map(|o| around(f64::from(o), 10.0, 100.0)),
+        categories: scores
+            .categories
+            .iter()
+            .skip(1)
+            .filter_map(|c| Some((c.id.clone(), around(c.score?, c.out_of / 10.0, c.out_of))))
+            .collect(),
+    }
+}
+
+const DEFAULT_SAMPLE_COUNT: usize = 24;
+
+/// The comparison for `intake`'s company among the kept reports `rows` (its own left out
+/// already), under `method`'s rule.
+pub fn for_intake(
+    rows: Vec<crate::db::PeerRow>,
+    intake: &Intake,
+    scores: &Scores,
+    method: &Method,
+) -> Option<Peers> {
+    let all: Vec<PeerScores> = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(PeerScores {
+                industry: row.industry,
+                employees: row.employees,
+                // A report stored by an older compass may not read: it is no one's peer.
+                scores: serde_json::from_str(&row.scores).ok()?,
+            })
+        })
+        .collect();
+    compare(
+        &all,
+        &intake.industry,
+        &intake.employees,
+        scores,
+        method.benchmarks.min_peers,
+    )
 }
 
 /// The comparison for a company in `industry` of `employees` with `scores`, among `all`

@@ -11,7 +11,8 @@ use anyhow::Context;
 use handlebars::Handlebars;
 use serde_json::json;
 
-use crate::method::{Answer, Intake, Kind, Method, Question, Scores, render_error, template_error};
+use super::Figures;
+use crate::method::{Answer, Intake, Kind, Method, Question, render_error, template_error};
 
 /// One method's prompt templates, compiled.
 #[derive(Debug)]
@@ -49,13 +50,15 @@ impl Prompts {
     }
 
     /// The prompt for one intake, under the method it was sold with.
-    pub fn render(
+    pub fn render<'a>(
         &self,
         business: &str,
         intake: &Intake,
         method: &Method,
-        scores: &Scores,
+        figures: impl Into<Figures<'a>>,
     ) -> anyhow::Result<Prompt> {
+        let figures = figures.into();
+        let scores = figures.scores;
         let tier = method
             .tier(&intake.tier)
             .with_context(|| format!("the method sells no tier `{}`", intake.tier))?;
@@ -81,10 +84,20 @@ impl Prompts {
             "levels": method.scoring.levels,
             "instructions": instructions.trim_end(),
         });
+        let peers = figures.peers.map(|p| p.shown(scores));
         let shown: Vec<_> = scores
             .categories
             .iter()
-            .map(|c| json!({ "id": c.id, "title": c.title, "score": c.shown(), "out_of": format!("{:.0}", c.out_of) }))
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "title": c.title,
+                    "score": c.shown(),
+                    "out_of": format!("{:.0}", c.out_of),
+                    // What companies like it reached here, when enough of them answered.
+                    "peers": peers.as_ref().and_then(|p| p["categories"].get(&c.id)),
+                })
+            })
             .collect();
         let data = json!({
             "business": business,
@@ -94,6 +107,7 @@ impl Prompts {
             "categories": shown,
             "scores": scores,
             "level": scores.level,
+            "peers": peers,
             "answers": answers_json(intake, method)?,
         });
         Ok(Prompt {

@@ -286,3 +286,55 @@ fn answers_cannot_escape_their_data_block() {
         .expect("renders");
     assert_eq!(other.system, rendered.system);
 }
+
+#[test]
+fn the_peers_reach_the_model_as_compass_computed_them() {
+    let prompts = prompt::Prompts::new(&q()).expect("templates compile");
+    let asker = intake("Invoicing");
+    let scores = q().scores(&asker);
+    let peers = peers::sample(&scores);
+    let figures = Figures {
+        scores: &scores,
+        peers: Some(&peers),
+    };
+    let rendered = prompts
+        .render("Compass", &asker, &q(), figures)
+        .expect("renders");
+    assert!(
+        rendered
+            .user
+            .contains("How it compares with 24 companies like it (all companies assessed so far)"),
+        "{}",
+        rendered.user
+    );
+    assert!(
+        rendered
+            .user
+            .contains("- Overall: median 50, middle half 40 to 60\n"),
+        "{}",
+        rendered.user
+    );
+    assert!(
+        rendered
+            .user
+            .contains("- Data: median 2.0, middle half 1.5 to 2.5\n"),
+        "{}",
+        rendered.user
+    );
+    assert!(
+        !rendered.user.contains("- Strategy: median"),
+        "no line for a category without peers (the sample gives the first none)"
+    );
+    assert!(
+        !rendered.user.contains("- Infrastructure: median"),
+        "nor for one the company did not answer"
+    );
+    // The words may repeat the peers' figures, and still no others.
+    let mut written = sample::written(&tier("standard"), &q());
+    written.summary = "Companies like yours reach a median of 50/100; you reach 50/100.".into();
+    let text = serde_json::to_string(&written).expect("json");
+    assert!(check(&text, &tier("standard"), &q(), figures).is_ok());
+    written.summary = "Companies like yours reach 70/100.".into();
+    let text = serde_json::to_string(&written).expect("json");
+    assert!(check(&text, &tier("standard"), &q(), figures).is_err());
+}

@@ -261,6 +261,7 @@ fn markup_in_the_report_renders_as_plain_text() {
         },
         written,
         sample: false,
+        peers: None,
     };
     let pdf = compass::report::pdf::render(&report, &q, "Compass").expect("typesets");
     let text = pdf_text(&pdf);

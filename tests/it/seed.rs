@@ -402,6 +402,7 @@ pub fn completed_order(
         scores: method.scores(&intake),
         written: compass::report::sample::written(sold, &method),
         sample: false,
+        peers: None,
     };
     let files = report.files(&method, "Compass AI Readiness")?;
     let artifacts: Vec<Artifact<'_>> = files

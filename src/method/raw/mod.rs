@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::brand::{self, Brand};
 use super::questionnaire::{Category, Kind, PROFILE_FIELDS, Question, Questionnaire, Scale};
 use super::scoring::{CategoryMode, Scoring};
-use super::{Assessment, Files, Method, Problem, Problems, Section};
+use super::{Assessment, Benchmarks, DEFAULT_MIN_PEERS, Files, Method, Problem, Problems, Section};
 use parts::{check_levels, check_question, check_tiers, check_weight};
 
 const FILE: &str = "method.toml";
@@ -36,6 +36,14 @@ struct RawMethod {
     free_text: Vec<Spanned<RawQuestion>>,
     #[serde(default)]
     brand: Option<Spanned<RawBrand>>,
+    #[serde(default)]
+    benchmarks: Option<Spanned<RawBenchmarks>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBenchmarks {
+    min_peers: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -404,8 +412,29 @@ fn check_raw(raw: RawMethod, files: &Files, report: &mut Report<'_>) -> Option<M
             ));
         }
     }
+    let min_peers = match raw.benchmarks {
+        None => DEFAULT_MIN_PEERS,
+        Some(benchmarks) => {
+            let span = benchmarks.span();
+            match benchmarks.into_inner().min_peers {
+                None => DEFAULT_MIN_PEERS,
+                Some(n @ 5..=1000) => usize::try_from(n).expect("5 to 1000 fits"),
+                Some(n) => {
+                    report.at(
+                        &span,
+                        format!(
+                            "[benchmarks] min_peers {n} must be from 5 to 1000: fewer companies \
+                             than that would let a report give away one customer's scores"
+                        ),
+                    );
+                    DEFAULT_MIN_PEERS
+                }
+            }
+        }
+    };
     Some(Method {
         version: String::new(),
+        benchmarks: Benchmarks { min_peers },
         files: Files::new(),
         assessment: Assessment {
             name: raw.assessment.name,
