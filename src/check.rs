@@ -26,11 +26,15 @@ pub fn render(method: &Method, business: &str) -> Result<(), Problems> {
     match Prompts::new(method) {
         Err(err) => fail(err),
         Ok(prompts) => {
-            for tier in &method.tiers {
+            for (n, tier) in method.tiers.iter().enumerate() {
                 let intake = sample_intake(method, tier.id.clone());
                 let scores = method.scores(&intake);
-                // With peers, so that the templates' peer parts are rendered too.
-                let peers = report::peers::sample(&scores);
+                // With peers, so that the templates' peer parts are rendered too: the first
+                // tier with the reference figures a new business compares with.
+                let mut peers = report::peers::sample(&scores);
+                if n == 0 {
+                    peers.group = report::peers::Group::Baseline;
+                }
                 let figures = Figures {
                     scores: &scores,
                     peers: Some(&peers),

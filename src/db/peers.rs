@@ -17,26 +17,31 @@ pub struct PeerRow {
 }
 
 impl Db {
-    /// The scores of every kept report but `except`'s.
+    /// The scores of every kept report but `except`'s. A report or answers that do not read
+    /// as JSON are left out (JSON is only ever taken apart here, never in SQL, so one odd row
+    /// cannot fail the query).
     pub fn peer_scores(&self, except: &str) -> anyhow::Result<Vec<PeerRow>> {
-        self.conn
+        let rows: Vec<(String, Vec<u8>)> = self
+            .conn
             .prepare_cached(
-                "SELECT json_extract(o.questionnaire, '$.industry'), \
-                 json_extract(o.questionnaire, '$.employees'), \
-                 json_extract(CAST(a.content AS TEXT), '$.scores') \
-                 FROM orders o JOIN artifacts a ON a.order_id = o.id AND a.kind = 'json' \
-                 WHERE o.erased_at IS NULL AND o.id <> ?1 \
-                 AND json_extract(o.questionnaire, '$.industry') IS NOT NULL \
-                 AND json_extract(CAST(a.content AS TEXT), '$.scores') IS NOT NULL",
+                "SELECT o.questionnaire, a.content \
+                 FROM orders o JOIN artifacts a ON a.order_id = o.id \
+                 WHERE a.kind = 'json' AND o.erased_at IS NULL AND o.id <> ?1",
             )?
-            .query_map(params![except], |row| {
-                Ok(PeerRow {
-                    industry: row.get(0)?,
-                    employees: row.get(1)?,
-                    scores: row.get(2)?,
-                })
-            })?
+            .query_map(params![except], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()
-            .context("cannot read the peers' scores")
+            .context("cannot read the peers' scores")?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(questionnaire, report)| {
+                let answers: serde_json::Value = serde_json::from_str(&questionnaire).ok()?;
+                let report: serde_json::Value = serde_json::from_slice(&report).ok()?;
+                Some(PeerRow {
+                    industry: answers["industry"].as_str()?.to_owned(),
+                    employees: answers["employees"].as_str()?.to_owned(),
+                    scores: report.get("scores")?.to_string(),
+                })
+            })
+            .collect())
     }
 }

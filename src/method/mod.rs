@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use brand::{Brand, Logo};
 pub use questionnaire::{Answer, Category, Choice, Condition, FieldError, Intake, Kind, Question};
-pub use scoring::{CategoryScore, Level, Scores};
+pub use scoring::{CategoryScore, Level, Scores, Spread};
 
 use crate::order::Tier;
 
@@ -66,6 +66,16 @@ pub const DEFAULT_MIN_PEERS: usize = 10;
 pub struct Benchmarks {
     /// The fewest companies a comparison may rest on (5 to 1000; 10 by default).
     pub min_peers: usize,
+    /// What to compare with while fewer companies were assessed: the operator's own figures.
+    pub baseline: Option<Baseline>,
+}
+
+/// The operator's reference figures, for a business with too few assessments yet.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Baseline {
+    pub overall: Option<Spread>,
+    /// By category id.
+    pub categories: BTreeMap<String, Spread>,
 }
 
 /// What is assessed.

@@ -10,7 +10,7 @@
 use num_rational::Ratio;
 use serde::{Deserialize, Serialize};
 
-use super::questionnaire::{Intake, Kind, Questionnaire};
+use super::questionnaire::{Category, Intake, Kind, Questionnaire, Scale};
 
 type Fraction = Ratio<i128>;
 
@@ -40,6 +40,14 @@ pub struct Scoring {
     pub mode: CategoryMode,
     /// Highest first; together they cover 0-100.
     pub levels: Vec<Level>,
+}
+
+/// The lower quartile, median and upper quartile of some scores.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub p25: f64,
+    pub median: f64,
+    pub p75: f64,
 }
 
 /// A category's score.
@@ -98,6 +106,15 @@ impl Scoring {
             .find(|l| (l.from..=l.to).contains(&overall))
     }
 
+    /// What `category`'s score is out of: the scale's top for a mean of scale answers, else 100.
+    pub fn out_of(&self, category: &Category, scale: &Scale) -> f64 {
+        let uses_scale = category.questions.iter().any(|q| q.kind == Kind::Scale);
+        match self.mode {
+            CategoryMode::Mean if uses_scale => scale.max as f64,
+            _ => 100.0,
+        }
+    }
+
     /// The scores of `intake` under `questionnaire`.
     pub fn scores(&self, questionnaire: &Questionnaire, intake: &Intake) -> Scores {
         let mut assessed: Vec<(Fraction, i128)> = Vec::new();
@@ -132,15 +149,11 @@ impl Scoring {
                         CategoryMode::Mean => round(points / weights * 10) as f64 / 10.0,
                     }
                 });
-                let uses_scale = category.questions.iter().any(|q| q.kind == Kind::Scale);
                 CategoryScore {
                     id: category.id.clone(),
                     title: category.title.clone(),
                     score,
-                    out_of: match self.mode {
-                        CategoryMode::Mean if uses_scale => questionnaire.scale.max as f64,
-                        _ => 100.0,
-                    },
+                    out_of: self.out_of(category, &questionnaire.scale),
                 }
             })
             .collect();

@@ -570,6 +570,39 @@ proptest! {
 }
 
 #[test]
+fn a_baseline_out_of_its_scale_or_for_no_category_is_refused_with_its_line() {
+    let problems = broken("method.toml", |t| {
+        format!(
+            "{t}\n[benchmarks]\nmin_peers = 3\n[benchmarks.baseline]\noverall = [20, 40, 30]\n\
+             categories = {{ access = [10, 50, 120], moat = [1, 2, 3] }}\n"
+        )
+    });
+    let text = std::fs::read_to_string(security_dir().join("method.toml")).expect("read");
+    let line = text.lines().count() + 2;
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "method.toml:{line}: [benchmarks] min_peers 3 must be from 5 to 1000: fewer \
+                 companies than that would let a report give away one customer's scores"
+            ),
+            format!(
+                "method.toml:{line}: [benchmarks.baseline] overall is [p25, median, p75]: \
+                 rising, from 0 to 100"
+            ),
+            format!(
+                "method.toml:{line}: [benchmarks.baseline] access is [p25, median, p75]: \
+                 rising, from 0 to 100"
+            ),
+            format!(
+                "method.toml:{line}: [benchmarks.baseline] names a category `moat` the method \
+                 does not have"
+            ),
+        ]
+    );
+}
+
+#[test]
 fn the_builtin_method_renders_whole() {
     crate::check::render(&Method::builtin(), "Compass").expect("every template renders");
 }

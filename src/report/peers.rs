@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::method::{Intake, Method, Scores};
+pub use crate::method::Spread;
+use crate::method::{Baseline, Intake, Method, Scores};
 
 /// One completed order's scores, as the store gives them for comparison.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,14 +31,9 @@ pub enum Group {
     Industry { industry: String },
     /// Every company assessed so far.
     All,
-}
-
-/// The lower quartile, median and upper quartile of some scores.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Spread {
-    pub p25: f64,
-    pub median: f64,
-    pub p75: f64,
+    /// Too few companies were assessed: the operator's reference figures (`[benchmarks]
+    /// baseline`) stand in.
+    Baseline,
 }
 
 /// The comparison a report shows.
@@ -61,6 +57,7 @@ impl Group {
             } => format!("{industry}, {employees} employees"),
             Group::Industry { industry } => industry.clone(),
             Group::All => "all companies assessed so far".to_owned(),
+            Group::Baseline => "reference figures".to_owned(),
         }
     }
 }
@@ -86,9 +83,22 @@ impl Peers {
                 categories.insert(category.id.clone(), spread.describe(digits).into());
             }
         }
+        let heading = match self.group {
+            Group::Baseline => format!(
+                "Too few companies have been assessed to compare with yet ({}); reference figures",
+                self.count
+            ),
+            _ => format!(
+                "Companies like yours ({}, {} assessed)",
+                self.group.describe(),
+                self.count
+            ),
+        };
         serde_json::json!({
+            "heading": heading,
             "group": self.group.describe(),
             "count": self.count,
+            "baseline": self.group == Group::Baseline,
             "overall": self.overall.map(|s| s.describe(0)),
             "categories": categories,
         })
@@ -145,6 +155,24 @@ pub fn for_intake(
         scores,
         method.benchmarks.min_peers,
     )
+    .or_else(|| {
+        let baseline = method.benchmarks.baseline.as_ref()?;
+        Some(from_baseline(baseline, scores, all.len()))
+    })
+}
+
+/// The operator's reference figures, for a business with only `count` companies assessed.
+fn from_baseline(baseline: &Baseline, scores: &Scores, count: usize) -> Peers {
+    Peers {
+        group: Group::Baseline,
+        count,
+        overall: baseline.overall,
+        categories: scores
+            .categories
+            .iter()
+            .filter_map(|c| Some((c.id.clone(), *baseline.categories.get(&c.id)?)))
+            .collect(),
+    }
 }
 
 /// The comparison for a company in `industry` of `employees` with `scores`, among `all`
@@ -291,6 +319,40 @@ mod tests {
         let everyone = compare(&all, "Healthcare", "1-10", &own, 10).expect("enough");
         assert_eq!((everyone.group, everyone.count), (Group::All, 45));
         assert!(compare(&all, "Healthcare", "1-10", &own, 46).is_none());
+    }
+
+    #[test]
+    fn with_too_few_companies_the_reference_figures_stand_in_and_say_so() {
+        let all: Vec<PeerScores> = (0..5).map(|_| peer("X", "1", 50, 3.0)).collect();
+        let own = scores(50, 3.0);
+        assert!(compare(&all, "X", "1", &own, 10).is_none());
+        let baseline = Baseline {
+            overall: Some(Spread {
+                p25: 30.0,
+                median: 45.0,
+                p75: 60.0,
+            }),
+            categories: BTreeMap::from([(
+                "strategy".to_owned(),
+                Spread {
+                    p25: 2.0,
+                    median: 2.5,
+                    p75: 3.5,
+                },
+            )]),
+        };
+        let peers = from_baseline(&baseline, &own, all.len());
+        assert_eq!(peers.group, Group::Baseline);
+        let shown = peers.shown(&own);
+        assert_eq!(
+            shown["heading"],
+            "Too few companies have been assessed to compare with yet (5); reference figures"
+        );
+        assert_eq!(shown["overall"], "median 45, middle half 30 to 60");
+        assert_eq!(
+            shown["categories"]["strategy"],
+            "median 2.5, middle half 2.0 to 3.5"
+        );
     }
 
     #[test]

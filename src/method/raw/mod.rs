@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::brand::{self, Brand};
 use super::questionnaire::{Category, Kind, PROFILE_FIELDS, Question, Questionnaire, Scale};
 use super::scoring::{CategoryMode, Scoring};
-use super::{Assessment, Benchmarks, DEFAULT_MIN_PEERS, Files, Method, Problem, Problems, Section};
-use parts::{check_levels, check_question, check_tiers, check_weight};
+use super::{Assessment, Files, Method, Problem, Problems, Section};
+use parts::{check_benchmarks, check_levels, check_question, check_tiers, check_weight};
 
 const FILE: &str = "method.toml";
 
@@ -44,6 +44,16 @@ struct RawMethod {
 #[serde(deny_unknown_fields)]
 struct RawBenchmarks {
     min_peers: Option<i64>,
+    baseline: Option<RawBaseline>,
+}
+
+/// Reference figures as `[p25, median, p75]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBaseline {
+    overall: Option<[f64; 3]>,
+    #[serde(default)]
+    categories: std::collections::BTreeMap<String, [f64; 3]>,
 }
 
 #[derive(Deserialize)]
@@ -412,29 +422,11 @@ fn check_raw(raw: RawMethod, files: &Files, report: &mut Report<'_>) -> Option<M
             ));
         }
     }
-    let min_peers = match raw.benchmarks {
-        None => DEFAULT_MIN_PEERS,
-        Some(benchmarks) => {
-            let span = benchmarks.span();
-            match benchmarks.into_inner().min_peers {
-                None => DEFAULT_MIN_PEERS,
-                Some(n @ 5..=1000) => usize::try_from(n).expect("5 to 1000 fits"),
-                Some(n) => {
-                    report.at(
-                        &span,
-                        format!(
-                            "[benchmarks] min_peers {n} must be from 5 to 1000: fewer companies \
-                             than that would let a report give away one customer's scores"
-                        ),
-                    );
-                    DEFAULT_MIN_PEERS
-                }
-            }
-        }
-    };
+    let scoring = Scoring { mode, levels };
+    let benchmarks = check_benchmarks(raw.benchmarks, &categories, &scoring, &scale, report);
     Some(Method {
         version: String::new(),
-        benchmarks: Benchmarks { min_peers },
+        benchmarks,
         files: Files::new(),
         assessment: Assessment {
             name: raw.assessment.name,
@@ -448,7 +440,7 @@ fn check_raw(raw: RawMethod, files: &Files, report: &mut Report<'_>) -> Option<M
             categories,
             free_text,
         },
-        scoring: Scoring { mode, levels },
+        scoring,
         currency,
         tiers,
         brand,

@@ -5,10 +5,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use toml::Spanned;
 
+use super::super::questionnaire::Category;
 use super::super::questionnaire::{Band, Choice, Condition, Kind, Question, Scale, Test};
 use super::super::scoring::Level;
-use super::super::{Files, Problem, Section, TierDef};
-use super::{FILE, ID_RULE, RawKind, RawLevel, RawQuestion, RawTier, Report, valid_id};
+use super::super::scoring::{Scoring, Spread};
+use super::super::{Baseline, Benchmarks, DEFAULT_MIN_PEERS, Files, Problem, Section, TierDef};
+use super::{
+    FILE, ID_RULE, RawBenchmarks, RawKind, RawLevel, RawQuestion, RawTier, Report, valid_id,
+};
 use crate::order::Tier;
 
 pub(super) fn check_weight(
@@ -367,4 +371,77 @@ pub(super) fn check_question(
         weight,
         show_when,
     })
+}
+
+/// `[benchmarks]`: how few companies a comparison may rest on, and the operator's reference
+/// figures for a business with too few assessments yet, each within its category's scale.
+pub(super) fn check_benchmarks(
+    raw: Option<Spanned<RawBenchmarks>>,
+    categories: &[Category],
+    scoring: &Scoring,
+    scale: &Scale,
+    report: &mut Report<'_>,
+) -> Benchmarks {
+    let Some(raw) = raw else {
+        return Benchmarks {
+            min_peers: DEFAULT_MIN_PEERS,
+            baseline: None,
+        };
+    };
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let min_peers = match raw.min_peers {
+        None => DEFAULT_MIN_PEERS,
+        Some(n @ 5..=1000) => usize::try_from(n).expect("5 to 1000 fits"),
+        Some(n) => {
+            report.at(
+                &span,
+                format!(
+                    "[benchmarks] min_peers {n} must be from 5 to 1000: fewer companies than \
+                     that would let a report give away one customer's scores"
+                ),
+            );
+            DEFAULT_MIN_PEERS
+        }
+    };
+    let mut spread = |what: &str, [p25, median, p75]: [f64; 3], top: f64| {
+        let rising = p25 <= median && median <= p75;
+        if !(rising && p25 >= 0.0 && p75 <= top) {
+            report.at(
+                &span,
+                format!(
+                    "[benchmarks.baseline] {what} is [p25, median, p75]: rising, from 0 to {top}"
+                ),
+            );
+        }
+        Spread { p25, median, p75 }
+    };
+    let mut unknown = Vec::new();
+    let baseline = raw.baseline.map(|baseline| {
+        let overall = baseline.overall.map(|o| spread("overall", o, 100.0));
+        let mut checked = std::collections::BTreeMap::new();
+        for (id, figures) in baseline.categories {
+            match categories.iter().find(|c| c.id == id) {
+                Some(category) => {
+                    let top = scoring.out_of(category, scale);
+                    checked.insert(id.clone(), spread(&id, figures, top));
+                }
+                None => unknown.push(id),
+            }
+        }
+        Baseline {
+            overall,
+            categories: checked,
+        }
+    });
+    for id in unknown {
+        report.at(
+            &span,
+            format!("[benchmarks.baseline] names a category `{id}` the method does not have"),
+        );
+    }
+    Benchmarks {
+        min_peers,
+        baseline,
+    }
 }
