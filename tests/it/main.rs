@@ -19,6 +19,7 @@ mod maildev;
 mod method;
 mod operator;
 mod payments;
+mod peers;
 mod policies;
 mod process;
 mod seed;

@@ -380,7 +380,26 @@ pub fn completed_order(
     company: &str,
     at: OffsetDateTime,
 ) -> anyhow::Result<String> {
-    let id = paid_order(db, tier.clone(), company, at)?;
+    let id = paid_order(db, tier, company, at)?;
+    complete(db, &id, at)?;
+    Ok(id)
+}
+
+/// A completed order for the intake form's `fields`, as `completed_order`: its id.
+pub fn completed_order_from(
+    db: &mut Db,
+    fields: &BTreeMap<String, String>,
+    at: OffsetDateTime,
+) -> anyhow::Result<String> {
+    let id = paid_order_from(db, fields, None, at)?;
+    complete(db, &id, at)?;
+    Ok(id)
+}
+
+/// Takes the paid order `id` through its attempt to `completed`, its report written from the
+/// sample text and its answers' scores.
+fn complete(db: &mut Db, id: &str, at: OffsetDateTime) -> anyhow::Result<()> {
+    let id = id.to_owned();
     let policy = Policy::default();
     let claim = Event::Claim {
         owner: "seed".into(),
@@ -395,10 +414,10 @@ pub fn completed_order(
         .map_err(|rejected| anyhow::anyhow!("the attempt's start refused: {rejected}"))?;
     let method = Method::builtin();
     let intake: compass::method::Intake = serde_json::from_value(db.questionnaire_of(&id)?)?;
-    let sold = method.tier(&tier).expect("a built-in tier");
+    let sold = method.tier(&intake.tier).expect("a built-in tier");
     let report = compass::report::Report {
-        company: company.to_owned(),
-        tier: tier.clone(),
+        company: intake.company.clone(),
+        tier: intake.tier.clone(),
         scores: method.scores(&intake),
         written: compass::report::sample::written(sold, &method),
         sample: false,
@@ -414,7 +433,7 @@ pub fn completed_order(
         .collect();
     db.complete(&id, "seed", &artifacts, &policy, at + Duration::minutes(2))?
         .map_err(|rejected| anyhow::anyhow!("completion refused: {rejected}"))?;
-    Ok(id)
+    Ok(())
 }
 
 /// Points the config file at `config` to a Claude endpoint (the contract gate in front of
