@@ -16,7 +16,11 @@ const INDUSTRIES: [&str; 3] = ["Logistics", "Retail and e-commerce", "Manufactur
 /// assessed pillar scores that, and its overall score is (answer - 1) * 25).
 fn answers(i: usize, email: &str) -> BTreeMap<String, String> {
     let industry = INDUSTRIES[i % 3];
-    let employees = if (i / 3) % 2 == 0 { "11-50" } else { "51-250" };
+    let employees = if (i / 3).is_multiple_of(2) {
+        "11-50"
+    } else {
+        "51-250"
+    };
     let strategy = 1 + (i * 7) % 5;
     [
         ("company", format!("Peer {i} Ltd")),
