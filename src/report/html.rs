@@ -30,6 +30,7 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
             let text = report.written.categories.iter().find(|c| c.id == score.id);
             json!({
                 "peers": peers.as_ref().and_then(|p| p["categories"].get(&score.id)),
+                "peer_bar": peers.as_ref().and_then(|p| p["bars"].get(&score.id)),
                 "title": score.title,
                 "score": score.shown().map_or_else(
                     || "not assessed".to_owned(),
@@ -167,9 +168,18 @@ mod tests {
             "{html}"
         );
         assert_eq!(html.matches("Companies like yours:").count(), 4, "{html}");
+        // Each beside its bar: the middle half from 1.2 (24%) to 2.2 (44%) of 5, the median
+        // at 34%, the company's own 1.7 on it.
+        assert!(
+            html.contains("<rect x=\"24.0\" y=\"1.5\" width=\"20.0\""),
+            "{html}"
+        );
+        assert!(html.contains("<circle cx=\"34.0\""), "{html}");
+        assert_eq!(html.matches("<svg class=\"peer-bar\"").count(), 4);
         report.peers = None;
         let html = render(&report, &Method::builtin(), "Compass").expect("renders");
         assert!(!html.contains("Companies like yours"));
+        assert!(!html.contains("peer-bar\""));
     }
 
     #[test]

@@ -72,15 +72,35 @@ impl Spread {
     }
 }
 
+impl Spread {
+    /// The spread and the company's `own` score on a bar from 0 to `out_of`, in hundredths of
+    /// its length, for the chart beside each score: the middle half from `from` for `width`,
+    /// the median, and the company's own mark (`null` when it has no score there).
+    pub fn bar(&self, own: Option<f64>, out_of: f64) -> serde_json::Value {
+        let at = |x: f64| ((x / out_of).clamp(0.0, 1.0) * 1000.0).round() / 10.0;
+        serde_json::json!({
+            "from": at(self.p25),
+            "width": ((at(self.p75) - at(self.p25)) * 10.0).round() / 10.0,
+            "median": at(self.median),
+            "own": own.map(at),
+        })
+    }
+}
+
 impl Peers {
     /// What the report shows: the group and count, and each spread in words, by category id
     /// (`overall` for the overall score).
     pub fn shown(&self, scores: &Scores) -> serde_json::Value {
         let mut categories = serde_json::Map::new();
+        let mut bars = serde_json::Map::new();
         for category in &scores.categories {
             if let Some(spread) = self.categories.get(&category.id) {
                 let digits = usize::from(category.out_of != 100.0);
                 categories.insert(category.id.clone(), spread.describe(digits).into());
+                bars.insert(
+                    category.id.clone(),
+                    spread.bar(category.score, category.out_of),
+                );
             }
         }
         let heading = match self.group {
@@ -101,6 +121,7 @@ impl Peers {
             "baseline": self.group == Group::Baseline,
             "overall": self.overall.map(|s| s.describe(0)),
             "categories": categories,
+            "bars": bars,
         })
     }
 }
