@@ -201,3 +201,50 @@ pub fn load_config(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow:
     }
     Config::load(path, env).context("invalid configuration")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration in a fresh directory, with `extra` appended to the example.
+    fn config(dir: &Path, extra: &str) -> Config {
+        let text = format!("{}\n{extra}", crate::config::EXAMPLE);
+        Config::parse(&text, &dir.join("compass.toml"), &|_| None).expect("valid")
+    }
+
+    #[test]
+    fn prices_in_compass_toml_beside_a_method_folder_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("method")).expect("mkdir");
+        let config = config(dir.path(), "[tiers]\nstarter = 5900\n");
+        let err = current_method(&config).expect_err("refused");
+        assert!(
+            format!("{err:#}").contains("move them into its method.toml and remove [tiers]"),
+            "{err:#}"
+        );
+        // Without a folder they are the built-in method's prices.
+        std::fs::remove_dir(dir.path().join("method")).expect("rmdir");
+        let method = current_method(&config).expect("the built-in method");
+        let starter = method.tier(&"starter".parse().expect("id")).expect("sold");
+        assert_eq!(starter.price, 5_900);
+    }
+
+    #[test]
+    fn an_order_naming_a_method_the_store_does_not_keep_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = App::new(config(dir.path(), ""), Db::open_in_memory().expect("db")).expect("app");
+        assert!(app.method_of(None).expect("built-in").is_builtin());
+        assert_eq!(
+            app.method_of(Some(&app.method.version))
+                .expect("current")
+                .version,
+            app.method.version
+        );
+        let missing = "0".repeat(64);
+        let err = app.method_of(Some(&missing)).expect_err("not kept");
+        assert_eq!(
+            format!("{err:#}"),
+            format!("method version {missing} is not in the store")
+        );
+    }
+}

@@ -606,3 +606,17 @@ fn a_baseline_out_of_its_scale_or_for_no_category_is_refused_with_its_line() {
 fn the_builtin_method_renders_whole() {
     crate::check::render(&Method::builtin(), "Compass").expect("every template renders");
 }
+
+#[test]
+fn a_folder_without_method_toml_says_how_to_make_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let problems = Method::load_dir(dir.path()).expect_err("refused");
+    assert_eq!(problems.0.len(), 1, "{problems}");
+    assert!(
+        problems.0[0]
+            .to_string()
+            .starts_with("method.toml: not found in ")
+            && problems.0[0].message.contains("`compass init`"),
+        "{problems}"
+    );
+}

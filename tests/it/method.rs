@@ -13,6 +13,7 @@ use compass::method::Method;
 use serde_json::json;
 
 use crate::payments::{localstripe, order_detail, pay, register_webhook, wait_until_paid};
+use crate::process::pdf_text;
 use crate::services::service;
 use crate::support::{Install, Serving, stdout};
 
@@ -97,19 +98,6 @@ fn process(install: &Install) -> String {
     let mut command = install.command(&["process"]);
     command.env_remove("COMPASS_NOW");
     stdout(&command.output().expect("run process"))
-}
-
-fn pdf_text(pdf: &[u8]) -> String {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("report.pdf");
-    std::fs::write(&path, pdf).expect("write pdf");
-    let out = std::process::Command::new("pdftotext")
-        .arg(&path)
-        .arg("-")
-        .output()
-        .expect("pdftotext runs (poppler-utils, installed by scripts/test-services)");
-    assert!(out.status.success(), "the PDF parses");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

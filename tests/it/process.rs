@@ -20,7 +20,7 @@ fn paid_order(install: &Install, tier: Tier, company: &str) -> String {
 }
 
 /// The text of a PDF, through poppler's pdftotext (installed by scripts/test-services).
-fn pdf_text(pdf: &[u8]) -> String {
+pub fn pdf_text(pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("report.pdf");
     std::fs::write(&path, pdf).expect("write pdf");
