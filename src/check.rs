@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::method::{Answer, Intake, Kind, Method, Problem, Problems};
-use crate::report::{self, Figures, Report, prompt::Prompts};
+use crate::report::{self, Figures, Report, Signature, prompt::Prompts};
+
+/// The day the sample reports are dated.
+const SAMPLE_DAY: time::Date = time::macros::date!(2026 - 11 - 02);
 
 /// Renders everything `method` has with sample answers; every problem found, with its place.
 pub fn render(method: &Method, business: &str) -> Result<(), Problems> {
@@ -42,18 +45,21 @@ pub fn render(method: &Method, business: &str) -> Result<(), Problems> {
                 if let Err(err) = prompts.render(business, &intake, method, figures) {
                     fail(err);
                 }
+                let written = report::sample::written(tier, method);
                 let report = Report {
-                    company: intake.company.clone(),
-                    tier: tier.id.clone(),
                     peers: Some(peers.clone()),
-                    scores,
-                    written: report::sample::written(tier, method),
                     sample: true,
+                    ..Report::new(&intake, method, written, SAMPLE_DAY)
                 };
-                if let Err(err) = report::html::render(&report, method, business) {
+                // The second tier without a booking link, so that both next steps render.
+                let mut signature = Signature::sample(business);
+                if n == 1 {
+                    signature.booking_url = None;
+                }
+                if let Err(err) = report::html::render(&report, method, &signature) {
                     fail(err);
                 }
-                if let Err(err) = report::pdf::render(&report, method, business) {
+                if let Err(err) = report::pdf::render(&report, method, &signature) {
                     fail(err);
                 }
             }

@@ -27,7 +27,7 @@ use crate::mail::{Composer, Mailer};
 use crate::method::{Intake, Method};
 use crate::order::{Event, Status};
 use crate::refunds::{self, IssuedRefund};
-use crate::report::{self, Figures, Report, Written, prompt::Prompts};
+use crate::report::{self, Figures, Report, Signature, Written, prompt::Prompts};
 
 /// How much one pass takes on.
 #[derive(Clone, Debug)]
@@ -398,16 +398,16 @@ impl Worker<'_> {
             }
             None => (report::sample::written(tier, &method), true),
         };
+        let today = (self.clock)()
+            .map_err(|err| Failure::retryable(format!("{err:#}")))?
+            .date();
         let report = Report {
-            company: intake.company.clone(),
-            tier: intake.tier.clone(),
-            scores,
-            written,
             sample,
             peers,
+            ..Report::new(&intake, &method, written, today)
         };
         let files = report
-            .files(&method, &self.config.business_name)
+            .files(&method, &Signature::of(self.config))
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         Ok(files.into())
     }

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::ask::{self, Limits};
 use crate::claude::ClaudeClient;
 use crate::order::Tier;
-use crate::report::{self, Figures, Report, prompt::Prompts};
+use crate::report::{self, Figures, Report, Signature, prompt::Prompts};
 
 /// Write a report from a questionnaire file, without an order or a payment
 ///
@@ -133,16 +133,13 @@ pub fn run(
         (report::sample::written(tier, &method), true, 0)
     };
     let report = Report {
-        company: intake.company.clone(),
-        tier: intake.tier.clone(),
-        scores,
-        written,
         sample,
         peers,
+        ..Report::new(&intake, &method, written, now.date())
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let files = report.files(&method, &app.config.business_name)?;
+    let files = report.files(&method, &Signature::of(&app.config))?;
     for (kind, bytes) in &files {
         let path = args.out.join(format!("report.{kind}"));
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;

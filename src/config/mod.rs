@@ -77,6 +77,8 @@ pub struct Config {
     pub public_url: String,
     /// Where customers write to.
     pub support_email: String,
+    /// Where customers book a call, offered in every report's next steps.
+    pub booking_url: Option<String>,
     /// The SQLite file.
     pub database: PathBuf,
     /// The built-in method's prices, from `[tiers]`: kept for installations from before
@@ -186,6 +188,7 @@ struct RawBusiness {
     name: String,
     public_url: String,
     support_email: String,
+    booking_url: Option<String>,
 }
 
 impl Default for RawBusiness {
@@ -194,6 +197,7 @@ impl Default for RawBusiness {
             name: "Compass AI Readiness".into(),
             public_url: "http://127.0.0.1:8080".into(),
             support_email: "hello@example.com".into(),
+            booking_url: None,
         }
     }
 }
@@ -262,6 +266,11 @@ impl RawConfig {
             bail!("business.public_url must be an http:// or https:// address, got `{public_url}`");
         }
         check_address("business.support_email", &b.support_email)?;
+        if let Some(url) = &b.booking_url
+            && (!(url.starts_with("https://") || url.starts_with("http://")) || url.contains(' '))
+        {
+            bail!("business.booking_url must be an http:// or https:// address, got `{url}`");
+        }
         non_empty("business.name", &b.name)?;
 
         let prices = self.tiers.map(RawTiers::check).transpose()?;
@@ -286,6 +295,7 @@ impl RawConfig {
             business_name: b.name,
             public_url,
             support_email: b.support_email,
+            booking_url: b.booking_url,
             database: dir.join(self.paths.database),
             policies_dir: dir.join(self.paths.policies),
             method_dir,

@@ -111,6 +111,10 @@ fn other_values_are_checked() {
             "business.public_url must be an http:// or https:// address",
         ),
         (
+            "[business]\nbooking_url = \"javascript:alert(1)\"",
+            "business.booking_url must be an http:// or https:// address",
+        ),
+        (
             "[mail]\nfrom = \"reports\"",
             "mail.from must be an email address",
         ),

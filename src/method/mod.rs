@@ -10,6 +10,7 @@
 //! without rendering (`raw.rs`); `crate::check` renders the templates on top.
 
 mod brand;
+mod explain;
 pub mod questionnaire;
 mod raw;
 pub mod scoring;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use brand::{Brand, Logo};
+pub use explain::HowScored;
 pub use questionnaire::{Answer, Category, Choice, Condition, FieldError, Intake, Kind, Question};
 pub use scoring::{CategoryScore, Level, Scores, Spread};
 
@@ -100,6 +102,19 @@ pub struct TierDef {
     pub price: i64,
     /// The report's parts beyond the summary and the findings.
     pub sections: Vec<Section>,
+    /// How the report is laid out.
+    pub layout: Layout,
+}
+
+/// How a tier's report is laid out (`layout` of a `[[tiers]]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// The categories follow one another.
+    #[default]
+    Brief,
+    /// A table of contents, and each category on a page of its own.
+    Full,
 }
 
 impl TierDef {

@@ -279,6 +279,19 @@ impl Kind {
         }
     }
 
+    /// How an option (or `yes`/`no`) of this kind reads: its label; any other id as it is.
+    pub fn label<'a>(&'a self, id: &'a str) -> &'a str {
+        match self {
+            Kind::Single(options) | Kind::Multiple(options) => options
+                .iter()
+                .find(|o| o.id == id)
+                .map_or(id, |o| o.label.as_str()),
+            Kind::YesNo { .. } if id == "yes" => "Yes",
+            Kind::YesNo { .. } if id == "no" => "No",
+            _ => id,
+        }
+    }
+
     /// Why `test` cannot apply to an answer of this kind, if it cannot.
     pub fn condition_problem(&self, test: &Test) -> Option<String> {
         let option_ids =
@@ -325,17 +338,7 @@ impl Condition {
     pub fn describe(&self, questionnaire: &Questionnaire) -> String {
         let question = questionnaire.question(&self.question);
         let text = question.map_or(self.question.as_str(), |q| q.text.as_str());
-        let label = |id: &str| -> String {
-            match question.map(|q| &q.kind) {
-                Some(Kind::Single(options) | Kind::Multiple(options)) => options
-                    .iter()
-                    .find(|o| o.id == id)
-                    .map_or(id.to_owned(), |o| o.label.clone()),
-                Some(Kind::YesNo { .. }) if id == "yes" => "Yes".to_owned(),
-                Some(Kind::YesNo { .. }) => "No".to_owned(),
-                _ => id.to_owned(),
-            }
-        };
+        let label = |id: &str| question.map_or(id, |q| q.kind.label(id)).to_owned();
         let answer = match &self.test {
             Test::Equals(id) => format!("“{}”", label(id)),
             Test::AnyOf(list) => list

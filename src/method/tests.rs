@@ -419,7 +419,7 @@ fn a_template_that_does_not_compile_is_refused_with_its_line() {
     });
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
-        problems[0].starts_with("prompts/full.hbs:5: does not compile"),
+        problems[0].starts_with("prompts/full.hbs:7: does not compile"),
         "{problems:?}"
     );
     let problems = broken("report/report.typ", |_| "#let x = (\n\n".into());

@@ -5,14 +5,14 @@ use base64::Engine;
 use handlebars::Handlebars;
 use serde_json::json;
 
-use super::Report;
 use super::radar::radar;
+use super::{Report, Signature};
 use crate::method::{Method, render_error, template_error};
 
 const TEMPLATE: &str = "report/report.hbs";
 
-/// Renders `report` by `method` (the order's) for `business`.
-pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Result<String> {
+/// Renders `report` by `method` (the order's), signed by `signature`.
+pub fn render(report: &Report, method: &Method, signature: &Signature) -> anyhow::Result<String> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(false);
     let template = method
@@ -31,6 +31,7 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
             json!({
                 "peers": peers.as_ref().and_then(|p| p["categories"].get(&score.id)),
                 "peer_bar": peers.as_ref().and_then(|p| p["bars"].get(&score.id)),
+                "median": peers.as_ref().and_then(|p| p["medians"].get(&score.id)),
                 "title": score.title,
                 "score": score.shown().map_or_else(
                     || "not assessed".to_owned(),
@@ -41,27 +42,19 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
             })
         })
         .collect();
-    let level = report
-        .scores
-        .level
-        .as_deref()
-        .and_then(|name| method.scoring.levels.iter().find(|l| l.name == name));
-    let data = json!({
-        "business": method.display_name(business),
-        "assessment": method.assessment.name,
-        "primary": method.brand.primary(),
+    let own = json!({
         "logo": logo_data_uri(method),
         "company": report.company,
-        "tier": method.tier_name(&report.tier),
         "sample": report.sample,
         "overall": report.scores.overall,
         "level": report.scores.level,
-        "level_description": level.map(|l| l.description.as_str()),
         "radar": radar(&report.scores, 400.0),
         "peers": peers,
         "categories": categories,
         "written": report.written,
+        "answers": report.answers,
     });
+    let data = signature.data(report, method, own);
     registry
         .render("report", &data)
         .map_err(|err| render_error(TEMPLATE, &err))
@@ -113,6 +106,11 @@ mod tests {
             written,
             sample: true,
             peers: None,
+            date: Some(time::macros::date!(2026 - 11 - 02)),
+            answers: Some(crate::report::appendix::of(
+                &crate::check::sample_intake(&method, tier.id.clone()),
+                &method,
+            )),
         }
     }
 
@@ -121,7 +119,7 @@ mod tests {
         let html = render(
             &report("premium", "Acme <b>&</b> Sons"),
             &Method::builtin(),
-            "Compass",
+            &Signature::sample("Compass"),
         )
         .expect("renders");
         assert!(html.contains("<svg class=\"radar\""));
@@ -140,8 +138,12 @@ mod tests {
             assert!(html.contains(section), "{section}");
         }
         assert!(html.contains("not assessed"));
-        let starter =
-            render(&report("starter", "Acme"), &Method::builtin(), "Compass").expect("renders");
+        let starter = render(
+            &report("starter", "Acme"),
+            &Method::builtin(),
+            &Signature::sample("Compass"),
+        )
+        .expect("renders");
         assert!(starter.contains("Five quick wins"));
         assert!(!starter.contains("Budget ranges") && !starter.contains("Risks"));
     }
@@ -154,7 +156,8 @@ mod tests {
             industry: "Logistics".into(),
         };
         report.peers = Some(peers);
-        let html = render(&report, &Method::builtin(), "Compass").expect("renders");
+        let html =
+            render(&report, &Method::builtin(), &Signature::sample("Compass")).expect("renders");
         assert!(
             html.contains(
                 "Companies like yours (Logistics, 24 assessed): median 55, middle half 45 to 65."
@@ -177,8 +180,9 @@ mod tests {
         assert!(html.contains("<circle cx=\"34.0\""), "{html}");
         assert_eq!(html.matches("<svg class=\"peer-bar\"").count(), 4);
         report.peers = None;
-        let html = render(&report, &Method::builtin(), "Compass").expect("renders");
-        assert!(!html.contains("Companies like yours"));
+        let html =
+            render(&report, &Method::builtin(), &Signature::sample("Compass")).expect("renders");
+        assert!(!html.contains("Companies like yours:"));
         assert!(!html.contains("peer-bar\""));
     }
 
@@ -187,11 +191,55 @@ mod tests {
         // From fuzzing (fuzz/fuzz_targets/report_html.rs): `><` and friends as the company.
         for text in ["><", "\"'`=", "</title><script>", "&amp;"] {
             let company = format!("|{text}|");
-            let html = render(&report("standard", &company), &Method::builtin(), "Compass")
-                .expect("renders");
+            let html = render(
+                &report("standard", &company),
+                &Method::builtin(),
+                &Signature::sample("Compass"),
+            )
+            .expect("renders");
             let escaped = format!("|{}|", handlebars::html_escape(text));
             assert!(html.contains(&escaped), "{text}: {escaped} missing");
             assert!(!html.contains(&company), "{text}: raw in the page");
         }
+    }
+
+    #[test]
+    fn the_page_has_the_deliverables_parts_and_premium_a_table_of_contents() {
+        let method = Method::builtin();
+        let premium = render(
+            &report("premium", "Acme"),
+            &method,
+            &Signature::sample("Compass"),
+        )
+        .expect("renders");
+        for part in [
+            "<nav class=\"contents\"",
+            "<h2>Executive summary</h2>",
+            "<h3>The three things that matter most</h3>",
+            "<h2>How your score was computed</h2>",
+            "<tr class=\"own\"><td>Follower</td>",
+            "<h2>Next steps</h2>",
+            "<a href=\"https://example.com/book\" target=\"_blank\" rel=\"noopener\">Book a call</a>",
+            "<h2>Appendix: your answers</h2>",
+            "<td>Company</td><td>Sample Company Ltd</td>",
+            "<dt>Date</dt><dd>2 November 2026</dd>",
+        ] {
+            assert!(premium.contains(part), "{part}");
+        }
+        let question = &method.questionnaire.categories[0].questions[0].text;
+        assert!(
+            premium.contains(&format!(
+                "<td>{}</td><td>5 of 5</td>",
+                handlebars::html_escape(question)
+            )),
+            "the appendix has each answer"
+        );
+        let mut signature = Signature::sample("Compass");
+        signature.booking_url = None;
+        let starter = render(&report("starter", "Acme"), &method, &signature).expect("renders");
+        assert!(!starter.contains("<nav class=\"contents\""));
+        assert!(starter.contains("<a href=\"mailto:hello@example.com\">hello@example.com</a>"));
+        assert!(!starter.contains("Book a call"));
+        assert!(starter.len() < premium.len());
     }
 }

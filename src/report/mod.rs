@@ -12,6 +12,7 @@
 //! and each category's finding always, and the sections the method gives the tier
 //! (`method::Section`: recommendations, quick wins, risks, roadmaps, use cases, budget).
 
+pub mod appendix;
 pub mod html;
 mod numbers;
 pub mod pdf;
@@ -23,8 +24,10 @@ pub mod sample;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::method::{Method, Scores, Section, TierDef};
+use crate::method::{Intake, Layout, Method, Scores, Section, TierDef};
 use crate::order::Tier;
+
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
 
 /// What the model writes.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -32,6 +35,10 @@ use crate::order::Tier;
 pub struct Written {
     /// Three to six sentences for the executive.
     pub summary: String,
+    /// The three things that matter most, the most important first: the executive summary's
+    /// list. (Reports from before the report had a summary page have none.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub priorities: Vec<String>,
     /// One entry per category, in the method's order. (Reports from before methods were files
     /// call them pillars.)
     #[serde(alias = "pillars")]
@@ -140,20 +147,110 @@ pub struct Report {
     /// Where the company stands against its peers, when enough companies were assessed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peers: Option<peers::Peers>,
+    /// The day it was written, in UTC. (Reports from before the cover page have none.)
+    #[serde(
+        default,
+        with = "iso_date::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub date: Option<time::Date>,
+    /// The customer's answers, for the appendix. (Reports from before the appendix have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<appendix::Appendix>,
+}
+
+/// Who signs the report and how the customer takes the next step: compass.toml's `[business]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// The business's name (the method's brand name, when it has one, stands in its place).
+    pub business: String,
+    /// Where customers write to.
+    pub email: String,
+    /// Where customers book a call, when the business offers one.
+    pub booking_url: Option<String>,
+}
+
+impl Signature {
+    /// The signature compass.toml gives.
+    pub fn of(config: &crate::config::Config) -> Signature {
+        Signature {
+            business: config.business_name.clone(),
+            email: config.support_email.clone(),
+            booking_url: config.booking_url.clone(),
+        }
+    }
+
+    /// A made-up signature with every part, for checks and tests.
+    pub fn sample(business: &str) -> Signature {
+        Signature {
+            business: business.to_owned(),
+            email: "hello@example.com".to_owned(),
+            booking_url: Some("https://example.com/book".to_owned()),
+        }
+    }
+
+    /// The data of `report` for its HTML and PDF templates: the renderer's own (`own`, an
+    /// object), and over it who signs it, the date, the tier's name and layout, the method's
+    /// words on how it scores.
+    fn data(&self, report: &Report, method: &Method, own: serde_json::Value) -> serde_json::Value {
+        let date = report.date.map(|d| {
+            d.format(time::macros::format_description!(
+                "[day padding:none] [month repr:long] [year]"
+            ))
+            .unwrap_or_else(|_| d.to_string())
+        });
+        let level = report
+            .scores
+            .level
+            .as_deref()
+            .and_then(|name| method.scoring.levels.iter().find(|l| l.name == name));
+        let shared = json!({
+            "business": method.display_name(&self.business),
+            "email": self.email,
+            "booking_url": self.booking_url,
+            "date": date,
+            "assessment": method.assessment.name,
+            "primary": method.brand.primary(),
+            "tier": method.tier_name(&report.tier),
+            "full": method.tier(&report.tier).is_some_and(|t| t.layout == Layout::Full),
+            "how_scored": method.how_scored(),
+            "level_description": level.map(|l| l.description.as_str()),
+        });
+        let mut data = own;
+        if let (Some(data), serde_json::Value::Object(shared)) = (data.as_object_mut(), shared) {
+            data.extend(shared);
+        }
+        data
+    }
 }
 
 impl Report {
+    /// The report on `intake` by `method`, written on `date`: the scores are `method`'s, the
+    /// answers are the appendix; the words, sample flag and peers are the caller's.
+    pub fn new(intake: &Intake, method: &Method, written: Written, date: time::Date) -> Report {
+        Report {
+            company: intake.company.clone(),
+            tier: intake.tier.clone(),
+            scores: method.scores(intake),
+            written,
+            sample: false,
+            peers: None,
+            date: Some(date),
+            answers: Some(appendix::of(intake, method)),
+        }
+    }
+
     /// The report's three files, as stored and sent: `json`, `html` and `pdf`, by kind, as
-    /// `method` (the order's) lays them out for `business`.
+    /// `method` (the order's) lays them out, signed by `signature`.
     pub fn files(
         &self,
         method: &Method,
-        business: &str,
+        signature: &Signature,
     ) -> anyhow::Result<[(&'static str, Vec<u8>); 3]> {
         Ok([
             ("json", serde_json::to_vec_pretty(self)?),
-            ("html", html::render(self, method, business)?.into_bytes()),
-            ("pdf", pdf::render(self, method, business)?),
+            ("html", html::render(self, method, signature)?.into_bytes()),
+            ("pdf", pdf::render(self, method, signature)?),
         ])
     }
 }
@@ -168,6 +265,7 @@ struct Count {
     max: usize,
 }
 
+const PRIORITIES: Count = Count { min: 3, max: 3 };
 const RECOMMENDATIONS: Count = Count { min: 1, max: 5 };
 const QUICK_WINS: Count = Count { min: 5, max: 5 };
 const RISKS: Count = Count { min: 2, max: 6 };
@@ -222,9 +320,14 @@ pub fn schema(tier: &TierDef, method: &Method) -> serde_json::Value {
         category_required.push("recommendations");
         category_properties["recommendations"] = RECOMMENDATIONS.array(text.clone(), "What to do");
     }
-    let mut required = vec!["summary", "categories"];
+    let mut required = vec!["summary", "priorities", "categories"];
     let mut properties = json!({
         "summary": text,
+        "priorities": PRIORITIES.array(
+            text.clone(),
+            "The things that matter most for this company, the most important first, one or two \
+             sentences each",
+        ),
         "categories": {
             "type": "array", "minItems": 1,
             "description": format!(
@@ -370,11 +473,18 @@ pub fn check<'a>(
     if tier.has(Section::Recommendations) && !has_recommendations && any_recommendations {
         problems.push("every category needs recommendations".into());
     }
-    let mut counts = vec![(
-        "quick_wins".to_owned(),
-        QUICK_WINS,
-        (!written.quick_wins.is_empty()).then_some(written.quick_wins.len()),
-    )];
+    let mut counts = vec![
+        (
+            "priorities".to_owned(),
+            PRIORITIES,
+            Some(written.priorities.len()),
+        ),
+        (
+            "quick_wins".to_owned(),
+            QUICK_WINS,
+            (!written.quick_wins.is_empty()).then_some(written.quick_wins.len()),
+        ),
+    ];
     for (n, category) in written.categories.iter().enumerate() {
         let len = category.recommendations.as_ref().map(Vec::len);
         counts.push((
@@ -441,6 +551,9 @@ impl Written {
     /// Every text the model wrote, with the field it stands in.
     fn texts(&self) -> Vec<(String, &str)> {
         let mut texts = vec![("summary".to_owned(), self.summary.as_str())];
+        for (n, text) in self.priorities.iter().enumerate() {
+            texts.push((format!("priorities[{n}]"), text));
+        }
         for (n, category) in self.categories.iter().enumerate() {
             texts.push((format!("categories[{n}].finding"), &category.finding));
             for (k, text) in category.recommendations.iter().flatten().enumerate() {

@@ -227,6 +227,7 @@ mod tests {
     fn written(summary: &str) -> Written {
         Written {
             summary: summary.into(),
+            priorities: Vec::new(),
             categories: Vec::new(),
             quick_wins: Vec::new(),
             risks: None,

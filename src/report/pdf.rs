@@ -13,7 +13,7 @@ use typst::text::{Font, FontBook};
 use typst::utils::LazyHash;
 use typst::{Library, LibraryExt, World, WorldExt};
 
-use super::Report;
+use super::{Report, Signature};
 use crate::method::Method;
 
 const TEMPLATE: &str = "report/report.typ";
@@ -76,19 +76,40 @@ fn file_id(path: &str) -> anyhow::Result<FileId> {
     Ok(FileId::new(RootedPath::new(VirtualRoot::Project, path)))
 }
 
-/// Typesets `report` by `method` (the order's) for `business` into PDF bytes.
-pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Result<Vec<u8>> {
-    let mut data = serde_json::to_value(report).context("cannot encode the report")?;
-    data["business"] = serde_json::json!(method.display_name(business));
-    data["assessment"] = serde_json::json!(method.assessment.name);
-    data["primary"] = serde_json::json!(method.brand.primary());
-    data["tier"] = serde_json::json!(method.tier_name(&report.tier));
-    let level = report
-        .scores
-        .level
-        .as_deref()
-        .and_then(|name| method.scoring.levels.iter().find(|l| l.name == name));
-    data["level_description"] = serde_json::json!(level.map(|l| l.description.as_str()));
+/// Typesets `report` by `method` (the order's), signed by `signature`, into PDF bytes.
+pub fn render(report: &Report, method: &Method, signature: &Signature) -> anyhow::Result<Vec<u8>> {
+    let document = typeset(report, method, signature)?;
+    // PDF/UA-1: tagged, with a title and a language, every figure described, so that a screen
+    // reader reads the report; typst refuses a template that breaks the standard.
+    let options = typst_pdf::PdfOptions {
+        standards: typst_pdf::PdfStandards::new(&[typst_pdf::PdfStandard::Ua_1])
+            .map_err(|err| anyhow::anyhow!("{err:?}"))?,
+        ..typst_pdf::PdfOptions::default()
+    };
+    typst_pdf::pdf(&document, &options).map_err(|errors| {
+        let messages: Vec<_> = errors
+            .iter()
+            .map(|e| {
+                let hints: Vec<_> = e.hints.iter().map(|h| h.v.to_string()).collect();
+                if hints.is_empty() {
+                    e.message.to_string()
+                } else {
+                    format!("{} ({})", e.message, hints.join("; "))
+                }
+            })
+            .collect();
+        anyhow::anyhow!("the report does not export: {}", messages.join("; "))
+    })
+}
+
+/// The laid-out pages of `report`.
+fn typeset(
+    report: &Report,
+    method: &Method,
+    signature: &Signature,
+) -> anyhow::Result<typst_layout::PagedDocument> {
+    let base = serde_json::to_value(report).context("cannot encode the report")?;
+    let mut data = signature.data(report, method, base);
     let chart: Vec<_> = report
         .scores
         .categories
@@ -128,8 +149,8 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
         main: main.clone(),
         logo,
     };
-    let document = match typst::compile::<typst_layout::PagedDocument>(&world).output {
-        Ok(document) => document,
+    match typst::compile::<typst_layout::PagedDocument>(&world).output {
+        Ok(document) => Ok(document),
         Err(errors) => {
             let messages: Vec<_> = errors
                 .iter()
@@ -145,15 +166,13 @@ pub fn render(report: &Report, method: &Method, business: &str) -> anyhow::Resul
                 .collect();
             bail!("the report does not typeset: {}", messages.join("; "));
         }
-    };
-    typst_pdf::pdf(&document, &typst_pdf::PdfOptions::default()).map_err(|errors| {
-        let messages: Vec<_> = errors.iter().map(|e| e.message.to_string()).collect();
-        anyhow::anyhow!("the report does not export: {}", messages.join("; "))
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use typst::layout::{Abs, Frame, FrameItem, Point, Size};
+
     use super::*;
     use crate::method::{CategoryScore, Scores, TierDef};
     use crate::report::sample;
@@ -184,6 +203,11 @@ mod tests {
             written,
             sample: false,
             peers: None,
+            date: Some(time::macros::date!(2026 - 11 - 02)),
+            answers: Some(crate::report::appendix::of(
+                &crate::check::sample_intake(method, tier.id.clone()),
+                method,
+            )),
         }
     }
 
@@ -191,9 +215,221 @@ mod tests {
     fn every_tier_typesets_into_a_pdf() {
         let method = Method::builtin();
         for tier in &method.tiers {
-            let pdf = render(&report(tier, &method), &method, "Compass").expect("typesets");
+            let pdf = render(
+                &report(tier, &method),
+                &method,
+                &Signature::sample("Compass"),
+            )
+            .expect("typesets");
             assert!(pdf.starts_with(b"%PDF-"), "{}", tier.id);
             assert!(pdf.len() > 10_000, "{}: {} bytes", tier.id, pdf.len());
         }
+    }
+
+    /// The longest answers the form takes for `tier`, through its own validator: every text at
+    /// its limit, with words and with one unbroken run (a pasted link), every choice made.
+    fn longest_intake(method: &Method, tier: &crate::order::Tier) -> crate::method::Intake {
+        use crate::method::Kind;
+        let text = |max: usize| {
+            let link = format!("https://example.com/{}", "a1b2c3".repeat(30));
+            let words = "Our team keeps a shared spreadsheet of every quote, and nobody owns it. ";
+            let mut text = format!("{link}\n");
+            while text.chars().count() < max {
+                text.push_str(words);
+            }
+            text.chars().take(max).collect::<String>()
+        };
+        let q = &method.questionnaire;
+        let mut fields = std::collections::BTreeMap::from([
+            (
+                "company".to_owned(),
+                "W".repeat(60) + &" Holdings".repeat(15),
+            ),
+            (
+                "website".to_owned(),
+                format!("https://{}.example.com", "w".repeat(170)),
+            ),
+            ("industry".to_owned(), "Other".to_owned()),
+            ("industry_other".to_owned(), "Industrial ".repeat(18)),
+            ("employees".to_owned(), q.employees[0].clone()),
+            ("country".to_owned(), "Kingdom ".repeat(25)),
+            ("name".to_owned(), "Sam".to_owned()),
+            ("email".to_owned(), "sam@example.com".to_owned()),
+            ("tier".to_owned(), tier.as_str().to_owned()),
+        ]);
+        for category in q.categories.iter().filter(|c| c.note) {
+            fields.insert(format!("{}_note", category.id), text(2_000));
+        }
+        for question in q.questions() {
+            let answer = match &question.kind {
+                Kind::Scale => q.scale.max.to_string(),
+                Kind::Single(options) => options
+                    .iter()
+                    .max_by_key(|o| o.label.len())
+                    .map(|o| o.id.clone())
+                    .unwrap_or_default(),
+                Kind::Multiple(options) => options
+                    .iter()
+                    .map(|o| o.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Kind::YesNo { .. } => "yes".to_owned(),
+                Kind::Number { max, .. } => max.unwrap_or(999_999_999).to_string(),
+                Kind::Text => text(5_000),
+            };
+            fields.insert(question.id.clone(), answer);
+        }
+        method
+            .validate(&fields)
+            .unwrap_or_else(|errors| panic!("{errors:?}"))
+    }
+
+    /// Text that runs past the paper's edge less `edge`, horizontally, or past its foot: each
+    /// as "page N: the text".
+    fn text_past_the_edges(document: &typst_layout::PagedDocument, edge: Abs) -> Vec<String> {
+        fn walk(
+            frame: &Frame,
+            at: Point,
+            size: Size,
+            edge: Abs,
+            page: usize,
+            out: &mut Vec<String>,
+        ) {
+            for (pos, item) in frame.items() {
+                let pos = at + *pos;
+                match item {
+                    FrameItem::Group(group) => {
+                        let shift = Point::new(group.transform.tx, group.transform.ty);
+                        walk(&group.frame, pos + shift, size, edge, page, out);
+                    }
+                    FrameItem::Text(text) => {
+                        let right = pos.x + text.width();
+                        if pos.x < edge || right > size.x - edge || pos.y > size.y {
+                            out.push(format!("page {page}: {}", text.text));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (n, page) in document.pages().iter().enumerate() {
+            walk(
+                &page.frame,
+                Point::zero(),
+                page.frame.size(),
+                edge,
+                n + 1,
+                &mut out,
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn the_longest_answers_and_words_stay_inside_the_pages() {
+        let method = Method::builtin();
+        for tier in &method.tiers {
+            let intake = longest_intake(&method, &tier.id);
+            let mut written = sample::written(tier, &method);
+            let long = "The finding rests on what you told us about your data and your people. "
+                .repeat(28);
+            for category in &mut written.categories {
+                category.finding = long.clone();
+            }
+            let mut report = Report::new(
+                &intake,
+                &method,
+                written,
+                time::macros::date!(2026 - 11 - 02),
+            );
+            report.peers = Some(crate::report::peers::sample(&report.scores));
+            let document =
+                typeset(&report, &method, &Signature::sample("Compass")).expect("typesets");
+            // The margins are 2.2 cm; a line may not come within 1.5 cm of the paper's edge.
+            let past = text_past_the_edges(&document, Abs::cm(1.5));
+            assert!(past.is_empty(), "{}: {past:#?}", tier.id);
+            render(&report, &method, &Signature::sample("Compass")).expect("exports");
+        }
+    }
+
+    /// Every line of text of `document`, by page.
+    fn pages_text(document: &typst_layout::PagedDocument) -> Vec<String> {
+        fn walk(frame: &Frame, out: &mut String) {
+            for (_, item) in frame.items() {
+                match item {
+                    FrameItem::Group(group) => walk(&group.frame, out),
+                    FrameItem::Text(text) => {
+                        out.push_str(&text.text);
+                        out.push(' ');
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let text = |page: &typst_layout::Page| {
+            let mut out = String::new();
+            walk(&page.frame, &mut out);
+            out.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        document.pages().iter().map(text).collect()
+    }
+
+    #[test]
+    fn a_deliverable_from_cover_to_appendix_and_premium_is_the_longest() {
+        let method = Method::builtin();
+        let mut pages = Vec::new();
+        for tier in &method.tiers {
+            let report = report(tier, &method);
+            let document =
+                typeset(&report, &method, &Signature::sample("Compass")).expect("typesets");
+            let text = pages_text(&document);
+            let cover = &text[0];
+            assert!(cover.contains("AI readiness report"), "{cover}");
+            assert!(cover.contains("Acme #strong[Evil] & Co"), "{cover}");
+            assert!(cover.contains("2 November 2026"), "{cover}");
+            assert!(cover.contains(&method.tier_name(&tier.id)), "{cover}");
+            assert!(
+                !cover.contains("Page 1"),
+                "no page number on the cover: {cover}"
+            );
+            let full = tier.layout == crate::method::Layout::Full;
+            assert_eq!(
+                text[1].starts_with("Contents"),
+                full,
+                "{}: {}",
+                tier.id,
+                text[1]
+            );
+            let summary = text
+                .iter()
+                .find(|t| t.starts_with("Executive summary"))
+                .expect("a summary page");
+            assert!(
+                summary.contains("The three things that matter most"),
+                "{summary}"
+            );
+            assert!(summary.contains("Scores at a glance"), "{summary}");
+            let all = text.join(" ");
+            for part in [
+                "How your score was computed",
+                "What we found",
+                "Next steps",
+                "Appendix: your answers",
+                "Book a call: https://example.com/book",
+            ] {
+                assert!(all.contains(part), "{}: {part}", tier.id);
+            }
+            let last = text.last().expect("pages");
+            assert!(
+                last.contains(&format!("Page {} of {}", text.len(), text.len())),
+                "{last}"
+            );
+            pages.push(text.len());
+        }
+        assert!(
+            pages[0] < pages[2] && pages[1] < pages[2],
+            "starter, standard, premium: {pages:?}"
+        );
     }
 }

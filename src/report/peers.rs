@@ -93,10 +93,15 @@ impl Peers {
     pub fn shown(&self, scores: &Scores) -> serde_json::Value {
         let mut categories = serde_json::Map::new();
         let mut bars = serde_json::Map::new();
+        let mut medians = serde_json::Map::new();
         for category in &scores.categories {
             if let Some(spread) = self.categories.get(&category.id) {
                 let digits = usize::from(category.out_of != 100.0);
                 categories.insert(category.id.clone(), spread.describe(digits).into());
+                medians.insert(
+                    category.id.clone(),
+                    format!("{:.digits$}", spread.median).into(),
+                );
                 bars.insert(
                     category.id.clone(),
                     spread.bar(category.score, category.out_of),
@@ -122,6 +127,7 @@ impl Peers {
             "overall": self.overall.map(|s| s.describe(0)),
             "categories": categories,
             "bars": bars,
+            "medians": medians,
         })
     }
 }

@@ -126,13 +126,7 @@ impl Prompts {
 /// One answer as the model reads it.
 fn answer_json(question: &Question, answer: Option<&Answer>, method: &Method) -> serde_json::Value {
     let scale = &method.questionnaire.scale;
-    let label = |id: &str| match &question.kind {
-        Kind::Single(options) | Kind::Multiple(options) => options
-            .iter()
-            .find(|o| o.id == id)
-            .map_or(id.to_owned(), |o| o.label.clone()),
-        _ => id.to_owned(),
-    };
+    let label = |id: &str| question.kind.label(id).to_owned();
     match (&question.kind, answer) {
         (Kind::Scale, answer) => json!({
             "statement": question.text,

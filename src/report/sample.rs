@@ -38,6 +38,12 @@ pub fn written(tier: &TierDef, method: &Method) -> Written {
                   key. A real report reads your answers and explains, in four to six sentences, \
                   where your company stands and what matters most."
             .to_owned(),
+        priorities: vec![
+            "SAMPLE. The first thing that matters most for your company, tied to your answers."
+                .to_owned(),
+            "SAMPLE. The second: what stands between you and the next level.".to_owned(),
+            "SAMPLE. The third: the risk to settle before you scale.".to_owned(),
+        ],
         categories,
         quick_wins: if !has(Section::QuickWins) {
             Vec::new()

@@ -132,11 +132,15 @@ fn the_schema_requires_what_the_tier_promises() {
             .map(|v| v.as_str().unwrap_or_default().to_owned())
             .collect::<Vec<_>>()
     };
-    assert_eq!(required("starter"), ["summary", "categories", "quick_wins"]);
+    assert_eq!(
+        required("starter"),
+        ["summary", "priorities", "categories", "quick_wins"]
+    );
     assert_eq!(
         required("standard"),
         [
             "summary",
+            "priorities",
             "categories",
             "quick_wins",
             "risks",
@@ -147,6 +151,7 @@ fn the_schema_requires_what_the_tier_promises() {
         required("premium"),
         [
             "summary",
+            "priorities",
             "categories",
             "quick_wins",
             "risks",

@@ -181,7 +181,10 @@ fn the_second_method_is_sold_scored_and_reported_as_its_own() {
     for expected in [
         "Cyber readiness report",
         "Dent & Co",
-        "Full audit report · Bastion Cyber",
+        "Report Full audit",
+        "Prepared by Bastion Cyber",
+        "Appendix: your answers",
+        "Ransomware locking the patient records.",
         "Exposed",
         "Access",
         "Backups",

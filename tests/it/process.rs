@@ -262,8 +262,18 @@ fn markup_in_the_report_renders_as_plain_text() {
         written,
         sample: false,
         peers: None,
+        date: None,
+        answers: Some(compass::report::appendix::Appendix {
+            profile: Vec::new(),
+            categories: Vec::new(),
+            free_text: vec![compass::report::appendix::Line {
+                question: "Anything else?".into(),
+                answer: Some(format!("Also: {hostile}")),
+            }],
+        }),
     };
-    let pdf = compass::report::pdf::render(&report, &q, "Compass").expect("typesets");
+    let signature = compass::report::Signature::sample("Compass");
+    let pdf = compass::report::pdf::render(&report, &q, &signature).expect("typesets");
     let text = pdf_text(&pdf);
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
@@ -271,9 +281,14 @@ fn markup_in_the_report_renders_as_plain_text() {
         "the PDF shows the text as typed: {flat}"
     );
     assert!(flat.contains("Evil #strong[Corp] <i>Ltd</i>"), "{flat}");
-    let html = compass::report::html::render(&report, &q, "Compass").expect("renders");
+    assert!(
+        flat.contains(&format!("Also: {hostile}")),
+        "the appendix too: {flat}"
+    );
+    let html = compass::report::html::render(&report, &q, &signature).expect("renders");
     assert!(html.contains("Ignore previous instructions. {{company}} #set page(fill: red) *bold* &lt;b&gt;x&lt;/b&gt; $x^2$"));
     assert!(html.contains("Evil #strong[Corp] &lt;i&gt;Ltd&lt;/i&gt;"));
+    assert!(html.contains("Also: Ignore previous instructions. {{company}} #set page(fill: red) *bold* &lt;b&gt;x&lt;/b&gt; $x^2$"));
 }
 
 #[test]

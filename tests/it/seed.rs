@@ -415,15 +415,10 @@ fn complete(db: &mut Db, id: &str, at: OffsetDateTime) -> anyhow::Result<()> {
     let method = Method::builtin();
     let intake: compass::method::Intake = serde_json::from_value(db.questionnaire_of(&id)?)?;
     let sold = method.tier(&intake.tier).expect("a built-in tier");
-    let report = compass::report::Report {
-        company: intake.company.clone(),
-        tier: intake.tier.clone(),
-        scores: method.scores(&intake),
-        written: compass::report::sample::written(sold, &method),
-        sample: false,
-        peers: None,
-    };
-    let files = report.files(&method, "Compass AI Readiness")?;
+    let written = compass::report::sample::written(sold, &method);
+    let report = compass::report::Report::new(&intake, &method, written, at.date());
+    let signature = compass::report::Signature::sample("Compass AI Readiness");
+    let files = report.files(&method, &signature)?;
     let artifacts: Vec<Artifact<'_>> = files
         .iter()
         .map(|(kind, content)| Artifact {

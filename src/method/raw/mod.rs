@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::brand::{self, Brand};
 use super::questionnaire::{Category, Kind, PROFILE_FIELDS, Question, Questionnaire, Scale};
 use super::scoring::{CategoryMode, Scoring};
-use super::{Assessment, Files, Method, Problem, Problems, Section};
+use super::{Assessment, Files, Layout, Method, Problem, Problems, Section};
 use parts::{check_benchmarks, check_levels, check_question, check_tiers, check_weight};
 
 const FILE: &str = "method.toml";
@@ -109,6 +109,8 @@ struct RawTier {
     price: i64,
     description: String,
     sections: Vec<Section>,
+    #[serde(default)]
+    layout: Layout,
 }
 
 #[derive(Deserialize)]

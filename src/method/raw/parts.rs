@@ -167,6 +167,7 @@ pub(super) fn check_tiers(
             description: tier.description,
             price: tier.price,
             sections: unique.into_iter().collect(),
+            layout: tier.layout,
         });
     }
     tiers
