@@ -50,5 +50,7 @@ pub mod refunds;
 pub mod report;
 /// Retrying HTTP calls: backoff with jitter, `Retry-After`.
 pub mod retry;
+/// The consultant's review of a written report before it goes out.
+pub mod review;
 /// Stripe: webhook signatures and a small blocking API client.
 pub mod stripe;

@@ -55,6 +55,11 @@ pub enum Writer {
 pub enum Finished {
     /// The report is stored and the order completed.
     Completed,
+    /// The report is stored and waits for the consultant's review (`[delivery] review`).
+    AwaitingReview,
+    /// Writing it again after the consultant's review failed for good; the report they read
+    /// waits for them again.
+    RewriteFailed(String),
     /// It failed and will be tried again later.
     Retrying(String),
     /// It failed for good: refund and email queued.
@@ -98,6 +103,9 @@ pub struct Summary {
     /// Orders whose answers and report were erased under `[retention]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub erased: Vec<String>,
+    /// Reports the operator was reminded of again: they have waited long for review.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub review_reminders: Vec<String>,
 }
 
 /// Told about progress, for a progress bar or log lines.
@@ -148,6 +156,7 @@ pub fn run_once(
         progress,
         &mut summary,
     )?;
+    summary.review_reminders = crate::review::remind(&mut app, clock()?)?;
 
     match refunds::issue_pending(&mut app, None, clock()?) {
         Ok(issued) => summary.refunds = issued,
@@ -327,6 +336,9 @@ impl Worker<'_> {
                     })
                     .collect();
                 match db.complete(&order.id, owner, &files, policy, now)? {
+                    Ok(step) if step.order.status == Status::AwaitingReview => {
+                        Finished::AwaitingReview
+                    }
                     Ok(_) => Finished::Completed,
                     Err(_) => Finished::LeaseLost,
                 }
@@ -340,6 +352,9 @@ impl Worker<'_> {
                 match db.apply(&order.id, &event, policy, "process", now)? {
                     Ok(step) if step.order.status == Status::Failed => {
                         Finished::Failed(failure.message)
+                    }
+                    Ok(step) if step.order.status == Status::AwaitingReview => {
+                        Finished::RewriteFailed(failure.message)
                     }
                     Ok(_) => Finished::Retrying(failure.message),
                     Err(_) => Finished::LeaseLost,
@@ -430,8 +445,13 @@ impl Worker<'_> {
                 intake.tier
             ))
         })?;
+        let business = &self.config.business_name;
         let prompt = Prompts::new(method)
-            .and_then(|prompts| prompts.render(&self.config.business_name, intake, method, figures))
+            .and_then(|prompts| prompts.render(business, intake, method, figures))
+            .map(|prompt| match &order.order.review_note {
+                Some(note) => prompt.with_consultant_note(business, note),
+                None => prompt,
+            })
             .map_err(|err| Failure::permanent(format!("{err:#}")))?;
         let schema = report::schema(tier, method);
         let spent_before = db

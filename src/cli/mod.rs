@@ -17,6 +17,7 @@ mod reconcile;
 mod refund;
 mod resend_email;
 mod restore;
+mod review;
 mod serve;
 mod stats;
 
@@ -65,6 +66,7 @@ enum Command {
     Process(process::Args),
     Preview(preview::Args),
     Refund(refund::Args),
+    Review(review::Args),
     Doctor(doctor::Args),
     Stats(stats::Args),
     Audit(audit::Args),
@@ -98,6 +100,7 @@ pub fn run(
         Command::Backup(args) => backup::run(args, &cli.config, env, out),
         Command::Restore(args) => restore::run(args, &cli.config, now, env, out),
         Command::Refund(args) => refund::run(args, &cli.config, now, env, out),
+        Command::Review(args) => review::run(args, &cli.config, now, env, out),
         Command::ResendEmail(args) => resend_email::run(args, &cli.config, now, env, out),
         Command::Reconcile(args) => reconcile::run(args, &cli.config, now, env, out),
         Command::Events(args) => events::run(args, &cli.config, now, env, out),

@@ -138,6 +138,12 @@ fn print(out: &mut dyn Write, summary: &Summary, json: bool) -> anyhow::Result<(
             emails.sent, emails.retrying, emails.failed
         )?;
     }
+    for id in &summary.review_reminders {
+        writeln!(
+            out,
+            "reminded you again: the report of {id} waits for your review"
+        )?;
+    }
     if !summary.erased.is_empty() {
         writeln!(
             out,
@@ -170,9 +176,15 @@ fn print_outcomes(out: &mut dyn Write, summary: &Summary) -> anyhow::Result<()> 
     }
     writeln!(out, "{table}")?;
     let count = |f: fn(&Finished) -> bool| summary.outcomes.iter().filter(|o| f(&o.result)).count();
+    let reviews = count(|r| matches!(r, Finished::AwaitingReview | Finished::RewriteFailed(_)));
+    let reviews = if reviews > 0 {
+        format!(", {reviews} waiting for your review")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{} completed, {} to retry, {} failed; {} spent",
+        "{} completed, {} to retry, {} failed{reviews}; {} spent",
         count(|r| *r == Finished::Completed),
         count(|r| matches!(r, Finished::Retrying(_))),
         count(|r| matches!(r, Finished::Failed(_))),
@@ -184,6 +196,12 @@ fn print_outcomes(out: &mut dyn Write, summary: &Summary) -> anyhow::Result<()> 
 fn describe(outcome: &Outcome) -> String {
     match &outcome.result {
         Finished::Completed => "completed".to_owned(),
+        Finished::AwaitingReview => {
+            format!("waits for your review: compass review {}", outcome.order_id)
+        }
+        Finished::RewriteFailed(why) => {
+            format!("not written again ({why}): the earlier report waits for your review")
+        }
         Finished::Retrying(why) => format!("retry later: {why}"),
         Finished::Failed(why) => format!("failed, refund queued: {why}"),
         Finished::LeaseLost => "taken over by another run".to_owned(),

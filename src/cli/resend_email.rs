@@ -63,6 +63,12 @@ pub fn run(
     };
     mail::applies(kind, detail.summary.status, detail.summary.refunded_cents)
         .map_err(|why| anyhow::anyhow!("cannot resend for order {id}: {why}"))?;
+    if kind == EmailKind::ReportReady && detail.completed_at.is_none() {
+        // A refund request made while the report waited for review: it never went out.
+        bail!(
+            "cannot resend for order {id}: its report was never delivered (approve it with `compass review {id} --approve`)"
+        );
+    }
     let to = match &args.to {
         Some(to) => {
             crate::address::check(to).map_err(|why| anyhow::anyhow!("--to {why}"))?;

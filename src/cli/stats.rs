@@ -46,7 +46,13 @@ pub fn run(
     let cur = &stats.currency;
     let percent = |x: f64| format!("{:.1}%", x * 100.0);
     let duration = |secs: Option<i64>| {
-        secs.map_or_else(|| "-".to_owned(), |s| format!("{}m {:02}s", s / 60, s % 60))
+        secs.map_or_else(
+            || "-".to_owned(),
+            |s| match s {
+                3_600.. => format!("{}h {:02}m", s / 3_600, s % 3_600 / 60),
+                _ => format!("{}m {:02}s", s / 60, s % 60),
+            },
+        )
     };
     let dollars = |micros: i64| format!("${:.4}", micros as f64 / 1_000_000.0);
     let mut table = new_table();
@@ -70,6 +76,13 @@ pub fn run(
         ),
         ("paid to delivered, p50", duration(stats.delivery_p50_secs)),
         ("paid to delivered, p95", duration(stats.delivery_p95_secs)),
+    ];
+    // With the consultant's review: how much of that the reports waited for it.
+    let review = [
+        ("of which in review, p50", duration(stats.review_p50_secs)),
+        ("of which in review, p95", duration(stats.review_p95_secs)),
+    ];
+    let rows_after = vec![
         ("Claude cost", dollars(stats.claude_cost_micros)),
         (
             "Claude cost per report",
@@ -82,7 +95,9 @@ pub fn run(
             money::format(stats.margin_cents, cur),
         ),
     ];
-    for (name, value) in rows {
+    let reviewed = stats.review_p50_secs.is_some();
+    let review = review.into_iter().filter(|_| reviewed);
+    for (name, value) in rows.into_iter().chain(review).chain(rows_after) {
         table.add_row([Cell::new(name), Cell::new(value)]);
     }
     writeln!(out, "{table}")?;

@@ -29,7 +29,7 @@ pub use stripe::StripeConfig;
 use crate::order::Policy;
 use claude::RawClaude;
 use mail::RawMail;
-use rules::{RawProcessing, RawRefunds, RawRetention, RawTiers};
+use rules::{RawDelivery, RawProcessing, RawRefunds, RawRetention, RawTiers};
 use secrets::{looks_secret, redact_secrets};
 use site::{RawCaptcha, RawLimits};
 use stripe::RawStripe;
@@ -94,6 +94,8 @@ pub struct Config {
     pub policy: Policy,
     /// How long a `process` run may hold an order.
     pub lease: Duration,
+    /// How often the operator is reminded of a report waiting for review.
+    pub review_reminder: Duration,
     /// What one client may ask of `serve`.
     pub limits: Limits,
     /// A CAPTCHA on the intake form, if configured.
@@ -177,6 +179,7 @@ struct RawConfig {
     mail: RawMail,
     refunds: RawRefunds,
     processing: RawProcessing,
+    delivery: RawDelivery,
     limits: RawLimits,
     captcha: RawCaptcha,
     retention: RawRetention,
@@ -285,6 +288,7 @@ impl RawConfig {
             self.refunds,
             self.retention,
             self.processing,
+            self.delivery,
             claude.timeout,
         )?;
         let captcha = self.captcha.check(dir, env)?;
@@ -306,6 +310,7 @@ impl RawConfig {
             mail,
             policy: rules.policy,
             lease: rules.lease,
+            review_reminder: rules.review_reminder,
             captcha,
             limits,
         })

@@ -91,6 +91,23 @@ impl Default for RawProcessing {
     }
 }
 
+/// `[delivery]`: whether a written report waits for the consultant before it goes out.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawDelivery {
+    review: bool,
+    remind_after_hours: i64,
+}
+
+impl Default for RawDelivery {
+    fn default() -> Self {
+        RawDelivery {
+            review: false,
+            remind_after_hours: 24,
+        }
+    }
+}
+
 impl RawTiers {
     pub(super) fn check(self) -> anyhow::Result<Prices> {
         let currency = self.currency.to_ascii_lowercase();
@@ -124,16 +141,24 @@ pub(super) struct Rules {
     pub policy: Policy,
     pub lease: Duration,
     pub retention: Option<Duration>,
+    pub review_reminder: Duration,
 }
 
-/// Checks refunds, retention and processing together: the retention must outlast the refund
+/// Checks refunds, retention, processing and delivery together: the retention must outlast the refund
 /// window, and a lease must outlast a report's two Claude calls (`claude_timeout` each).
 pub(super) fn check_rules(
     refunds: RawRefunds,
     retention: RawRetention,
     processing: RawProcessing,
+    delivery: RawDelivery,
     claude_timeout: Duration,
 ) -> anyhow::Result<Rules> {
+    if !(1..=720).contains(&delivery.remind_after_hours) {
+        bail!(
+            "delivery.remind_after_hours must be between 1 and 720, got {}",
+            delivery.remind_after_hours
+        );
+    }
     if !(0..=365).contains(&refunds.window_days) {
         bail!(
             "refunds.window_days must be between 0 and 365, got {}",
@@ -186,8 +211,10 @@ pub(super) fn check_rules(
             backoff_cap: Duration::seconds(processing.backoff_cap_secs),
             refund_window: Duration::days(refunds.window_days),
             auto_approve_refunds: refunds.auto_approve,
+            review_reports: delivery.review,
         },
         lease: Duration::seconds(processing.lease_secs),
         retention,
+        review_reminder: Duration::hours(delivery.remind_after_hours),
     })
 }

@@ -15,6 +15,7 @@ mod ops;
 mod orders;
 mod peers;
 mod refunds;
+mod reports;
 mod signin;
 mod stripe;
 
@@ -31,9 +32,10 @@ pub use listing::{
 };
 pub use mail::{OrderFacts, OutboxEmail};
 pub use ops::{BackupInfo, Stats, StoreCounts, Violation};
-pub use orders::{Artifact, NewOrder, StoredOrder};
+pub use orders::{NewOrder, StoredOrder};
 pub use peers::PeerRow;
 pub use refunds::RefundToIssue;
+pub use reports::Artifact;
 pub use signin::{CustomerOrder, SignInLimits, SignInRequest};
 pub use stripe::{NewStripeEvent, PaymentRecord, StoredEvent};
 

@@ -39,9 +39,13 @@ pub struct Stats {
     pub refunded_orders: i64,
     /// Orders with any refund, of paid orders.
     pub refund_rate: f64,
-    /// Paid to completed, in seconds.
+    /// Paid to completed (delivered to the customer), in seconds: with the time the report
+    /// waited for the consultant's review.
     pub delivery_p50_secs: Option<i64>,
     pub delivery_p95_secs: Option<i64>,
+    /// Of delivered reports that waited for review, how long they waited, in seconds.
+    pub review_p50_secs: Option<i64>,
+    pub review_p95_secs: Option<i64>,
     pub claude_cost_micros: i64,
     pub completed: i64,
     /// Claude cost per completed order, in millionths of a dollar.
@@ -247,19 +251,28 @@ impl Db {
         stats.by_status = stmt
             .query_map([since], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        let mut stmt = self.conn.prepare(
+        let sorted = |sql: &str| -> anyhow::Result<Vec<i64>> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let values = stmt
+                .query_map([since], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(values)
+        };
+        let at = |values: &[i64], q: f64| {
+            (!values.is_empty()).then(|| values[((values.len() - 1) as f64 * q).round() as usize])
+        };
+        let delivery = sorted(
             "SELECT completed_at - paid_at FROM orders WHERE created_at >= ?1 \
              AND completed_at IS NOT NULL AND paid_at IS NOT NULL ORDER BY 1",
         )?;
-        let delivery: Vec<i64> = stmt
-            .query_map([since], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        let at = |q: f64| {
-            (!delivery.is_empty())
-                .then(|| delivery[((delivery.len() - 1) as f64 * q).round() as usize])
-        };
-        stats.delivery_p50_secs = at(0.5);
-        stats.delivery_p95_secs = at(0.95);
+        stats.delivery_p50_secs = at(&delivery, 0.5);
+        stats.delivery_p95_secs = at(&delivery, 0.95);
+        let review = sorted(
+            "SELECT reviewed_secs FROM orders WHERE created_at >= ?1 \
+             AND completed_at IS NOT NULL AND reviewed_secs > 0 ORDER BY 1",
+        )?;
+        stats.review_p50_secs = at(&review, 0.5);
+        stats.review_p95_secs = at(&review, 0.95);
         stats.claude_cost_micros = self.conn.query_row(
             "SELECT coalesce(sum(l.cost_micros), 0) FROM llm_calls l \
              JOIN orders o ON o.id = l.order_id WHERE o.created_at >= ?1",

@@ -3,7 +3,6 @@
 
 use anyhow::{Context, bail};
 use rusqlite::{OptionalExtension, Row, params};
-use sha2::Digest as _;
 use time::OffsetDateTime;
 
 use super::{
@@ -62,7 +61,8 @@ const ORDER_COLUMNS: &str = "o.id, o.status_token, o.tier, o.status, o.amount_ce
      o.attempts, o.next_attempt_at, o.lease_owner, o.lease_expires_at, o.paid_at, \
      o.completed_at, o.refunded_cents, o.downloads, o.disputed_from, o.last_error, \
      (SELECT COALESCE(MAX(r.number), 0) FROM refunds r WHERE r.order_id = o.id), o.company, \
-     o.score, o.erased_at IS NOT NULL, o.lease_tried, o.rescues, o.method_version";
+     o.score, o.erased_at IS NOT NULL, o.lease_tried, o.rescues, o.method_version, \
+     o.review_since, o.reviewed_secs, o.review_note";
 
 fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
     let lease = match (row.get::<_, Option<String>>(8)?, row.get(9)?) {
@@ -100,6 +100,9 @@ fn stored_order(row: &Row<'_>) -> rusqlite::Result<StoredOrder> {
                 .map(|s| s.parse().map_err(|e| conversion_error(14, e)))
                 .transpose()?,
             last_error: row.get(15)?,
+            review_since: from_db_opt(row.get(23)?)?,
+            reviewed_for: time::Duration::seconds(row.get(24)?),
+            review_note: row.get(25)?,
         },
     })
 }
@@ -235,54 +238,6 @@ impl Db {
         })
     }
 
-    /// Stores a finished report's artifacts and applies `Generated` in one transaction: the
-    /// order is `completed` (and the "report ready" email queued) only with its report stored.
-    /// If the run lost its lease, nothing is written.
-    pub fn complete(
-        &mut self,
-        id: &str,
-        owner: &str,
-        artifacts: &[Artifact<'_>],
-        policy: &Policy,
-        now: OffsetDateTime,
-    ) -> anyhow::Result<Result<Step, InvalidTransition>> {
-        let event = Event::Generated {
-            owner: owner.to_owned(),
-        };
-        self.write(|tx| {
-            let step = apply_in(tx, id, &event, policy, "process", now)?;
-            if step.is_ok() {
-                for artifact in artifacts {
-                    let digest = sha2::Sha256::digest(artifact.content);
-                    exec(
-                        tx,
-                        "INSERT INTO artifacts (order_id, kind, content, sha256, size, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (order_id, kind) DO UPDATE \
-                         SET content = excluded.content, sha256 = excluded.sha256, \
-                         size = excluded.size, created_at = excluded.created_at",
-                        params![
-                            id,
-                            artifact.kind,
-                            artifact.content,
-                            hex::encode(digest),
-                            artifact.content.len() as i64,
-                            to_db(now)
-                        ],
-                    )
-                    .with_context(|| format!("cannot store the {} of order {id}", artifact.kind))?;
-                }
-                exec(
-                    tx,
-                    "UPDATE orders SET score = (SELECT json_extract(CAST(content AS TEXT), \
-                     '$.scores.overall') FROM artifacts WHERE order_id = ?1 AND kind = 'json') \
-                     WHERE id = ?1",
-                    [id],
-                )?;
-            }
-            Ok(step)
-        })
-    }
-
     /// Claims the oldest due order for `owner` (unique to this claim) until `now + lease`, in
     /// one transaction: the order and its claim, or `None` when nothing is due.
     pub fn claim_next(
@@ -396,14 +351,6 @@ fn load_where(
     Ok(Some(stored))
 }
 
-/// A file of a finished report.
-#[derive(Clone, Copy, Debug)]
-pub struct Artifact<'a> {
-    /// `html`, `pdf` or `json`.
-    pub kind: &'a str,
-    pub content: &'a [u8],
-}
-
 /// Paid orders whose next attempt is due, oldest due first.
 fn due_in(
     conn: &rusqlite::Connection,
@@ -459,7 +406,8 @@ fn record_step(
         "UPDATE orders SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_owner = ?5, \
          lease_expires_at = ?6, paid_at = ?7, completed_at = ?8, refunded_cents = ?9, \
          downloads = ?10, disputed_from = ?11, last_error = ?12, updated_at = ?13, \
-         lease_tried = ?14, rescues = ?15 WHERE id = ?1",
+         lease_tried = ?14, rescues = ?15, review_since = ?16, reviewed_secs = ?17, \
+         review_note = ?18 WHERE id = ?1",
         params![
             id,
             next.status.as_str(),
@@ -476,6 +424,9 @@ fn record_step(
             at,
             next.lease.as_ref().is_some_and(|l| l.tried),
             next.rescues,
+            next.review_since.map(to_db),
+            next.reviewed_for.whole_seconds(),
+            next.review_note,
         ],
     )?;
     let detail = match serde_json::to_value(event).context("cannot encode the event")? {

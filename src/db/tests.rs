@@ -60,6 +60,7 @@ fn released_migrations_are_never_edited() {
             "V5__data_rights 11828194322226463518",
             "V6__attempts_count_tries 10651515155302399816",
             "V7__methods 12546670656075390102",
+            "V8__review 4600006063656813491",
         ]
     "#]]
     .assert_debug_eq(&listed);
@@ -1224,4 +1225,75 @@ fn peers_are_the_kept_reports_of_other_orders() {
     let read: crate::method::Scores = serde_json::from_str(&peers[0].scores).expect("scores");
     assert_eq!(read.overall, Some(62));
     assert_eq!(db.peer_scores(&other).expect("read").len(), 1);
+}
+
+#[test]
+fn the_v8_rebuild_of_orders_keeps_every_order_and_takes_the_review_status() {
+    let conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
+    let mut db = Db::configure(conn, None).expect("configure");
+    db.migrate_to(Some(7)).expect("V7");
+    let version = "a".repeat(64);
+    let order_id = "01a2f000-0000-7000-8000-000000000008";
+    db.conn
+        .execute_batch(&format!(
+            "INSERT INTO method_versions (version) VALUES ('{version}'); \
+             INSERT INTO customers (id, email, name, created_at, updated_at) \
+             VALUES (1, 'ada@example.com', 'Ada', 0, 0); \
+             INSERT INTO orders (id, customer_id, company, tier, amount_cents, currency, status, \
+             questionnaire, status_token, created_at, updated_at, paid_at, completed_at, score, \
+             method_version) VALUES ('{order_id}', 1, 'A', 'gold', 4900, 'usd', 'completed', \
+             '{{}}', 'tok', 1, 2, 3, 4, 61, '{version}'); \
+             INSERT INTO artifacts (order_id, kind, content, sha256, size, created_at) \
+             VALUES ('{order_id}', 'json', X'7B7D', 'x', 2, 4);"
+        ))
+        .expect("V7 rows");
+    db.migrate().expect("to V8");
+    let row: (
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<i64>,
+        i64,
+        Option<String>,
+    ) = db
+        .conn
+        .query_row(
+            "SELECT status, tier, score, method_version, review_since, reviewed_secs, review_note \
+             FROM orders WHERE id = ?1",
+            [order_id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
+        )
+        .expect("the order");
+    assert_eq!(
+        row,
+        (
+            "completed".into(),
+            "gold".into(),
+            61,
+            Some(version),
+            None,
+            0,
+            None
+        )
+    );
+    let stored = db.order(order_id).expect("read").expect("the order");
+    assert_eq!(stored.order.reviewed_for, time::Duration::ZERO);
+    assert!(db.artifact(order_id, "json").expect("read").is_some());
+    db.conn
+        .execute(
+            "UPDATE orders SET status = 'awaiting_review', review_since = 5 WHERE id = ?1",
+            [order_id],
+        )
+        .expect("the new status is allowed");
 }

@@ -29,6 +29,7 @@ fn progress(status: Status) -> &'static str {
         Status::PendingPayment => "awaiting_payment",
         Status::Paid => "paid",
         Status::Generating => "generating",
+        Status::AwaitingReview => "reviewing",
         Status::Completed | Status::RefundRequested => "ready",
         Status::Failed | Status::Refunding => "refunding",
         Status::Refunded => "refunded",
@@ -44,9 +45,17 @@ fn pending(status: Status) -> bool {
         Status::PendingPayment
             | Status::Paid
             | Status::Generating
+            | Status::AwaitingReview
             | Status::Failed
             | Status::Refunding
     )
+}
+
+/// The report went out to the customer (and may be shown): a refund request keeps it shown,
+/// but not one made while the report still waited for review.
+fn delivered(order: &crate::order::Order) -> bool {
+    matches!(order.status, Status::Completed | Status::RefundRequested)
+        && order.completed_at.is_some()
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -65,7 +74,7 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
         return Ok(not_found(app, site));
     };
     let status = order.order.status;
-    let written = matches!(status, Status::Completed | Status::RefundRequested);
+    let written = delivered(&order.order);
     // A finished report erased under the retention policy: the page says so.
     let erased = written && order.erased;
     let (heading, text) = match status {
@@ -80,6 +89,10 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
         Status::Paid | Status::Generating => (
             "Your report is being written",
             "Payment received. Your report usually takes a few minutes; this page updates by itself, and we email you when it is ready.",
+        ),
+        Status::AwaitingReview => (
+            "Your report is being reviewed",
+            "Your report is written, and a consultant reads it before it is sent to you; this page updates by itself, and we email you when it is ready.",
         ),
         Status::Completed => ("Your report is ready", ""),
         Status::RefundRequested => (
@@ -109,24 +122,25 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
     };
     let method = app.method_of(order.method_version.as_deref())?;
     let step = |name: &str, done: bool, current: bool| json!({ "name": name, "done": done, "current": current });
-    let steps = match status {
-        Status::Paid => vec![
-            step("Paid", true, false),
-            step("Writing", false, true),
-            step("Ready", false, false),
-        ],
-        Status::Generating => vec![
-            step("Paid", true, false),
-            step("Writing", false, true),
-            step("Ready", false, false),
-        ],
-        Status::Completed | Status::RefundRequested => vec![
-            step("Paid", true, false),
-            step("Writing", true, false),
-            step("Ready", true, true),
-        ],
-        _ => Vec::new(),
+    // With the consultant's review, a step of its own between writing and ready.
+    let mut names = vec!["Paid", "Writing"];
+    if app.config.policy.review_reports || status == Status::AwaitingReview {
+        names.push("Review");
+    }
+    names.push("Ready");
+    let last = names.len() - 1;
+    let current = match status {
+        Status::Paid | Status::Generating => Some(1),
+        Status::AwaitingReview => Some(2),
+        Status::Completed | Status::RefundRequested if written => Some(last),
+        _ => None,
     };
+    let steps: Vec<_> = current.map_or_else(Vec::new, |at| {
+        let names = names.iter().enumerate();
+        names
+            .map(|(n, name)| step(name, n < at || at == last, n == at))
+            .collect()
+    });
     let report = if written && !erased {
         json!({
             "overall": order.score,
@@ -143,7 +157,7 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
     let refundable = order.order.refundable_cents() > 0
         && matches!(
             status,
-            Status::Paid | Status::Generating | Status::Completed
+            Status::Paid | Status::Generating | Status::AwaitingReview | Status::Completed
         );
     let mut data = base(app, heading);
     data["heading"] = json!(heading);
@@ -180,7 +194,7 @@ pub fn status_json(app: &App, token: &str) -> anyhow::Result<Response> {
         return Ok(Response::json_error(404, "not_found", "no such order"));
     };
     let status = order.order.status;
-    let ready = matches!(status, Status::Completed | Status::RefundRequested) && !order.erased;
+    let ready = delivered(&order.order) && !order.erased;
     Ok(no_store(Response::json(
         200,
         &json!({
@@ -218,10 +232,7 @@ pub fn report_file(
     let Some(order) = order_by_token(app, token)? else {
         return Ok(not_found(app, site));
     };
-    if !matches!(
-        order.order.status,
-        Status::Completed | Status::RefundRequested
-    ) {
+    if !delivered(&order.order) {
         return Ok(not_found(app, site));
     }
     let Some(content) = app.db.artifact(&order.id, kind)? else {

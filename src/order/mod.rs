@@ -91,6 +91,8 @@ named_enum! {
         Expired = "expired",
         /// The customer's bank opened a dispute; work stops until it closes.
         Disputed = "disputed",
+        /// The report is written and waits for the consultant's review (`[delivery] review`).
+        AwaitingReview = "awaiting_review",
     }
 }
 
@@ -185,6 +187,15 @@ pub struct Order {
     pub disputed_from: Option<Status>,
     /// The last thing that went wrong, for the operator.
     pub last_error: Option<String>,
+    /// Since when a written report waits for the consultant's review (kept while a refund
+    /// request or a dispute pauses the order).
+    pub review_since: Option<OffsetDateTime>,
+    /// How long its reports waited for review before `review_since`: the refund window's
+    /// clock stops while a report waits.
+    pub reviewed_for: Duration,
+    /// The consultant's instruction for the report being written again; set from the review
+    /// until the new report is stored.
+    pub review_note: Option<String>,
 }
 
 impl Order {
@@ -206,6 +217,9 @@ impl Order {
             downloads: 0,
             disputed_from: None,
             last_error: None,
+            review_since: None,
+            reviewed_for: Duration::ZERO,
+            review_note: None,
         }
     }
 
@@ -262,6 +276,12 @@ pub enum Event {
     LeaseExpired,
     /// The report is stored.
     Generated { owner: String },
+    /// The consultant approved the report waiting for review: it goes to the customer.
+    ReviewApproved,
+    /// The consultant has the report written again, with an instruction for the model.
+    ReviewRegenerate { note: String },
+    /// The consultant edited the report waiting for review; it waits still.
+    ReviewEdited,
     /// Writing the report failed.
     GenerationFailed {
         owner: String,
@@ -303,6 +323,9 @@ impl Event {
             Event::AttemptStarted { .. } => "attempt_started",
             Event::LeaseExpired => "lease_expired",
             Event::Generated { .. } => "generated",
+            Event::ReviewApproved => "review_approved",
+            Event::ReviewRegenerate { .. } => "review_regenerate",
+            Event::ReviewEdited => "review_edited",
             Event::GenerationFailed { .. } => "generation_failed",
             Event::RefundRequested { .. } => "refund_requested",
             Event::RefundDeclined { .. } => "refund_declined",
@@ -406,10 +429,13 @@ pub struct Policy {
     pub backoff_base: Duration,
     /// The longest wait between attempts.
     pub backoff_cap: Duration,
-    /// Self-service refunds inside this time since payment may be approved on their own.
+    /// Self-service refunds inside this time since payment (not counting the time a report
+    /// waited for review) may be approved on their own.
     pub refund_window: Duration,
     /// Whether self-service refunds are ever approved without the operator.
     pub auto_approve_refunds: bool,
+    /// Whether a written report waits for the consultant's review before it goes out.
+    pub review_reports: bool,
 }
 
 impl Default for Policy {
@@ -421,6 +447,7 @@ impl Default for Policy {
             backoff_cap: Duration::hours(1),
             refund_window: Duration::days(7),
             auto_approve_refunds: true,
+            review_reports: false,
         }
     }
 }
@@ -442,8 +469,12 @@ impl Policy {
         if !self.auto_approve_refunds {
             reasons.push(ReviewReason::AutoApprovalOff);
         }
+        // The window runs from the payment, but not while the report waited for review.
+        let waiting = order
+            .review_since
+            .map_or(Duration::ZERO, |since| now - since);
         match order.paid_at {
-            Some(paid_at) if now - paid_at < self.refund_window => {}
+            Some(paid_at) if now - paid_at - order.reviewed_for - waiting < self.refund_window => {}
             _ => reasons.push(ReviewReason::OutsideWindow),
         }
         if order.downloads > 0 {

@@ -150,14 +150,40 @@ pub fn step(
 
         (S::Generating, Event::Generated { owner }) => {
             check_owner(order, owner).map_err(reject)?;
-            next.status = S::Completed;
-            next.completed_at = Some(now);
             next.lease = None;
             next.next_attempt_at = None;
             next.last_error = None;
-            actions.push(Action::SendEmail(EmailKind::ReportReady));
+            next.review_note = None;
+            if policy.review_reports {
+                await_review(
+                    &mut next,
+                    &mut actions,
+                    now,
+                    "is written and waits for your review",
+                );
+            } else {
+                deliver(&mut next, &mut actions, now);
+            }
         }
         (_, Event::Generated { .. }) => return Err(reject(Rejection::LeaseLost)),
+
+        (S::AwaitingReview, Event::ReviewApproved) => {
+            end_review(&mut next, now);
+            deliver(&mut next, &mut actions, now);
+        }
+        (S::AwaitingReview, Event::ReviewRegenerate { note }) => {
+            end_review(&mut next, now);
+            next.review_note = Some(note.clone());
+            next.status = S::Paid;
+            next.next_attempt_at = Some(now);
+            // A new round of writing: its attempts count from zero.
+            next.attempts = 0;
+            next.rescues = 0;
+        }
+        (S::AwaitingReview, Event::ReviewEdited) => {}
+        (_, Event::ReviewApproved | Event::ReviewRegenerate { .. } | Event::ReviewEdited) => {
+            return Err(reject(Rejection::NotAllowed));
+        }
 
         (
             S::Generating,
@@ -177,7 +203,13 @@ pub fn step(
         (_, Event::GenerationFailed { .. }) => return Err(reject(Rejection::LeaseLost)),
 
         (
-            S::Paid | S::Generating | S::Completed | S::RefundRequested | S::Failed | S::Refunding,
+            S::Paid
+            | S::Generating
+            | S::AwaitingReview
+            | S::Completed
+            | S::RefundRequested
+            | S::Failed
+            | S::Refunding,
             Event::RefundRequested {
                 source,
                 reason,
@@ -245,6 +277,7 @@ pub fn step(
         (
             S::Paid
             | S::Generating
+            | S::AwaitingReview
             | S::Completed
             | S::Failed
             | S::RefundRequested
@@ -291,6 +324,7 @@ pub fn step(
         (
             S::Paid
             | S::Generating
+            | S::AwaitingReview
             | S::Completed
             | S::Failed
             | S::RefundRequested
@@ -317,7 +351,13 @@ pub fn step(
         }
 
         (
-            S::Paid | S::Generating | S::Completed | S::Failed | S::RefundRequested | S::Refunding,
+            S::Paid
+            | S::Generating
+            | S::AwaitingReview
+            | S::Completed
+            | S::Failed
+            | S::RefundRequested
+            | S::Refunding,
             Event::DisputeOpened { dispute, reason },
         ) => {
             next.status = S::Disputed;
@@ -342,7 +382,9 @@ pub fn step(
         (S::Disputed, Event::DisputeClosed { won: true, .. }) => {
             next.disputed_from = None;
             match order.disputed_from {
-                Some(from @ (S::Completed | S::RefundRequested)) => next.status = from,
+                Some(from @ (S::Completed | S::RefundRequested | S::AwaitingReview)) => {
+                    next.status = from;
+                }
                 Some(from @ (S::Failed | S::Refunding)) => {
                     // The refund owed before the dispute is still owed.
                     next.status = from;
@@ -390,6 +432,16 @@ fn retry_or_fail(
     if retryable && next.attempts < policy.max_attempts {
         next.status = Status::Paid;
         next.next_attempt_at = Some(now + policy.backoff(next.attempts));
+        return;
+    }
+    if next.review_note.take().is_some() {
+        // Writing it again for the consultant failed: the report they reviewed is still
+        // stored, and waits for them again; the customer paid for that one.
+        next.next_attempt_at = None;
+        let what = format!(
+            "could not be written again ({error}): the earlier report waits for your review"
+        );
+        await_review(next, actions, now, &what);
         return;
     }
     next.status = Status::Failed;
@@ -454,10 +506,38 @@ fn finish_refunded(next: &mut Order, actions: &mut Vec<Action>) {
     }
 }
 
-/// Back to where a paused order was: delivered if it was, otherwise due for `process` now.
+/// The report is stored and goes to the customer.
+fn deliver(next: &mut Order, actions: &mut Vec<Action>, now: OffsetDateTime) {
+    next.status = Status::Completed;
+    next.completed_at = Some(now);
+    actions.push(Action::SendEmail(EmailKind::ReportReady));
+}
+
+/// The stored report waits for the consultant, who is told what happened (`what`).
+fn await_review(next: &mut Order, actions: &mut Vec<Action>, now: OffsetDateTime, what: &str) {
+    next.status = Status::AwaitingReview;
+    next.review_since = Some(now);
+    actions.push(Alert::of_step(format!(
+        "the report {what}: read it with `compass review {{order}}`, then --approve, \
+         --regenerate --note \"...\" or --edit"
+    )));
+}
+
+/// The report no longer waits: the time it waited stops the refund window's clock.
+fn end_review(next: &mut Order, now: OffsetDateTime) {
+    if let Some(since) = next.review_since.take() {
+        // A clock set back since (another machine's, say) never makes the wait negative.
+        next.reviewed_for += (now - since).max(time::Duration::ZERO);
+    }
+}
+
+/// Back to where a paused order was: delivered if it was, waiting for review if its report
+/// was, otherwise due for `process` now.
 fn resume(next: &mut Order, now: OffsetDateTime) {
     if next.completed_at.is_some() {
         next.status = Status::Completed;
+    } else if next.review_since.is_some() {
+        next.status = Status::AwaitingReview;
     } else {
         next.status = Status::Paid;
         next.next_attempt_at = Some(now);

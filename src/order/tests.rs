@@ -92,6 +92,21 @@ fn started(owner: &str) -> Event {
     }
 }
 
+/// Written, under a policy that has the consultant review reports.
+fn awaiting_review() -> Order {
+    let generated = Event::Generated { owner: "w1".into() };
+    step(&generating(), &generated, &reviewed(), T0)
+        .expect("generated")
+        .order
+}
+
+fn reviewed() -> Policy {
+    Policy {
+        review_reports: true,
+        ..Policy::default()
+    }
+}
+
 fn completed() -> Order {
     apply(&generating(), Event::Generated { owner: "w1".into() }, T0)
 }
@@ -122,6 +137,7 @@ fn order_in(status: Status) -> Order {
         Status::Refunded => apply(&order_in(Status::Refunding), refunded(Some(1), PRICE), T0),
         Status::Expired => apply(&Order::new(PRICE, "usd"), Event::Expire, T0),
         Status::Disputed => apply(&completed(), dispute(), T0),
+        Status::AwaitingReview => awaiting_review(),
     };
     assert_eq!(order.status, status);
     order
@@ -157,6 +173,11 @@ fn sample_events(now: OffsetDateTime) -> Vec<Event> {
             dispute: "dp_1".into(),
             won: true,
         },
+        Event::ReviewApproved,
+        Event::ReviewRegenerate {
+            note: "Say more about the forklifts.".into(),
+        },
+        Event::ReviewEdited,
     ]
 }
 
@@ -224,6 +245,9 @@ fn transition_table() {
         pending_payment  refund_failed      - its payment is not recorded yet
         pending_payment  dispute_opened     pending_payment +alert
         pending_payment  dispute_closed     - not allowed
+        pending_payment  review_approved    - not allowed
+        pending_payment  review_regenerate  - not allowed
+        pending_payment  review_edited      - not allowed
         paid             payment_confirmed  - already applied
         paid             payment_failed     - not allowed
         paid             expired            - not allowed
@@ -240,6 +264,9 @@ fn transition_table() {
         paid             refund_failed      - already applied
         paid             dispute_opened     disputed +alert
         paid             dispute_closed     - not allowed
+        paid             review_approved    - not allowed
+        paid             review_regenerate  - not allowed
+        paid             review_edited      - not allowed
         generating       payment_confirmed  - already applied
         generating       payment_failed     - not allowed
         generating       expired            - not allowed
@@ -256,6 +283,9 @@ fn transition_table() {
         generating       refund_failed      - already applied
         generating       dispute_opened     disputed +alert
         generating       dispute_closed     - not allowed
+        generating       review_approved    - not allowed
+        generating       review_regenerate  - not allowed
+        generating       review_edited      - not allowed
         completed        payment_confirmed  - already applied
         completed        payment_failed     - not allowed
         completed        expired            - not allowed
@@ -272,6 +302,9 @@ fn transition_table() {
         completed        refund_failed      - already applied
         completed        dispute_opened     disputed +alert
         completed        dispute_closed     - not allowed
+        completed        review_approved    - not allowed
+        completed        review_regenerate  - not allowed
+        completed        review_edited      - not allowed
         failed           payment_confirmed  - already applied
         failed           payment_failed     - not allowed
         failed           expired            - not allowed
@@ -288,6 +321,9 @@ fn transition_table() {
         failed           refund_failed      failed +settle#1:failed +alert
         failed           dispute_opened     disputed +alert
         failed           dispute_closed     - not allowed
+        failed           review_approved    - not allowed
+        failed           review_regenerate  - not allowed
+        failed           review_edited      - not allowed
         refund_requested payment_confirmed  - already applied
         refund_requested payment_failed     - not allowed
         refund_requested expired            - not allowed
@@ -304,6 +340,9 @@ fn transition_table() {
         refund_requested refund_failed      - already applied
         refund_requested dispute_opened     disputed +alert
         refund_requested dispute_closed     - not allowed
+        refund_requested review_approved    - not allowed
+        refund_requested review_regenerate  - not allowed
+        refund_requested review_edited      - not allowed
         refunding        payment_confirmed  - already applied
         refunding        payment_failed     - not allowed
         refunding        expired            - not allowed
@@ -320,6 +359,9 @@ fn transition_table() {
         refunding        refund_failed      refunding +settle#1:failed +alert
         refunding        dispute_opened     disputed +alert
         refunding        dispute_closed     - not allowed
+        refunding        review_approved    - not allowed
+        refunding        review_regenerate  - not allowed
+        refunding        review_edited      - not allowed
         refunded         payment_confirmed  - already applied
         refunded         payment_failed     - not allowed
         refunded         expired            - not allowed
@@ -336,6 +378,9 @@ fn transition_table() {
         refunded         refund_failed      - not allowed
         refunded         dispute_opened     refunded +alert
         refunded         dispute_closed     - not allowed
+        refunded         review_approved    - not allowed
+        refunded         review_regenerate  - not allowed
+        refunded         review_edited      - not allowed
         expired          payment_confirmed  paid +mail:payment_confirmation
         expired          payment_failed     - not allowed
         expired          expired            - already applied
@@ -352,6 +397,9 @@ fn transition_table() {
         expired          refund_failed      - its payment is not recorded yet
         expired          dispute_opened     expired +alert
         expired          dispute_closed     - not allowed
+        expired          review_approved    - not allowed
+        expired          review_regenerate  - not allowed
+        expired          review_edited      - not allowed
         disputed         payment_confirmed  - already applied
         disputed         payment_failed     - not allowed
         disputed         expired            - not allowed
@@ -368,6 +416,28 @@ fn transition_table() {
         disputed         refund_failed      - already applied
         disputed         dispute_opened     - already applied
         disputed         dispute_closed     completed
+        disputed         review_approved    - not allowed
+        disputed         review_regenerate  - not allowed
+        disputed         review_edited      - not allowed
+        awaiting_review  payment_confirmed  - already applied
+        awaiting_review  payment_failed     - not allowed
+        awaiting_review  expired            - not allowed
+        awaiting_review  claimed            - not allowed
+        awaiting_review  attempt_started    - the lease belongs to another run
+        awaiting_review  lease_expired      - not allowed
+        awaiting_review  generated          - the lease belongs to another run
+        awaiting_review  generation_failed  - the lease belongs to another run
+        awaiting_review  refund_requested   refunding +refund#1:14900:customer
+        awaiting_review  refund_requested   refunding +refund#1:14900:operator
+        awaiting_review  refund_declined    - not allowed
+        awaiting_review  refund_succeeded   refunded +mail:refund_processed
+        awaiting_review  refund_succeeded   refunded +mail:refund_processed
+        awaiting_review  refund_failed      - already applied
+        awaiting_review  dispute_opened     disputed +alert
+        awaiting_review  dispute_closed     - not allowed
+        awaiting_review  review_approved    completed +mail:report_ready
+        awaiting_review  review_regenerate  paid
+        awaiting_review  review_edited      awaiting_review
     "#]]
     .assert_eq(&table);
 }
@@ -897,8 +967,174 @@ fn names_round_trip() {
     assert_eq!(
         "payed".parse::<Status>().expect_err("not a status"),
         "unknown status `payed`, expected one of pending_payment, paid, generating, completed, \
-         failed, refund_requested, refunding, refunded, expired, disputed"
+         failed, refund_requested, refunding, refunded, expired, disputed, awaiting_review"
     );
+}
+
+// ---- the consultant's review --------------------------------------------------------------
+
+fn step_with(order: &Order, event: Event, policy: &Policy, now: OffsetDateTime) -> Step {
+    step(order, &event, policy, now).unwrap_or_else(|err| panic!("{}: {err}", event.name()))
+}
+
+#[test]
+fn a_reviewed_report_reaches_the_customer_only_when_approved() {
+    let waiting = step_with(
+        &generating(),
+        Event::Generated { owner: "w1".into() },
+        &reviewed(),
+        T0,
+    );
+    assert_eq!(waiting.order.status, Status::AwaitingReview);
+    assert_eq!(waiting.order.review_since, Some(T0));
+    assert_eq!(waiting.order.completed_at, None);
+    assert!(
+        matches!(&waiting.actions[..], [Action::AlertOperator(alert)] if alert.message.contains("`compass review {order}`")),
+        "{:?}",
+        waiting.actions
+    );
+    let later = T0 + Duration::hours(5);
+    let approved = step_with(&waiting.order, Event::ReviewApproved, &reviewed(), later);
+    assert_eq!(approved.order.status, Status::Completed);
+    assert_eq!(approved.order.completed_at, Some(later));
+    assert_eq!(approved.order.review_since, None);
+    assert_eq!(approved.order.reviewed_for, Duration::hours(5));
+    assert_eq!(
+        approved.actions,
+        [Action::SendEmail(EmailKind::ReportReady)]
+    );
+}
+
+#[test]
+fn a_report_written_again_carries_the_note_and_waits_again() {
+    let later = T0 + Duration::hours(2);
+    let again = step_with(
+        &awaiting_review(),
+        Event::ReviewRegenerate {
+            note: "Say more about the forklifts.".into(),
+        },
+        &reviewed(),
+        later,
+    );
+    assert_eq!(again.order.status, Status::Paid);
+    assert_eq!(again.order.next_attempt_at, Some(later));
+    assert_eq!(again.order.attempts, 0, "a new round of writing");
+    assert_eq!(
+        again.order.review_note.as_deref(),
+        Some("Say more about the forklifts.")
+    );
+    assert!(again.actions.is_empty(), "no email: {:?}", again.actions);
+    let claimed = step_with(&again.order, claim("w2", later), &reviewed(), later);
+    let started = step_with(&claimed.order, started("w2"), &reviewed(), later);
+    let written = step_with(
+        &started.order,
+        Event::Generated { owner: "w2".into() },
+        &reviewed(),
+        later,
+    );
+    assert_eq!(written.order.status, Status::AwaitingReview);
+    assert_eq!(written.order.review_note, None, "the note was used");
+}
+
+#[test]
+fn a_rewrite_that_fails_for_good_leaves_the_reviewed_report_waiting_and_refunds_nothing() {
+    let again = apply_with(
+        &awaiting_review(),
+        Event::ReviewRegenerate {
+            note: "Shorter.".into(),
+        },
+    );
+    let claimed = apply_with(&again, claim("w2", T0));
+    let started = apply_with(&claimed, started("w2"));
+    let failed = step_with(
+        &started,
+        Event::GenerationFailed {
+            owner: "w2".into(),
+            error: "the answer failed the report checks".into(),
+            retryable: false,
+        },
+        &reviewed(),
+        T0,
+    );
+    assert_eq!(failed.order.status, Status::AwaitingReview);
+    assert_eq!(failed.order.review_note, None);
+    assert!(failed.order.pending_refunds.is_empty());
+    assert!(
+        matches!(&failed.actions[..], [Action::AlertOperator(alert)] if alert.message.contains("could not be written again")),
+        "{:?}",
+        failed.actions
+    );
+}
+
+fn apply_with(order: &Order, event: Event) -> Order {
+    step_with(order, event, &reviewed(), T0).order
+}
+
+#[test]
+fn the_refund_windows_clock_stops_while_the_report_waits_for_review() {
+    // A 7-day window. The report waits 10 days for the consultant, then is delivered.
+    let waiting = awaiting_review();
+    let ten_days = T0 + Duration::days(10);
+    let rule = reviewed();
+    assert_eq!(
+        rule.refund_decision(&waiting, 0, ten_days),
+        RefundDecision::Approve,
+        "still waiting: none of the window is used"
+    );
+    let approved = apply_with(&waiting, Event::ReviewApproved);
+    let approved = Order {
+        review_since: None,
+        reviewed_for: Duration::days(10),
+        completed_at: Some(ten_days),
+        ..approved
+    };
+    assert_eq!(
+        rule.refund_decision(&approved, 0, ten_days + Duration::days(6)),
+        RefundDecision::Approve
+    );
+    assert_eq!(
+        rule.refund_decision(&approved, 0, ten_days + Duration::days(8)),
+        RefundDecision::Review(vec![ReviewReason::OutsideWindow])
+    );
+}
+
+#[test]
+fn a_paused_review_resumes_where_it_was() {
+    let waiting = awaiting_review();
+    let asked = apply_with(
+        &Order {
+            downloads: 0,
+            ..waiting.clone()
+        },
+        operator_refund(Some(100)),
+    );
+    assert_eq!(
+        asked.status,
+        Status::AwaitingReview,
+        "a partial refund is goodwill"
+    );
+    let no_auto = Policy {
+        auto_approve_refunds: false,
+        ..reviewed()
+    };
+    let requested = step_with(&waiting, customer_refund(0), &no_auto, T0).order;
+    assert_eq!(requested.status, Status::RefundRequested);
+    let declined = apply_with(
+        &requested,
+        Event::RefundDeclined {
+            reason: "the report is on its way".into(),
+        },
+    );
+    assert_eq!(declined.status, Status::AwaitingReview);
+    let disputed = apply_with(&waiting, dispute());
+    let won = apply_with(
+        &disputed,
+        Event::DisputeClosed {
+            dispute: "dp_1".into(),
+            won: true,
+        },
+    );
+    assert_eq!(won.status, Status::AwaitingReview);
 }
 
 // ---- properties ---------------------------------------------------------------------------
@@ -944,6 +1180,11 @@ fn arb_event() -> impl Strategy<Value = (Event, i64)> {
             dispute: "dp_1".into(),
             won,
         }),
+        Just(Event::ReviewApproved),
+        Just(Event::ReviewRegenerate {
+            note: "again".into()
+        }),
+        Just(Event::ReviewEdited),
     ];
     // Time moves on by up to two hours between events, or now and then by ten days.
     let gap = prop_oneof![9 => 0..7_200_i64, 1 => Just(864_000_i64)];
@@ -952,7 +1193,7 @@ fn arb_event() -> impl Strategy<Value = (Event, i64)> {
 
 /// Whether events that compass and Stripe produce on their own can still take the order to
 /// `completed` or `refunded`: nobody is left holding money without a report.
-fn can_finish(order: &Order, now: OffsetDateTime) -> bool {
+fn can_finish(order: &Order, now: OffsetDateTime, policy: &Policy) -> bool {
     let mut queue = VecDeque::from([(order.clone(), now, 0)]);
     while let Some((order, now, depth)) = queue.pop_front() {
         if matches!(order.status, Status::Completed | Status::Refunded) {
@@ -977,13 +1218,14 @@ fn can_finish(order: &Order, now: OffsetDateTime) -> bool {
                 dispute: "dp_1".into(),
                 won: true,
             },
+            Event::ReviewApproved,
         ];
         for refund in &order.pending_refunds {
             let total = order.refunded_cents + refund.amount_cents;
             moves.push(refunded(Some(refund.number), total));
         }
         for event in &moves {
-            if let Ok(step) = step(&order, event, &policy(), now) {
+            if let Ok(step) = step(&order, event, policy, now) {
                 queue.push_back((step.order, now, depth + 1));
             }
         }
@@ -995,8 +1237,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
     #[test]
-    fn lifecycle_invariants(events in proptest::collection::vec(arb_event(), 1..40)) {
-        let policy = policy();
+    fn lifecycle_invariants(
+        events in proptest::collection::vec(arb_event(), 1..40),
+        review_reports in any::<bool>(),
+    ) {
+        let policy = Policy { review_reports, ..policy() };
         let mut order = Order::new(PRICE, "usd");
         let mut now = T0;
         let mut once: HashMap<EmailKind, u32> = HashMap::new();
@@ -1051,7 +1296,7 @@ proptest! {
             );
             order = next;
             if order.status.is_paid() {
-                prop_assert!(can_finish(&order, now), "stuck: {:?}", order);
+                prop_assert!(can_finish(&order, now, &policy), "stuck: {:?}", order);
             }
         }
         for kind in [

@@ -27,6 +27,23 @@ pub struct Prompt {
     pub user: String,
 }
 
+impl Prompt {
+    /// The prompt with the consultant's instruction for a report written again after their
+    /// review: after the customer's data block, never inside it, and said to be theirs. compass
+    /// adds it whatever the method's templates say, so no method can lose it.
+    pub fn with_consultant_note(mut self, business: &str, note: &str) -> Prompt {
+        let note = note.trim();
+        self.user = format!(
+            "{}\n\n<consultant_note>\nThe consultant at {business} who signs this report read \
+             an earlier draft and asks for this; it comes from {business}, not from the \
+             customer, and it changes the words only, never the numbers:\n{note}\n\
+             </consultant_note>\n",
+            self.user.trim_end()
+        );
+        self
+    }
+}
+
 impl Prompts {
     /// Compiles `method`'s prompts: `prompts/system.hbs`, `prompts/user.hbs` and one per tier.
     pub fn new(method: &Method) -> anyhow::Result<Prompts> {

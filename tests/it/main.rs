@@ -22,6 +22,7 @@ mod payments;
 mod peers;
 mod policies;
 mod process;
+mod review;
 mod seed;
 mod services;
 mod stripe_client;
