@@ -222,6 +222,11 @@ mod tests {
             )
             .expect("typesets");
             assert!(pdf.starts_with(b"%PDF-"), "{}", tier.id);
+            // Tagged (a structure tree), PDF/UA-1 in its metadata, headings as bookmarks.
+            let has = |needle: &[u8]| pdf.windows(needle.len()).any(|w| w == needle);
+            assert!(has(b"/StructTreeRoot"), "{}: tagged", tier.id);
+            assert!(has(b"pdfuaid:part"), "{}: PDF/UA", tier.id);
+            assert!(has(b"/Outlines"), "{}: bookmarks", tier.id);
             assert!(pdf.len() > 10_000, "{}: {} bytes", tier.id, pdf.len());
         }
     }
