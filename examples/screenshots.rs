@@ -113,6 +113,37 @@ fn main() -> anyhow::Result<()> {
     )?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
+    // Written and waiting for the consultant's review (`[delivery] review = true`): the
+    // ready order's report stands in for its own.
+    let reviewing = order(&mut db, tier("premium"), "Franklin Optics")?;
+    pay(&mut db, &reviewing.0, 39_900)?;
+    let reviewed = Policy {
+        review_reports: true,
+        ..Policy::default()
+    };
+    for event in [
+        Event::Claim {
+            owner: "shot".into(),
+            lease_until: now + time::Duration::minutes(5),
+        },
+        Event::AttemptStarted {
+            owner: "shot".into(),
+        },
+    ] {
+        db.apply(&reviewing.0, &event, &reviewed, "process", now)?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let mut files = Vec::new();
+    for kind in ["json", "html", "pdf"] {
+        files.push((kind, db.artifact(&ready.0, kind)?.context("a report")?));
+    }
+    let artifacts: Vec<compass::db::Artifact<'_>> = files
+        .iter()
+        .map(|(kind, content)| compass::db::Artifact { kind, content })
+        .collect();
+    db.complete(&reviewing.0, "shot", &artifacts, &reviewed, now)?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
     let writing = order(&mut db, tier("premium"), "Hopper Logistics")?;
     pay(&mut db, &writing.0, 39_900)?;
     let refunded = order(&mut db, tier("starter"), "Noether Labs GmbH")?;
@@ -174,6 +205,7 @@ fn main() -> anyhow::Result<()> {
         ("payment", format!("/pay/{}", unpaid.1)),
         ("status-awaiting-payment", format!("/status/{}", unpaid.1)),
         ("status-writing", format!("/status/{}", writing.1)),
+        ("status-being-reviewed", format!("/status/{}", reviewing.1)),
         ("status-ready", format!("/status/{}", ready.1)),
         ("report", format!("/status/{}/report", ready.1)),
         ("status-refund-review", format!("/status/{}", review.1)),
