@@ -8,15 +8,15 @@ use anyhow::{Context, bail};
 use time::OffsetDateTime;
 
 use crate::app::App;
-use crate::db::Artifact;
+use crate::db::{Artifact, StoredOrder};
 use crate::order::{Event, InvalidTransition, Status};
 use crate::report::{self, Figures, Report, Signature};
 
 /// What the actor is called in the timeline and the audit log.
 pub const OPERATOR: &str = "operator";
 
-/// The report of order `id` as stored (`report.json`), with the order's status.
-pub fn stored_report(app: &App, id: &str) -> anyhow::Result<(Report, Status)> {
+/// The report of order `id` as stored (`report.json`), with the order.
+pub fn stored_report(app: &App, id: &str) -> anyhow::Result<(Report, StoredOrder)> {
     let order = app
         .db
         .order(id)?
@@ -26,7 +26,7 @@ pub fn stored_report(app: &App, id: &str) -> anyhow::Result<(Report, Status)> {
         .artifact(id, "json")?
         .with_context(|| format!("order {id} has no report ({})", order.order.status))?;
     let report = serde_json::from_slice(&json).context("the stored report does not read")?;
-    Ok((report, order.order.status))
+    Ok((report, order))
 }
 
 /// Replaces the words of order `id`'s report waiting for review with `text` (the JSON of
@@ -34,12 +34,12 @@ pub fn stored_report(app: &App, id: &str) -> anyhow::Result<(Report, Status)> {
 /// compass did not compute), rendered again and stored with a `review_edited` event in one
 /// transaction. The problems, one a line, when it does not hold; nothing changes then.
 pub fn store_edit(app: &mut App, id: &str, text: &str, now: OffsetDateTime) -> anyhow::Result<()> {
-    let (report, status) = stored_report(app, id)?;
+    let (report, order) = stored_report(app, id)?;
+    let status = order.order.status;
     if status != Status::AwaitingReview {
         bail!("order {id} is {status}: only a report waiting for review can be edited");
     }
-    let version = app.db.order(id)?.and_then(|o| o.method_version);
-    let method = app.method_of(version.as_deref())?;
+    let method = app.method_of(order.method_version.as_deref())?;
     let tier = method
         .tier(&report.tier)
         .with_context(|| format!("the order's method sells no tier `{}`", report.tier))?;

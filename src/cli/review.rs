@@ -226,7 +226,8 @@ fn edit(
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let (report, status) = review::stored_report(app, id)?;
+    let (report, order) = review::stored_report(app, id)?;
+    let status = order.order.status;
     if status != Status::AwaitingReview {
         bail!("order {id} is {status}: only a report waiting for review can be edited");
     }
