@@ -401,7 +401,7 @@ impl Worker<'_> {
         let peers = db
             .peer_scores(&order.id)
             .map_err(|err| Failure::retryable(format!("{err:#}")))
-            .map(|rows| report::peers::for_intake(rows, &intake, &scores, &method))?;
+            .map(|rows| report::peers::for_intake(&rows, &intake, &scores, &method))?;
         let (written, sample) = match self.claude {
             Some(claude) => {
                 let figures = Figures {

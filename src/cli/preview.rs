@@ -84,7 +84,7 @@ pub fn run(
     })?;
     let scores = method.scores(&intake);
     // Against every kept report: a preview has no order of its own to leave out.
-    let peers = report::peers::for_intake(app.db.peer_scores("")?, &intake, &scores, &method);
+    let peers = report::peers::for_intake(&app.db.peer_scores("")?, &intake, &scores, &method);
     let tier = method
         .tier(&intake.tier)
         .context("the method sells that tier (checked)")?;

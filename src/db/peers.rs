@@ -4,22 +4,37 @@
 
 use anyhow::Context;
 use rusqlite::params;
+use serde::Deserialize;
 
 use super::Db;
+use crate::method::Scores;
 
-/// One delivered report's scores, with the company's industry and size.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One kept report's scores, with the company's industry and size.
+#[derive(Clone, Debug, PartialEq)]
 pub struct PeerRow {
     pub industry: String,
     pub employees: String,
-    /// The report's `scores`, as JSON.
-    pub scores: String,
+    pub scores: Scores,
+}
+
+/// The part of the stored answers a comparison reads (the rest, free text included, is
+/// skipped unread).
+#[derive(Deserialize)]
+struct Profile {
+    industry: String,
+    employees: String,
+}
+
+/// The part of a stored report a comparison reads.
+#[derive(Deserialize)]
+struct Scored {
+    scores: Scores,
 }
 
 impl Db {
     /// The scores of every kept report but `except`'s. A report or answers that do not read
-    /// as JSON are left out (JSON is only ever taken apart here, never in SQL, so one odd row
-    /// cannot fail the query).
+    /// (one stored by an older compass, say) are left out: JSON is only ever taken apart here,
+    /// never in SQL, so one odd row cannot fail the query.
     pub fn peer_scores(&self, except: &str) -> anyhow::Result<Vec<PeerRow>> {
         let rows: Vec<(String, Vec<u8>)> = self
             .conn
@@ -34,12 +49,12 @@ impl Db {
         Ok(rows
             .into_iter()
             .filter_map(|(questionnaire, report)| {
-                let answers: serde_json::Value = serde_json::from_str(&questionnaire).ok()?;
-                let report: serde_json::Value = serde_json::from_slice(&report).ok()?;
+                let profile: Profile = serde_json::from_str(&questionnaire).ok()?;
+                let report: Scored = serde_json::from_slice(&report).ok()?;
                 Some(PeerRow {
-                    industry: answers["industry"].as_str()?.to_owned(),
-                    employees: answers["employees"].as_str()?.to_owned(),
-                    scores: report.get("scores")?.to_string(),
+                    industry: profile.industry,
+                    employees: profile.employees,
+                    scores: report.scores,
                 })
             })
             .collect())

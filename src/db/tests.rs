@@ -1222,9 +1222,12 @@ fn peers_are_the_kept_reports_of_other_orders() {
     assert_eq!(peers.len(), 1, "not itself, not the erased one: {peers:?}");
     assert_eq!(peers[0].industry, "Retail");
     assert_eq!(peers[0].employees, "11-50");
-    let read: crate::method::Scores = serde_json::from_str(&peers[0].scores).expect("scores");
-    assert_eq!(read.overall, Some(62));
+    assert_eq!(peers[0].scores.overall, Some(62));
     assert_eq!(db.peer_scores(&other).expect("read").len(), 1);
+    // A report whose scores do not read (stored by an older compass, say) is no one's peer,
+    // and does not fail the others.
+    delivered(&mut db, "d@example.com", profile("Retail"), r#""not scores""#);
+    assert_eq!(db.peer_scores(&own).expect("read").len(), 1);
 }
 
 #[test]

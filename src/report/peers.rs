@@ -10,16 +10,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::db::PeerRow as PeerScores;
 pub use crate::method::Spread;
 use crate::method::{Baseline, Intake, Method, Scores};
-
-/// One completed order's scores, as the store gives them for comparison.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PeerScores {
-    pub industry: String,
-    pub employees: String,
-    pub scores: Scores,
-}
 
 /// Which companies a comparison rests on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,27 +149,16 @@ pub fn sample(scores: &Scores) -> Peers {
 
 const DEFAULT_SAMPLE_COUNT: usize = 24;
 
-/// The comparison for `intake`'s company among the kept reports `rows` (its own left out
+/// The comparison for `intake`'s company among the kept reports `all` (its own left out
 /// already), under `method`'s rule.
 pub fn for_intake(
-    rows: Vec<crate::db::PeerRow>,
+    all: &[PeerScores],
     intake: &Intake,
     scores: &Scores,
     method: &Method,
 ) -> Option<Peers> {
-    let all: Vec<PeerScores> = rows
-        .into_iter()
-        .filter_map(|row| {
-            Some(PeerScores {
-                industry: row.industry,
-                employees: row.employees,
-                // A report stored by an older compass may not read: it is no one's peer.
-                scores: serde_json::from_str(&row.scores).ok()?,
-            })
-        })
-        .collect();
     compare(
-        &all,
+        all,
         &intake.industry,
         &intake.employees,
         scores,
