@@ -252,6 +252,9 @@ fn edit(
         .status()
         .with_context(|| format!("cannot start the editor `{editor}`"))?;
     if !status.success() {
+        if !resumed {
+            std::fs::remove_file(&path).ok();
+        }
         bail!("the editor `{editor}` stopped with {status}: nothing was changed");
     }
     let after = std::fs::read_to_string(&path)

@@ -111,6 +111,10 @@ fn other_values_are_checked() {
             "business.public_url must be an http:// or https:// address",
         ),
         (
+            "[delivery]\nremind_after_hours = 0",
+            "delivery.remind_after_hours must be between 1 and 720, got 0",
+        ),
+        (
             "[business]\nbooking_url = \"javascript:alert(1)\"",
             "business.booking_url must be an http:// or https:// address",
         ),

@@ -1226,7 +1226,12 @@ fn peers_are_the_kept_reports_of_other_orders() {
     assert_eq!(db.peer_scores(&other).expect("read").len(), 1);
     // A report whose scores do not read (stored by an older compass, say) is no one's peer,
     // and does not fail the others.
-    delivered(&mut db, "d@example.com", profile("Retail"), r#""not scores""#);
+    delivered(
+        &mut db,
+        "d@example.com",
+        profile("Retail"),
+        r#""not scores""#,
+    );
     assert_eq!(db.peer_scores(&own).expect("read").len(), 1);
 }
 

@@ -188,6 +188,9 @@ fn a_report_written_again_follows_the_note_given_outside_the_customers_answers()
     let (model, install, id) = setup("regenerate");
     process_at(&install, NOW);
     assert_eq!(status(&install.db(), &id), Status::AwaitingReview);
+    let blank = install.compass(&["review", &id, "--regenerate", "--note", "   "]);
+    assert!(!blank.status.success());
+    assert!(text(&blank.stderr).contains("--note must be 1 to 2000 characters"));
     let note = "Say more about their forklift fleet.";
     let said = review(
         &install,
@@ -248,6 +251,27 @@ fn an_edit_is_checked_before_it_is_stored_and_goes_out_once_approved() {
     let db = install.db();
     let before = db.artifact(&id, "pdf").expect("read").expect("pdf");
 
+    // Without an editor, or with one that fails, nothing changes.
+    let mut command = install.command(&["review", &id, "--edit"]);
+    command.env_remove("EDITOR").env_remove("VISUAL");
+    let no_editor = command.output().expect("run review");
+    assert!(!no_editor.status.success());
+    assert!(
+        text(&no_editor.stderr).contains("set $EDITOR"),
+        "{}",
+        text(&no_editor.stderr)
+    );
+    let mut command = install.command(&["review", &id, "--edit"]);
+    command.env("EDITOR", "false");
+    let failing = command.output().expect("run review");
+    assert!(!failing.status.success());
+    assert!(
+        text(&failing.stderr).contains("the editor `false` stopped"),
+        "{}",
+        text(&failing.stderr)
+    );
+    assert_eq!(db.artifact(&id, "pdf").expect("read").expect("pdf"), before);
+
     // An edit that states a score compass did not compute is refused, and nothing changes.
     let mut command = install.command(&["review", &id, "--edit"]);
     command.env(
@@ -299,5 +323,16 @@ fn an_edit_is_checked_before_it_is_stored_and_goes_out_once_approved() {
         sent(&db, &id, "report_ready"),
         1,
         "one email, with the edited report"
+    );
+
+    // A delivered report is no longer the consultant's to edit.
+    let mut command = install.command(&["review", &id, "--edit"]);
+    command.env("EDITOR", "true");
+    let late = command.output().expect("run review");
+    assert!(!late.status.success());
+    assert!(
+        text(&late.stderr).contains("only a report waiting for review can be edited"),
+        "{}",
+        text(&late.stderr)
     );
 }
