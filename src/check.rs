@@ -49,7 +49,7 @@ pub fn render(method: &Method, business: &str) -> Result<(), Problems> {
                 let report = Report {
                     peers: Some(peers.clone()),
                     sample: true,
-                    ..Report::new(&intake, method, written, SAMPLE_DAY)
+                    ..Report::new(&intake, method, scores, written, SAMPLE_DAY)
                 };
                 // The second tier without a booking link, so that both next steps render.
                 let mut signature = Signature::sample(business);

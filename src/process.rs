@@ -419,7 +419,7 @@ impl Worker<'_> {
         let report = Report {
             sample,
             peers,
-            ..Report::new(&intake, &method, written, today)
+            ..Report::new(&intake, &method, scores, written, today)
         };
         let files = report
             .files(&method, &Signature::of(self.config))

@@ -135,7 +135,7 @@ pub fn run(
     let report = Report {
         sample,
         peers,
-        ..Report::new(&intake, &method, written, now.date())
+        ..Report::new(&intake, &method, scores, written, now.date())
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;

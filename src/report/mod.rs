@@ -225,13 +225,20 @@ impl Signature {
 }
 
 impl Report {
-    /// The report on `intake` by `method`, written on `date`: the scores are `method`'s, the
-    /// answers are the appendix; the words, sample flag and peers are the caller's.
-    pub fn new(intake: &Intake, method: &Method, written: Written, date: time::Date) -> Report {
+    /// The report on `intake` by `method` with its `scores` (`method.scores(intake)`, which the
+    /// caller has computed for the prompt already), written on `date`; the answers are the
+    /// appendix; the sample flag and peers are the caller's.
+    pub fn new(
+        intake: &Intake,
+        method: &Method,
+        scores: Scores,
+        written: Written,
+        date: time::Date,
+    ) -> Report {
         Report {
             company: intake.company.clone(),
             tier: intake.tier.clone(),
-            scores: method.scores(intake),
+            scores,
             written,
             sample: false,
             peers: None,

@@ -345,6 +345,7 @@ mod tests {
             let mut report = Report::new(
                 &intake,
                 &method,
+                method.scores(&intake),
                 written,
                 time::macros::date!(2026 - 11 - 02),
             );

@@ -416,7 +416,8 @@ fn complete(db: &mut Db, id: &str, at: OffsetDateTime) -> anyhow::Result<()> {
     let intake: compass::method::Intake = serde_json::from_value(db.questionnaire_of(&id)?)?;
     let sold = method.tier(&intake.tier).expect("a built-in tier");
     let written = compass::report::sample::written(sold, &method);
-    let report = compass::report::Report::new(&intake, &method, written, at.date());
+    let report =
+        compass::report::Report::new(&intake, &method, method.scores(&intake), written, at.date());
     let signature = compass::report::Signature::sample("Compass AI Readiness");
     let files = report.files(&method, &signature)?;
     let artifacts: Vec<Artifact<'_>> = files
