@@ -155,6 +155,7 @@ fn seed(database: &std::path::Path, count: usize) -> anyhow::Result<(Vec<String>
                 currency: "usd".into(),
                 questionnaire: serde_json::json!({}),
                 method_version: method.version.clone(),
+                terms: None,
             },
             now,
         )?;

@@ -74,6 +74,7 @@ fn main() -> anyhow::Result<()> {
                 currency: "usd".into(),
                 questionnaire: serde_json::to_value(&intake)?,
                 method_version: method.version.clone(),
+                terms: None,
             },
             now,
         )?;
@@ -312,6 +313,7 @@ fn second_method(stand_in: &DemoStripe, chromium: &str, out: &Path) -> anyhow::R
             currency: method.currency.clone(),
             questionnaire: serde_json::to_value(&intake)?,
             method_version: method.version.clone(),
+            terms: None,
         },
         now,
     )?;

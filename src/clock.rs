@@ -35,6 +35,14 @@ pub fn minute(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.to_string())
 }
 
+/// `3 December 2026`: for documents people keep (reports, invoices).
+pub fn long_date(date: Date) -> String {
+    date.format(format_description!(
+        "[day padding:none] [month repr:long] [year]"
+    ))
+    .unwrap_or_else(|_| date.to_string())
+}
+
 /// How long ago, in the two largest units: `45s`, `12m`, `3h 5m`, `4d 2h`, `120d`.
 pub fn age(since: OffsetDateTime, now: OffsetDateTime) -> String {
     let secs = (now - since).whole_seconds().max(0);

@@ -10,6 +10,8 @@ pub mod app;
 pub mod ask;
 /// The one backoff rule.
 pub mod backoff;
+/// The invoices' PDFs, rendered once and stored.
+pub mod billing;
 /// A method rendered whole (every prompt, report and email template) before it is used.
 pub mod check;
 /// The Claude Messages API: structured answers, retries, every attempt reported.
@@ -29,6 +31,8 @@ pub mod doctor;
 /// The web server: connections under deadlines, workers, routes, and the handlers of the
 /// work after an answer.
 pub mod http;
+/// Invoices and credit notes: billing details, the tax of a sale, numbered documents as PDF.
+pub mod invoice;
 /// Email: templates, SMTP or `.eml` files, and the outbox sender.
 pub mod mail;
 /// The operator's method as files: questions, scoring, levels, tiers, prompts, templates,
@@ -54,3 +58,5 @@ pub mod retry;
 pub mod review;
 /// Stripe: webhook signatures and a small blocking API client.
 pub mod stripe;
+/// typst as a library: one template and its data into pages, exported as PDF/UA-1.
+pub mod typeset;

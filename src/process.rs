@@ -98,6 +98,9 @@ pub struct Summary {
     /// Why refunds could not be asked for at all (no Stripe key, say).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_error: Option<String>,
+    /// Invoices and credit notes rendered and stored (issued since the last pass).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub documents: usize,
     /// The outbox.
     pub emails: Sent,
     /// Orders whose answers and report were erased under `[retention]`.
@@ -106,6 +109,10 @@ pub struct Summary {
     /// Reports the operator was reminded of again: they have waited long for review.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub review_reminders: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Told about progress, for a progress bar or log lines.
@@ -164,6 +171,11 @@ pub fn run_once(
             tracing::error!("cannot issue refunds: {err:#}");
             summary.refund_error = Some(format!("{err:#}"));
         }
+    }
+    // Before the emails that carry them; one that does not render waits with its email.
+    match crate::billing::render_pending(&mut app) {
+        Ok(n) => summary.documents = n,
+        Err(err) => tracing::error!("cannot render the invoices: {err:#}"),
     }
     summary.emails = outbox::send_due(
         &mut app.db,

@@ -152,6 +152,7 @@ fn report(
             "customer_id": forgotten.map(|f| f.customer_id),
             "orders": forgotten.map(|f| &f.orders),
             "rows": forgotten.map(|f| &f.rows),
+            "kept_documents": forgotten.map(|f| f.kept_documents),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
@@ -177,6 +178,15 @@ fn report(
         forgotten.orders.len(),
         rows.join(", ")
     )?;
+    if forgotten.kept_documents > 0 {
+        writeln!(
+            out,
+            "{} {} invoice(s) and credit note(s) as issued, with the billing details on them: \
+             invoices must be kept (a legal duty), and `compass invoices` still lists them",
+            if dry_run { "would keep" } else { "kept" },
+            forgotten.kept_documents
+        )?;
+    }
     if dry_run {
         writeln!(out, "nothing changed (dry run)")?;
     } else {

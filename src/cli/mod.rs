@@ -9,6 +9,7 @@ mod demo;
 mod doctor;
 mod events;
 mod init;
+mod invoices;
 mod migrate;
 mod orders;
 mod preview;
@@ -69,6 +70,7 @@ enum Command {
     Review(review::Args),
     Doctor(doctor::Args),
     Stats(stats::Args),
+    Invoices(invoices::Args),
     Audit(audit::Args),
     Backup(backup::Args),
     Restore(restore::Args),
@@ -96,6 +98,7 @@ pub fn run(
         Command::Preview(args) => preview::run(args, &cli.config, now, env, out),
         Command::Doctor(args) => doctor::run(args, &cli.config, env, out),
         Command::Stats(args) => stats::run(args, &cli.config, now, env, out),
+        Command::Invoices(args) => invoices::run(args, &cli.config, now, env, out),
         Command::Audit(args) => audit::run(args, &cli.config, now, env, out),
         Command::Backup(args) => backup::run(args, &cli.config, env, out),
         Command::Restore(args) => restore::run(args, &cli.config, now, env, out),

@@ -177,7 +177,7 @@ fn csv(app: &App, orders: &[OrderSummary], out: &mut dyn Write) -> anyhow::Resul
 /// Customer text as a spreadsheet shows it: a cell starting with `=`, `+`, `-`, `@`, a tab or
 /// a carriage return would be run as a formula when the file is opened, so it gets a leading
 /// `'` (OWASP's advice for CSV exports).
-fn spreadsheet_text(text: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn spreadsheet_text(text: &str) -> std::borrow::Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}").into()
     } else {
@@ -419,7 +419,7 @@ fn flat(detail: &serde_json::Value) -> String {
 
 /// Customer text with control characters escaped, so that no one can type escape sequences
 /// into the operator's terminal.
-fn printable(text: &str) -> Cow<'_, str> {
+pub(super) fn printable(text: &str) -> Cow<'_, str> {
     if text.chars().any(char::is_control) {
         Cow::Owned(
             text.chars()

@@ -7,6 +7,7 @@
 //! a missing one is an error that names the variable.
 
 mod claude;
+mod invoices;
 mod mail;
 mod rules;
 mod secrets;
@@ -28,6 +29,7 @@ pub use stripe::StripeConfig;
 
 use crate::order::Policy;
 use claude::RawClaude;
+use invoices::RawInvoices;
 use mail::RawMail;
 use rules::{RawDelivery, RawProcessing, RawRefunds, RawRetention, RawTiers};
 use secrets::{looks_secret, redact_secrets};
@@ -106,6 +108,8 @@ pub struct Config {
     pub method_dir: MethodDir,
     /// How long answers and reports are kept; `None` keeps them.
     pub retention: Option<Duration>,
+    /// Invoices and credit notes, when `[invoices] issue = true`.
+    pub invoices: Option<crate::invoice::Rules>,
 }
 
 impl Config {
@@ -183,6 +187,7 @@ struct RawConfig {
     limits: RawLimits,
     captcha: RawCaptcha,
     retention: RawRetention,
+    invoices: RawInvoices,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -293,6 +298,7 @@ impl RawConfig {
         )?;
         let captcha = self.captcha.check(dir, env)?;
         let limits = self.limits.check()?;
+        let invoices = self.invoices.check()?;
 
         Ok(Config {
             path: path.to_owned(),
@@ -313,6 +319,7 @@ impl RawConfig {
             review_reminder: rules.review_reminder,
             captcha,
             limits,
+            invoices,
         })
     }
 }

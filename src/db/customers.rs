@@ -23,7 +23,7 @@ pub const FORGOTTEN: &str = "(forgotten)";
 const THEIR_ORDERS: &str = "SELECT id FROM orders WHERE customer_id = ?1";
 
 /// Every table, with the condition that picks customer `?1`'s rows.
-pub(super) fn held() -> [(&'static str, String); 13] {
+pub(super) fn held() -> [(&'static str, String); 15] {
     let of_orders = format!("order_id IN ({THEIR_ORDERS})");
     [
         ("customers", "id = ?1".to_owned()),
@@ -45,18 +45,25 @@ pub(super) fn held() -> [(&'static str, String); 13] {
                  SELECT stripe_refund_id FROM refunds WHERE {of_orders})"
             ),
         ),
-        ("audit_log", of_orders),
+        ("audit_log", of_orders.clone()),
+        // Their invoices and the terms behind them: exported, and kept when they are
+        // forgotten (a legal duty to keep invoices).
+        ("sale_terms", of_orders.clone()),
+        ("invoices", of_orders),
         // The operator's methods: nobody's data (no row matches a customer's id).
         ("method_versions", "?1 IS NULL".to_owned()),
         ("method_files", "?1 IS NULL".to_owned()),
     ]
 }
 
+/// Tables kept whole when a customer is forgotten: invoices, and the terms they were issued on.
+const KEPT: [&str; 2] = ["sale_terms", "invoices"];
+
 /// Columns left out of an export: report files (their metadata stays) and live link tokens.
 const NOT_EXPORTED: [&str; 2] = ["content", "link_token"];
 
 /// Text columns that hold JSON, exported as JSON.
-const JSON_COLUMNS: [&str; 3] = ["questionnaire", "detail", "payload"];
+const JSON_COLUMNS: [&str; 4] = ["questionnaire", "detail", "payload", "terms"];
 
 /// Keys whose values are a person's data wherever they appear in a Stripe payload.
 const PERSONAL_KEYS: [&str; 8] = [
@@ -77,6 +84,9 @@ pub struct Forgotten {
     pub orders: Vec<String>,
     /// Rows changed or removed, by table.
     pub rows: BTreeMap<&'static str, i64>,
+    /// Invoices and credit notes kept as issued, with the billing details on them: invoices
+    /// must be kept for years, whoever asks.
+    pub kept_documents: i64,
 }
 
 impl Db {
@@ -134,6 +144,14 @@ impl Db {
                             json!(text)
                         }
                     }
+                    // An invoice is theirs to keep: exported whole.
+                    ValueRef::Blob(bytes) if name == "pdf" => json!({
+                        "bytes": bytes.len(),
+                        "base64": base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            bytes,
+                        ),
+                    }),
                     ValueRef::Blob(bytes) => json!({ "bytes": bytes.len() }),
                 };
                 object.insert(name.clone(), value);
@@ -170,7 +188,13 @@ impl Db {
                 [customer],
                 |row| row.get(0),
             )?;
-            forgotten.rows.insert(table, n);
+            if KEPT.contains(&table) {
+                if table == "invoices" {
+                    forgotten.kept_documents = n;
+                }
+            } else {
+                forgotten.rows.insert(table, n);
+            }
         }
         forgotten.orders = self
             .conn

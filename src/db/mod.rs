@@ -7,6 +7,7 @@
 //! at all.
 
 mod customers;
+mod invoices;
 mod listing;
 mod llm;
 mod mail;

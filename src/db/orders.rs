@@ -33,6 +33,8 @@ pub struct NewOrder {
     pub questionnaire: serde_json::Value,
     /// The method it is sold with, kept in the store (`Db::keep_method`).
     pub method_version: String,
+    /// The terms of the sale, when invoices are issued: `amount_cents` is their gross.
+    pub terms: Option<crate::invoice::Terms>,
 }
 
 /// An order as stored: its identity beside the lifecycle that `order::step` works on.
@@ -150,6 +152,13 @@ impl Db {
             ],
         )
         .context("cannot store the order")?;
+        if let Some(terms) = &new.terms {
+            anyhow::ensure!(
+                terms.sale.gross_cents == new.amount_cents,
+                "the order's amount is not its terms' gross"
+            );
+            super::invoices::store_terms_in(tx, &id, terms)?;
+        }
         insert_event(
             tx,
             &id,
@@ -497,6 +506,22 @@ fn record_step(
                     "UPDATE refunds SET status = ?3, last_error = COALESCE(?4, last_error), \
                      updated_at = ?5 WHERE order_id = ?1 AND number = ?2 AND status = 'pending'",
                     params![id, number, outcome.as_str(), error, at],
+                )?;
+            }
+            Action::IssueInvoice => {
+                super::invoices::issue_invoice_in(tx, id, &next.currency, now)?;
+            }
+            Action::IssueCreditNote {
+                refund,
+                amount_cents,
+            } => {
+                super::invoices::issue_credit_note_in(
+                    tx,
+                    id,
+                    *refund,
+                    *amount_cents,
+                    &next.currency,
+                    now,
                 )?;
             }
             Action::AlertOperator(alert) => {

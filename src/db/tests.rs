@@ -17,6 +17,7 @@ fn new_order(email: &str) -> NewOrder {
         currency: "USD".into(),
         questionnaire: serde_json::json!({ "strategy": [4, 3, 5] }),
         method_version: crate::method::Method::builtin().version,
+        terms: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn released_migrations_are_never_edited() {
             "V6__attempts_count_tries 10651515155302399816",
             "V7__methods 12546670656075390102",
             "V8__review 4600006063656813491",
+            "V9__invoices 16779040724890954492",
         ]
     "#]]
     .assert_debug_eq(&listed);

@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::documents;
 use super::page::{
-    base, message, not_found, order_by_token, plausible_token, refund_rule, render, wants_json,
+    base, message, no_store, not_found, order_by_token, plausible_token, refund_rule, render,
+    wants_json,
 };
 use super::site::Site;
 use super::{After, Handled, Request, Response};
@@ -56,16 +58,6 @@ fn pending(status: Status) -> bool {
 fn delivered(order: &crate::order::Order) -> bool {
     matches!(order.status, Status::Completed | Status::RefundRequested)
         && order.completed_at.is_some()
-}
-
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers
-        .push(("Cache-Control", "no-store".to_owned()));
-    response
-        .headers
-        .push(("Referrer-Policy", "no-referrer".to_owned()));
-    response
 }
 
 /// `GET /status/{token}`.
@@ -185,6 +177,7 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
     data["max_reason"] = json!(MAX_REASON);
     data["refund_rule"] = json!(refund_rule(&app.config));
     data["refresh"] = json!(pending(status));
+    data["documents"] = json!(documents::listed(&app.db, &order.id, token)?);
     Ok(no_store(render(site, 200, "status", data)?))
 }
 
@@ -210,6 +203,7 @@ pub fn status_json(app: &App, token: &str) -> anyhow::Result<Response> {
                 "pdf_url": format!("/status/{token}/report.pdf"),
                 "html_url": format!("/status/{token}/report.html"),
             }) } else { json!(null) },
+            "documents": documents::listed(&app.db, &order.id, token)?,
         }),
     )))
 }
@@ -516,22 +510,19 @@ pub fn my_orders(
     let Some(customer) = app.db.use_sign_in(token, now)? else {
         return Ok(link_gone(app, site));
     };
-    let orders: Vec<_> = app
-        .db
-        .customer_orders(customer)?
-        .into_iter()
-        .map(|o| {
-            json!({
-                "number": o.id[..8].to_ascii_uppercase(),
-                "company": o.company,
-                "tier": app.method.tier_name(&o.tier),
-                "amount": money::format(o.amount_cents, &o.currency),
-                "status": o.status.as_str().replace('_', " "),
-                "date": o.created_at.date().to_string(),
-                "status_url": format!("/status/{}", o.status_token),
-            })
-        })
-        .collect();
+    let mut orders = Vec::new();
+    for o in app.db.customer_orders(customer)? {
+        orders.push(json!({
+            "number": o.id[..8].to_ascii_uppercase(),
+            "company": o.company,
+            "tier": app.method.tier_name(&o.tier),
+            "amount": money::format(o.amount_cents, &o.currency),
+            "status": o.status.as_str().replace('_', " "),
+            "date": o.created_at.date().to_string(),
+            "status_url": format!("/status/{}", o.status_token),
+            "documents": documents::listed(&app.db, &o.id, &o.status_token)?,
+        }));
+    }
     let mut data = base(app, "My orders");
     data["orders"] = json!(orders);
     Ok(no_store(render(site, 200, "my_orders", data)?))

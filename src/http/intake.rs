@@ -13,7 +13,7 @@ use super::{Request, Response, captcha, form_guard};
 use crate::app::App;
 use crate::db::StoredOrder;
 use crate::method::questionnaire::{Questionnaire, Test};
-use crate::method::{Condition, FieldError, Intake, Kind, Question};
+use crate::method::{Condition, FieldError, Kind, Question};
 use crate::money;
 use crate::order::Status;
 use crate::payments;
@@ -70,7 +70,7 @@ pub(super) fn intake_page(
             json!({
                 "id": tier.id.as_str(),
                 "title": tier.name,
-                "price": money::format(tier.price, &method.currency),
+                "price": price_label(app, tier.price, &method.currency),
                 "description": tier.description,
                 "checked": value("tier") == tier.id.as_str(),
             })
@@ -92,6 +92,7 @@ pub(super) fn intake_page(
     let shown_errors: BTreeMap<&str, Option<&str>> = known
         .iter()
         .chain(&["industry", "employees", "tier"])
+        .chain(&crate::invoice::FIELDS)
         .map(|f| (*f, error_map.get(f).copied()))
         .collect();
     let mut data = base(app, &format!("{} assessment", method.assessment.name));
@@ -108,6 +109,10 @@ pub(super) fn intake_page(
     data["free_text"] = json!(free_text);
     data["conditional"] = json!(q.questions().any(|question| question.show_when.is_some()));
     data["tiers"] = json!(tiers);
+    data["billing"] = match &app.config.invoices {
+        Some(rules) => billing_json(rules, &value),
+        None => json!(null),
+    };
     data["notice"] = json!(notice);
     data["started"] = json!(site.form_key.started(now));
     data["captcha"] = match &app.config.captcha {
@@ -119,6 +124,48 @@ pub(super) fn intake_page(
         None => json!(null),
     };
     render(site, status, "intake", data)
+}
+
+/// A tier's price as the form shows it: with the tax inside, or "+ tax" when it is added.
+fn price_label(app: &App, cents: i64, currency: &str) -> String {
+    let price = money::format(cents, currency);
+    match &app.config.invoices {
+        Some(rules) if !rules.tax.prices_include_tax => format!("{price} + tax"),
+        _ => price,
+    }
+}
+
+/// The billing fields as the form shows them, with what they change about the tax.
+fn billing_json(
+    rules: &crate::invoice::Rules,
+    value: &dyn Fn(&str) -> String,
+) -> serde_json::Value {
+    let chosen = value("billing_country").trim().to_ascii_uppercase();
+    let countries: Vec<_> = crate::invoice::country::all()
+        .into_iter()
+        .map(|(code, name)| json!({ "code": code, "name": name, "selected": code == chosen }))
+        .collect();
+    let values: BTreeMap<&str, String> = crate::invoice::FIELDS
+        .iter()
+        .map(|f| (*f, value(f)))
+        .collect();
+    let tax = &rules.tax;
+    let mut hint = if tax.prices_include_tax {
+        "Prices include tax.".to_owned()
+    } else {
+        "Tax is added to the price at payment.".to_owned()
+    };
+    if tax.reverse_charge && crate::invoice::country::is_eu(&tax.seller_country) {
+        hint.push_str(
+            " A business in another EU country with a VAT number pays no VAT (reverse charge).",
+        );
+    }
+    json!({
+        "required": rules.billing_required,
+        "countries": countries,
+        "values": values,
+        "tax_hint": hint,
+    })
 }
 
 /// A condition as intake.js reads it: `{"question", and one of "equals", "any_of",
@@ -352,12 +399,25 @@ pub(super) fn post_order(
             );
         }
     }
-    let intake: Intake = match app.method.validate(&fields) {
-        Ok(intake) => intake,
-        Err(errors) if json => return Ok(Response::invalid_fields(&errors)),
-        Err(errors) => return intake_page(app, site, &fields, &errors, None, 422, now),
+    // The billing fields go to the invoice, the rest to the questionnaire; the form shows
+    // every problem of both at once.
+    let shown = fields.clone();
+    let billing = match &app.config.invoices {
+        Some(rules) => rules.billing(&mut fields),
+        None => Ok(None),
     };
-    let (order, intent) = payments::place_order(app, &intake, now)?;
+    let (intake, billing) = match (app.method.validate(&fields), billing) {
+        (Ok(intake), Ok(billing)) => (intake, billing),
+        (intake, billing) => {
+            let mut errors = intake.err().unwrap_or_default();
+            errors.extend(billing.err().unwrap_or_default());
+            if json {
+                return Ok(Response::invalid_fields(&errors));
+            }
+            return intake_page(app, site, &shown, &errors, None, 422, now);
+        }
+    };
+    let (order, intent) = payments::place_order(app, &intake, billing, now)?;
     let pay_url = format!("{}/pay/{}", app.config.public_url, order.status_token);
     let status_url = status_url(app, &order);
     if !json {

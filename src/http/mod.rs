@@ -14,6 +14,7 @@
 mod captcha;
 mod conn;
 mod customer;
+mod documents;
 mod events;
 pub mod form_guard;
 mod intake;

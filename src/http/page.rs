@@ -101,3 +101,14 @@ pub fn refund_rule(config: &Config) -> String {
         "Every refund request is reviewed by a person, usually within one business day.".to_owned()
     }
 }
+
+/// A private page: never cached, and its address never sent on as a referrer.
+pub(super) fn no_store(mut response: Response) -> Response {
+    response
+        .headers
+        .push(("Cache-Control", "no-store".to_owned()));
+    response
+        .headers
+        .push(("Referrer-Policy", "no-referrer".to_owned()));
+    response
+}

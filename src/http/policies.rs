@@ -36,6 +36,7 @@ pub fn page(config: &Config, method: &Method, site: &Site, name: &str) -> anyhow
     data["window_days"] = json!(config.policy.refund_window.whole_days());
     data["auto_approve"] = json!(config.policy.auto_approve_refunds);
     data["retention"] = json!(retention(config));
+    data["invoices"] = json!(config.invoices.is_some());
     render(site, 200, name, data)
 }
 

@@ -96,6 +96,9 @@ fn route(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Hand
         ("GET", ["pay", token]) => intake::payment_page(app, site, token, now),
         ("GET", ["status", token]) => customer::status_page(app, site, token),
         ("GET", ["status", token, file]) => customer::report_file(app, site, token, file, now),
+        ("GET", ["status", token, "invoices", file]) => {
+            super::documents::download(app, site, token, file)
+        }
         ("POST", ["status", token, "refund"]) => {
             if let Some(refused) = over_limit(app, site, req, Action::RefundRequest, now) {
                 return refused.into();
@@ -183,6 +186,7 @@ fn allowed_methods(path: &[&str]) -> Option<&'static str> {
         ["healthz" | "terms" | "privacy" | "refund-policy"]
         | ["pay" | "status", _]
         | ["status", _, "report" | "report.pdf" | "report.html"]
+        | ["status", _, "invoices", _]
         | ["api", "orders", _]
         | ["api", "openapi.json"] => "GET",
         ["orders"]

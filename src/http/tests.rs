@@ -223,6 +223,7 @@ fn the_status_page_and_its_json_show_the_order_its_token_opens() {
                 currency: "usd".into(),
                 questionnaire: serde_json::json!({}),
                 method_version: app.method.version.clone(),
+                terms: None,
             },
             NOW,
         )

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use handlebars::Handlebars;
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
@@ -47,8 +47,8 @@ pub struct Email {
     pub subject: String,
     pub text: String,
     pub html: String,
-    /// A file to attach: name, MIME type, bytes.
-    pub attachment: Option<(String, String, Vec<u8>)>,
+    /// Files to attach: name, MIME type, bytes.
+    pub attachments: Vec<(String, String, Vec<u8>)>,
 }
 
 /// Renders emails from the embedded templates.
@@ -202,7 +202,7 @@ impl Composer {
                 .render(&format!("{name}.txt"), data)
                 .map_err(failed("txt"))?,
             html: self.html.render(name, data).map_err(failed("html"))?,
-            attachment: None,
+            attachments: Vec::new(),
         })
     }
 }
@@ -310,14 +310,16 @@ impl Mailer {
         })?;
         let message_id = format!("<{}@{}>", uuid::Uuid::now_v7(), self.domain);
         let body = MultiPart::alternative_plain_html(email.text.clone(), email.html.clone());
-        let body = match &email.attachment {
-            None => body,
-            Some((name, mime, bytes)) => {
+        let body = if email.attachments.is_empty() {
+            body
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for (name, mime, bytes) in &email.attachments {
                 let mime = ContentType::parse(mime)
                     .map_err(|err| SendError(format!("bad attachment type {mime}: {err}")))?;
-                let file: SinglePart = Attachment::new(name.clone()).body(bytes.clone(), mime);
-                MultiPart::mixed().multipart(body).singlepart(file)
+                mixed = mixed.singlepart(Attachment::new(name.clone()).body(bytes.clone(), mime));
             }
+            mixed
         };
         let message = Message::builder()
             .from(self.from.clone())

@@ -11,6 +11,7 @@ use time::{Duration, OffsetDateTime};
 use super::{Composer, Email, Mailer};
 use crate::config::Config;
 use crate::db::{Db, OrderFacts, OutboxEmail};
+use crate::invoice::Kind;
 use crate::money;
 use crate::order::{EmailKind, Tier};
 
@@ -197,7 +198,12 @@ pub fn samples(composer: &Composer, tier: Tier) -> Vec<(EmailKind, serde_json::V
                     Some("sample"),
                 ),
                 EmailKind::SignInLink => sign_in_data(composer, from, "Sam Sample", "sample"),
-                _ => order_data(composer, from, &facts),
+                _ => {
+                    let mut data = order_data(composer, from, &facts);
+                    data["invoice"] = json!("INV-2026-000001");
+                    data["credit_notes"] = json!("CN-2026-000001");
+                    data
+                }
             };
             (*kind, data)
         })
@@ -239,17 +245,50 @@ fn compose(
     let facts = db
         .order_facts(order_id)?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} is gone"))?;
-    let data = order_data(composer, from, &facts);
+    let documents = db.documents_of(order_id)?;
+    let numbers = |kind: Kind| {
+        let numbers: Vec<&str> = documents
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| d.number.as_str())
+            .collect();
+        (!numbers.is_empty()).then(|| numbers.join(", "))
+    };
+    let mut data = order_data(composer, from, &facts);
+    data["invoice"] = json!(numbers(Kind::Invoice));
+    data["credit_notes"] = json!(numbers(Kind::CreditNote));
     let mut message = composer.compose(email.kind, &email.recipient, &data)?;
-    if email.kind == EmailKind::ReportReady {
-        let pdf = db
-            .artifact(order_id, "pdf")?
-            .ok_or_else(|| anyhow::anyhow!("order {order_id} has no PDF to attach"))?;
-        message.attachment = Some((
-            format!("{}.pdf", composer.report_file_stem()),
-            "application/pdf".to_owned(),
-            pdf,
-        ));
+    match email.kind {
+        EmailKind::ReportReady => {
+            let pdf = db
+                .artifact(order_id, "pdf")?
+                .ok_or_else(|| anyhow::anyhow!("order {order_id} has no PDF to attach"))?;
+            message.attachments.push((
+                format!("{}.pdf", composer.report_file_stem()),
+                "application/pdf".to_owned(),
+                pdf,
+            ));
+        }
+        // The invoice with the confirmation, every credit note with the refund.
+        EmailKind::PaymentConfirmation | EmailKind::RefundProcessed => {
+            let wanted = match email.kind {
+                EmailKind::PaymentConfirmation => Kind::Invoice,
+                _ => Kind::CreditNote,
+            };
+            for doc in &documents {
+                if doc.kind != wanted {
+                    continue;
+                }
+                // `process` renders what was issued before it sends; until then it waits.
+                let pdf = db.document_pdf(doc.id)?.ok_or_else(|| {
+                    anyhow::anyhow!("{} of order {order_id} is not rendered yet", doc.number)
+                })?;
+                message
+                    .attachments
+                    .push((doc.file_name(), "application/pdf".to_owned(), pdf));
+            }
+        }
+        _ => {}
     }
     Ok(message)
 }

@@ -100,7 +100,7 @@ fn the_file_transport_writes_a_message_with_the_attachment() {
     let mut email = composer
         .compose(EmailKind::ReportReady, "ada@example.com", &data())
         .expect("renders");
-    email.attachment = Some((
+    email.attachments.push((
         "r.pdf".into(),
         "application/pdf".into(),
         b"%PDF-1.7".to_vec(),
@@ -169,6 +169,7 @@ fn an_email_that_keeps_failing_is_given_up_after_its_last_attempt() {
                 currency: "usd".into(),
                 questionnaire: json!({}),
                 method_version: method.version.clone(),
+                terms: None,
             },
             t0,
         )

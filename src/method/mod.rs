@@ -243,6 +243,19 @@ impl Method {
         &self.files
     }
 
+    /// The logo for a typst template: its path as the template names it (`/logo.png`) and
+    /// its bytes.
+    pub fn logo_image(&self) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+        let Some(logo) = &self.brand.logo else {
+            return Ok(None);
+        };
+        let bytes = self
+            .files
+            .get(&logo.path)
+            .ok_or_else(|| anyhow::anyhow!("the method has no {}", logo.path))?;
+        Ok(Some((format!("/{}", logo.path), bytes.clone())))
+    }
+
     /// One file's text, if the method has it and it is UTF-8.
     pub fn text(&self, path: &str) -> Option<&str> {
         self.files

@@ -570,7 +570,7 @@ impl Questionnaire {
 
 /// Why a text field cannot be kept: too long, or control characters (other than line breaks
 /// and tabs in long text).
-fn text_problem(value: &str, max: usize, multiline: bool) -> Option<String> {
+pub fn text_problem(value: &str, max: usize, multiline: bool) -> Option<String> {
     if value.chars().count() > max {
         return Some(format!("Keep it under {max} characters"));
     }

@@ -351,6 +351,14 @@ pub enum Action {
     },
     /// Record how an issued refund ended.
     SettleRefund { number: u32, outcome: RefundOutcome },
+    /// The payment is confirmed: issue the order's invoice (when it was sold with terms).
+    IssueInvoice,
+    /// Money went back: issue a credit note for it (`refund` is our refund's number, `None`
+    /// for one made in the Stripe dashboard).
+    IssueCreditNote {
+        refund: Option<u32>,
+        amount_cents: i64,
+    },
     /// Something the operator must look at.
     AlertOperator(Alert),
 }

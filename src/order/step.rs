@@ -79,6 +79,7 @@ pub fn step(
             next.paid_at = Some(now);
             next.next_attempt_at = Some(now);
             next.last_error = None;
+            actions.push(Action::IssueInvoice);
             actions.push(Action::SendEmail(EmailKind::PaymentConfirmation));
         }
         (_, Event::PaymentConfirmed { .. }) => return Err(reject(Rejection::AlreadyApplied)),
@@ -311,6 +312,12 @@ pub fn step(
             next.refunded_cents = total
                 .max(order.refunded_cents + settled_cents)
                 .min(order.amount_cents);
+            if next.refunded_cents > order.refunded_cents {
+                actions.push(Action::IssueCreditNote {
+                    refund: ours,
+                    amount_cents: next.refunded_cents - order.refunded_cents,
+                });
+            }
             if next.refunded_cents == order.amount_cents {
                 finish_refunded(&mut next, &mut actions);
                 actions.push(Action::SendEmail(EmailKind::RefundProcessed));

@@ -199,6 +199,10 @@ fn describe(result: &Result<Step, InvalidTransition>) -> String {
                         write!(out, " +settle#{number}:{}", outcome.as_str())
                     }
                     Action::AlertOperator(_) => write!(out, " +alert"),
+                    Action::IssueInvoice => write!(out, " +invoice"),
+                    Action::IssueCreditNote { amount_cents, .. } => {
+                        write!(out, " +credit:{amount_cents}")
+                    }
                 };
             }
             out
@@ -229,7 +233,7 @@ fn transition_table() {
         }
     }
     expect![[r#"
-        pending_payment  payment_confirmed  paid +mail:payment_confirmation
+        pending_payment  payment_confirmed  paid +invoice +mail:payment_confirmation
         pending_payment  payment_failed     pending_payment
         pending_payment  expired            expired
         pending_payment  claimed            - not allowed
@@ -259,8 +263,8 @@ fn transition_table() {
         paid             refund_requested   refunding +refund#1:14900:customer
         paid             refund_requested   refunding +refund#1:14900:operator
         paid             refund_declined    - not allowed
-        paid             refund_succeeded   refunded +mail:refund_processed
-        paid             refund_succeeded   refunded +mail:refund_processed
+        paid             refund_succeeded   refunded +credit:14900 +mail:refund_processed
+        paid             refund_succeeded   refunded +credit:14900 +mail:refund_processed
         paid             refund_failed      - already applied
         paid             dispute_opened     disputed +alert
         paid             dispute_closed     - not allowed
@@ -278,8 +282,8 @@ fn transition_table() {
         generating       refund_requested   refunding +refund#1:14900:customer
         generating       refund_requested   refunding +refund#1:14900:operator
         generating       refund_declined    - not allowed
-        generating       refund_succeeded   refunded +mail:refund_processed
-        generating       refund_succeeded   refunded +mail:refund_processed
+        generating       refund_succeeded   refunded +credit:14900 +mail:refund_processed
+        generating       refund_succeeded   refunded +credit:14900 +mail:refund_processed
         generating       refund_failed      - already applied
         generating       dispute_opened     disputed +alert
         generating       dispute_closed     - not allowed
@@ -297,8 +301,8 @@ fn transition_table() {
         completed        refund_requested   refunding +refund#1:14900:customer
         completed        refund_requested   refunding +refund#1:14900:operator
         completed        refund_declined    - not allowed
-        completed        refund_succeeded   refunded +mail:refund_processed
-        completed        refund_succeeded   refunded +mail:refund_processed
+        completed        refund_succeeded   refunded +credit:14900 +mail:refund_processed
+        completed        refund_succeeded   refunded +credit:14900 +mail:refund_processed
         completed        refund_failed      - already applied
         completed        dispute_opened     disputed +alert
         completed        dispute_closed     - not allowed
@@ -316,8 +320,8 @@ fn transition_table() {
         failed           refund_requested   - already applied
         failed           refund_requested   - nothing left to refund
         failed           refund_declined    - not allowed
-        failed           refund_succeeded   refunded +settle#1:succeeded +mail:refund_processed
-        failed           refund_succeeded   refunded +settle#1:canceled +mail:refund_processed
+        failed           refund_succeeded   refunded +settle#1:succeeded +credit:14900 +mail:refund_processed
+        failed           refund_succeeded   refunded +credit:14900 +settle#1:canceled +mail:refund_processed
         failed           refund_failed      failed +settle#1:failed +alert
         failed           dispute_opened     disputed +alert
         failed           dispute_closed     - not allowed
@@ -335,8 +339,8 @@ fn transition_table() {
         refund_requested refund_requested   - already applied
         refund_requested refund_requested   refunding +refund#1:14900:operator
         refund_requested refund_declined    completed
-        refund_requested refund_succeeded   refunded +mail:refund_processed
-        refund_requested refund_succeeded   refunded +mail:refund_processed
+        refund_requested refund_succeeded   refunded +credit:14900 +mail:refund_processed
+        refund_requested refund_succeeded   refunded +credit:14900 +mail:refund_processed
         refund_requested refund_failed      - already applied
         refund_requested dispute_opened     disputed +alert
         refund_requested dispute_closed     - not allowed
@@ -354,8 +358,8 @@ fn transition_table() {
         refunding        refund_requested   - already applied
         refunding        refund_requested   - nothing left to refund
         refunding        refund_declined    - not allowed
-        refunding        refund_succeeded   refunded +settle#1:succeeded +mail:refund_processed
-        refunding        refund_succeeded   refunded +settle#1:canceled +mail:refund_processed
+        refunding        refund_succeeded   refunded +settle#1:succeeded +credit:14900 +mail:refund_processed
+        refunding        refund_succeeded   refunded +credit:14900 +settle#1:canceled +mail:refund_processed
         refunding        refund_failed      refunding +settle#1:failed +alert
         refunding        dispute_opened     disputed +alert
         refunding        dispute_closed     - not allowed
@@ -381,7 +385,7 @@ fn transition_table() {
         refunded         review_approved    - not allowed
         refunded         review_regenerate  - not allowed
         refunded         review_edited      - not allowed
-        expired          payment_confirmed  paid +mail:payment_confirmation
+        expired          payment_confirmed  paid +invoice +mail:payment_confirmation
         expired          payment_failed     - not allowed
         expired          expired            - already applied
         expired          claimed            - not allowed
@@ -411,8 +415,8 @@ fn transition_table() {
         disputed         refund_requested   - not allowed
         disputed         refund_requested   - not allowed
         disputed         refund_declined    - not allowed
-        disputed         refund_succeeded   refunded +mail:refund_processed
-        disputed         refund_succeeded   refunded +mail:refund_processed
+        disputed         refund_succeeded   refunded +credit:14900 +mail:refund_processed
+        disputed         refund_succeeded   refunded +credit:14900 +mail:refund_processed
         disputed         refund_failed      - already applied
         disputed         dispute_opened     - already applied
         disputed         dispute_closed     completed
@@ -430,8 +434,8 @@ fn transition_table() {
         awaiting_review  refund_requested   refunding +refund#1:14900:customer
         awaiting_review  refund_requested   refunding +refund#1:14900:operator
         awaiting_review  refund_declined    - not allowed
-        awaiting_review  refund_succeeded   refunded +mail:refund_processed
-        awaiting_review  refund_succeeded   refunded +mail:refund_processed
+        awaiting_review  refund_succeeded   refunded +credit:14900 +mail:refund_processed
+        awaiting_review  refund_succeeded   refunded +credit:14900 +mail:refund_processed
         awaiting_review  refund_failed      - already applied
         awaiting_review  dispute_opened     disputed +alert
         awaiting_review  dispute_closed     - not allowed
@@ -758,10 +762,16 @@ fn partial_refunds_keep_the_order_and_add_up_to_a_full_one() {
     let settled = step(&partial, &refunded(Some(1), 4_000), &policy(), T0).expect("settles #1");
     assert_eq!(
         settled.actions,
-        [Action::SettleRefund {
-            number: 1,
-            outcome: RefundOutcome::Succeeded,
-        }]
+        [
+            Action::SettleRefund {
+                number: 1,
+                outcome: RefundOutcome::Succeeded,
+            },
+            Action::IssueCreditNote {
+                refund: Some(1),
+                amount_cents: 4_000,
+            },
+        ]
     );
     let partial = settled.order;
     assert_eq!(partial.refunded_cents, 4_000);
@@ -795,6 +805,10 @@ fn partial_refunds_keep_the_order_and_add_up_to_a_full_one() {
             Action::SettleRefund {
                 number: 2,
                 outcome: RefundOutcome::Succeeded,
+            },
+            Action::IssueCreditNote {
+                refund: Some(2),
+                amount_cents: PRICE - 4_000,
             },
             Action::SendEmail(EmailKind::RefundProcessed),
         ]
@@ -880,6 +894,10 @@ fn a_dashboard_refund_ends_the_order_and_cancels_ours() {
     assert_eq!(
         done.actions,
         [
+            Action::IssueCreditNote {
+                refund: None,
+                amount_cents: PRICE,
+            },
             Action::SettleRefund {
                 number: 1,
                 outcome: RefundOutcome::Canceled,
@@ -1248,6 +1266,7 @@ proptest! {
         // What the actions say about our refunds, as `db` would store them.
         let mut live: HashMap<u32, i64> = HashMap::new();
         let mut ours_succeeded = 0;
+        let (mut invoices, mut credited) = (0, 0);
         for (event, gap) in events {
             now += Duration::seconds(gap);
             let result = step(&order, &event, &policy, now);
@@ -1283,8 +1302,16 @@ proptest! {
                         }
                     }
                     Action::AlertOperator(_) => {}
+                    Action::IssueInvoice => invoices += 1,
+                    Action::IssueCreditNote { amount_cents, .. } => {
+                        prop_assert!(*amount_cents > 0);
+                        credited += amount_cents;
+                    }
                 }
             }
+            prop_assert!(invoices <= 1, "one invoice per order");
+            prop_assert_eq!(invoices == 1, next.status.is_paid() || next.paid_at.is_some(), "an invoice exactly when paid");
+            prop_assert_eq!(credited, next.refunded_cents, "credit notes for every cent refunded");
             let mut pending: Vec<_> = next.pending_refunds.iter().map(|r| (r.number, r.amount_cents)).collect();
             let mut stored: Vec<_> = live.iter().map(|(n, a)| (*n, *a)).collect();
             pending.sort_unstable();

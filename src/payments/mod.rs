@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::db::{NewOrder, PaymentRecord, StoredOrder};
+use crate::invoice::{Contact, Party};
 use crate::method::Intake;
 use crate::stripe::{NewPaymentIntent, PaymentIntent, StripeError};
 
@@ -80,22 +81,36 @@ pub fn payment_intent_key(order_id: &str) -> String {
 pub fn place_order(
     app: &mut App,
     intake: &Intake,
+    billing: Option<Party>,
     now: OffsetDateTime,
 ) -> anyhow::Result<(StoredOrder, Result<PaymentIntent, StripeError>)> {
     let tier = app
         .method
         .tier(&intake.tier)
         .with_context(|| format!("the method sells no tier `{}`", intake.tier))?;
+    // With invoices on, the terms decide what is charged (tax added, or a reverse charge).
+    let terms = app.config.invoices.as_ref().map(|rules| {
+        rules.terms(
+            tier.price,
+            billing,
+            Contact {
+                name: intake.name.clone(),
+                email: intake.email.clone(),
+                company: intake.company.clone(),
+            },
+        )
+    });
     let order = app.db.create_order(
         &NewOrder {
             email: intake.email.clone(),
             name: intake.name.clone(),
             company: intake.company.clone(),
             tier: intake.tier.clone(),
-            amount_cents: tier.price,
+            amount_cents: terms.as_ref().map_or(tier.price, |t| t.sale.gross_cents),
             currency: app.method.currency.clone(),
             questionnaire: serde_json::to_value(intake).context("cannot encode the answers")?,
             method_version: app.method.version.clone(),
+            terms,
         },
         now,
     )?;

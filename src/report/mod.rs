@@ -193,12 +193,7 @@ impl Signature {
     /// object), and over it who signs it, the date, the tier's name and layout, the method's
     /// words on how it scores.
     fn data(&self, report: &Report, method: &Method, own: serde_json::Value) -> serde_json::Value {
-        let date = report.date.map(|d| {
-            d.format(time::macros::format_description!(
-                "[day padding:none] [month repr:long] [year]"
-            ))
-            .unwrap_or_else(|_| d.to_string())
-        });
+        let date = report.date.map(crate::clock::long_date);
         let level = report
             .scores
             .level

@@ -1,105 +1,19 @@
-//! The report as a PDF, typeset by the typst compiler used as a library. The fonts are the
-//! ones typst-assets embeds (no system fonts, no network); the template is the method's
+//! The report as a PDF, typeset by `crate::typeset`: the template is the method's
 //! `report/report.typ`; the report reaches it as one JSON string in `sys.inputs`, so customer
 //! text is data, never typst markup. The method's logo is the one file it may read.
 
-use std::sync::LazyLock;
-
-use anyhow::{Context, bail};
-use typst::diag::{FileError, FileResult};
-use typst::foundations::{Bytes, Datetime, Dict, IntoValue};
-use typst::syntax::{FileId, RootedPath, Source, VirtualPath, VirtualRoot};
-use typst::text::{Font, FontBook};
-use typst::utils::LazyHash;
-use typst::{Library, LibraryExt, World, WorldExt};
+use anyhow::Context;
 
 use super::{Report, Signature};
 use crate::method::Method;
+use crate::typeset::{self, Job, PagedDocument};
 
 const TEMPLATE: &str = "report/report.typ";
-
-/// The embedded fonts, loaded once per process.
-static FONTS: LazyLock<(LazyHash<FontBook>, Vec<Font>)> = LazyLock::new(|| {
-    let fonts: Vec<Font> = typst_assets::fonts()
-        .flat_map(|data| Font::iter(Bytes::new(data)))
-        .collect();
-    (LazyHash::new(FontBook::from_fonts(&fonts)), fonts)
-});
-
-/// The one-file world the report compiles in.
-struct ReportWorld {
-    library: LazyHash<Library>,
-    main: Source,
-    /// The logo, as `/{path}`.
-    logo: Option<(FileId, Bytes)>,
-}
-
-impl World for ReportWorld {
-    fn library(&self) -> &LazyHash<Library> {
-        &self.library
-    }
-
-    fn book(&self) -> &LazyHash<FontBook> {
-        &FONTS.0
-    }
-
-    fn main(&self) -> FileId {
-        self.main.id()
-    }
-
-    fn source(&self, id: FileId) -> FileResult<Source> {
-        if id == self.main.id() {
-            Ok(self.main.clone())
-        } else {
-            Err(FileError::AccessDenied)
-        }
-    }
-
-    fn file(&self, id: FileId) -> FileResult<Bytes> {
-        match &self.logo {
-            Some((logo, bytes)) if *logo == id => Ok(bytes.clone()),
-            _ => Err(FileError::AccessDenied),
-        }
-    }
-
-    fn font(&self, index: usize) -> Option<Font> {
-        FONTS.1.get(index).cloned()
-    }
-
-    fn today(&self, _offset: Option<typst::foundations::Duration>) -> Option<Datetime> {
-        None
-    }
-}
-
-fn file_id(path: &str) -> anyhow::Result<FileId> {
-    let path = VirtualPath::new(path).map_err(|err| anyhow::anyhow!("{err:?}"))?;
-    Ok(FileId::new(RootedPath::new(VirtualRoot::Project, path)))
-}
 
 /// Typesets `report` by `method` (the order's), signed by `signature`, into PDF bytes.
 pub fn render(report: &Report, method: &Method, signature: &Signature) -> anyhow::Result<Vec<u8>> {
     let document = typeset(report, method, signature)?;
-    // PDF/UA-1: tagged, with a title and a language, every figure described, so that a screen
-    // reader reads the report; typst refuses a template that breaks the standard.
-    let options = typst_pdf::PdfOptions {
-        standards: typst_pdf::PdfStandards::new(&[typst_pdf::PdfStandard::Ua_1])
-            .map_err(|err| anyhow::anyhow!("{err:?}"))?,
-        ..typst_pdf::PdfOptions::default()
-    };
-    typst_pdf::pdf(&document, &options).map_err(|errors| {
-        let messages: Vec<_> = errors
-            .iter()
-            .map(|e| {
-                let hints: Vec<_> = e.hints.iter().map(|h| h.v.to_string()).collect();
-                if hints.is_empty() {
-                    e.message.to_string()
-                } else {
-                    format!("{} ({})", e.message, hints.join("; "))
-                }
-            })
-            .collect();
-        anyhow::anyhow!("the report does not export: {}", messages.join("; "))
-    })
+    typeset::pdf(&document, "the report")
 }
 
 /// The laid-out pages of `report`.
@@ -107,7 +21,7 @@ fn typeset(
     report: &Report,
     method: &Method,
     signature: &Signature,
-) -> anyhow::Result<typst_layout::PagedDocument> {
+) -> anyhow::Result<PagedDocument> {
     let base = serde_json::to_value(report).context("cannot encode the report")?;
     let mut data = signature.data(report, method, base);
     let chart: Vec<_> = report
@@ -126,47 +40,21 @@ fn typeset(
         .collect();
     data["chart"] = serde_json::json!(chart);
     data["peers"] = serde_json::json!(report.peers.as_ref().map(|p| p.shown(&report.scores)));
-    let logo = match &method.brand.logo {
-        Some(logo) => {
-            let bytes = method
-                .files()
-                .get(&logo.path)
-                .with_context(|| format!("the method has no {}", logo.path))?;
-            let path = format!("/{}", logo.path);
-            data["logo"] = serde_json::json!(path);
-            Some((file_id(&path)?, Bytes::new(bytes.clone())))
-        }
-        None => None,
-    };
+    let image = method.logo_image()?;
+    if let Some((path, _)) = &image {
+        data["logo"] = serde_json::json!(path);
+    }
     let template = method
         .text(TEMPLATE)
         .with_context(|| format!("the method has no {TEMPLATE}"))?;
-    let mut inputs = Dict::new();
-    inputs.insert("report".into(), data.to_string().into_value());
-    let main = Source::new(file_id("/report.typ")?, template.to_owned());
-    let world = ReportWorld {
-        library: LazyHash::new(Library::builder().with_inputs(inputs).build()),
-        main: main.clone(),
-        logo,
-    };
-    match typst::compile::<typst_layout::PagedDocument>(&world).output {
-        Ok(document) => Ok(document),
-        Err(errors) => {
-            let messages: Vec<_> = errors
-                .iter()
-                .map(|e| {
-                    let line = world
-                        .range(e.span)
-                        .and_then(|r| main.lines().byte_to_line(r.start));
-                    match line {
-                        Some(line) => format!("{TEMPLATE}:{}: {}", line + 1, e.message),
-                        None => format!("{TEMPLATE}: {}", e.message),
-                    }
-                })
-                .collect();
-            bail!("the report does not typeset: {}", messages.join("; "));
-        }
-    }
+    typeset::typeset(Job {
+        what: "the report",
+        name: TEMPLATE,
+        template,
+        input: "report",
+        data: &data,
+        image,
+    })
 }
 
 #[cfg(test)]

@@ -326,6 +326,7 @@ fn customer_text_is_shown_escaped() {
                 currency: "usd".into(),
                 questionnaire: serde_json::json!({}),
                 method_version,
+                terms: None,
             },
             NOW,
         )

@@ -66,6 +66,7 @@ fn full_customer(db: &mut Db, person: &Person, n: u32, at: OffsetDateTime) -> St
                 currency: "usd".into(),
                 questionnaire,
                 method_version,
+                terms: None,
             },
             at,
         )

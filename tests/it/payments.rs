@@ -363,6 +363,7 @@ fn paid_order(server: &Serving, n: u32) -> (String, String, String) {
                 currency: "usd".into(),
                 questionnaire: json!({}),
                 method_version,
+                terms: None,
             },
             now,
         )
@@ -593,6 +594,7 @@ fn a_slow_stripe_never_holds_the_pages_while_payments_are_handled() {
                     currency: "usd".into(),
                     questionnaire: json!({}),
                     method_version,
+                    terms: None,
                 },
                 time::OffsetDateTime::now_utc(),
             )

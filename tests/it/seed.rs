@@ -96,6 +96,7 @@ pub fn seed_order(
             currency: "usd".into(),
             questionnaire: serde_json::json!({ "strategy": [3, 4, 2], "culture": [5, 4, 4] }),
             method_version,
+            terms: None,
         },
         at,
     )?;
@@ -338,6 +339,7 @@ pub fn paid_order_from(
             currency: "usd".into(),
             questionnaire: serde_json::to_value(&intake)?,
             method_version: method.version.clone(),
+            terms: None,
         },
         at,
     )?;
