@@ -143,3 +143,75 @@ pub fn pdf(document: &PagedDocument, what: &str) -> anyhow::Result<Vec<u8>> {
         anyhow::anyhow!("{what} does not export: {}", messages.join("; "))
     })
 }
+
+/// What tests read of laid-out pages.
+#[cfg(test)]
+pub mod probe {
+    use typst::layout::{Abs, Frame, FrameItem, Point, Size};
+
+    use super::PagedDocument;
+
+    /// Text that runs past the paper's edge less `edge`, horizontally, or past its foot: each
+    /// as "page N: the text".
+    pub fn text_past_the_edges(document: &PagedDocument, edge: Abs) -> Vec<String> {
+        fn walk(
+            frame: &Frame,
+            at: Point,
+            size: Size,
+            edge: Abs,
+            page: usize,
+            out: &mut Vec<String>,
+        ) {
+            for (pos, item) in frame.items() {
+                let pos = at + *pos;
+                match item {
+                    FrameItem::Group(group) => {
+                        let shift = Point::new(group.transform.tx, group.transform.ty);
+                        walk(&group.frame, pos + shift, size, edge, page, out);
+                    }
+                    FrameItem::Text(text) => {
+                        let right = pos.x + text.width();
+                        if pos.x < edge || right > size.x - edge || pos.y > size.y {
+                            out.push(format!("page {page}: {}", text.text));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (n, page) in document.pages().iter().enumerate() {
+            walk(
+                &page.frame,
+                Point::zero(),
+                page.frame.size(),
+                edge,
+                n + 1,
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// Every line of text of `document`, by page.
+    pub fn pages_text(document: &PagedDocument) -> Vec<String> {
+        fn walk(frame: &Frame, out: &mut String) {
+            for (_, item) in frame.items() {
+                match item {
+                    FrameItem::Group(group) => walk(&group.frame, out),
+                    FrameItem::Text(text) => {
+                        out.push_str(&text.text);
+                        out.push(' ');
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let text = |page: &typst_layout::Page| {
+            let mut out = String::new();
+            walk(&page.frame, &mut out);
+            out.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        document.pages().iter().map(text).collect()
+    }
+}

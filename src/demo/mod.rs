@@ -129,6 +129,11 @@ fn walk_through(
     let mut answers: serde_json::Value =
         serde_json::from_str(SAMPLE_ANSWERS).context("the sample answers are JSON")?;
     answers["tier"] = json!(args.tier.as_str());
+    // A business in another EU country with a VAT number: its invoice is a reverse charge.
+    answers["billing_name"] = json!("Analytical Engines GmbH");
+    answers["billing_address"] = json!("Musterstraße 1\n10115 Berlin");
+    answers["billing_country"] = json!("DE");
+    answers["billing_tax_id"] = json!("DE136695976");
     let answer = agent
         .post(&format!("{base}/orders"))
         .header("Content-Type", "application/json")
@@ -211,7 +216,8 @@ fn walk_through(
     let mail_dir = config.parent().unwrap_or(Path::new(".")).join("mail");
     writeln!(
         out,
-        "4. {} emails written to {} (payment confirmation, report ready with the PDF)",
+        "4. {} emails written to {} (payment confirmation with the invoice, report ready with \
+         the PDF)",
         summary.emails.sent,
         mail_dir.display()
     )?;

@@ -83,6 +83,21 @@ impl DemoStripe {
                 .with_context(|| format!("the example configuration has no [{section}]"))?;
             table.insert(key.to_owned(), toml::Value::String(value.to_owned()));
         }
+        // The demo issues invoices, as a made-up Irish business selling to the EU.
+        let invoices = config
+            .get_mut("invoices")
+            .and_then(toml::Value::as_table_mut)
+            .context("the example configuration has no [invoices]")?;
+        invoices.insert("issue".into(), toml::Value::Boolean(true));
+        for (key, value) in [
+            ("seller_name", "Compass AI Readiness Ltd (demo)"),
+            ("seller_address", "1 Example Street\nDublin D02 XY45"),
+            ("seller_country", "IE"),
+            ("seller_tax_id", "IE6388047V"),
+            ("tax_rate", "23"),
+        ] {
+            invoices.insert(key.into(), toml::Value::String(value.into()));
+        }
         let text = toml::to_string(&config).context("cannot write the demo configuration")?;
         let checked =
             crate::config::Config::parse(&text, std::path::Path::new("compass.toml"), &demo_env)?;

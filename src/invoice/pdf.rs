@@ -85,19 +85,221 @@ pub fn data(doc: &Document, method: &Method, issuer: &Issuer<'_>) -> serde_json:
 
 /// Typesets `doc` in `method`'s brand into PDF bytes.
 pub fn render(doc: &Document, method: &Method, issuer: &Issuer<'_>) -> anyhow::Result<Vec<u8>> {
+    let what = format!("{} {}", doc.kind.title().to_lowercase(), doc.number);
+    typeset::pdf(&typeset_document(doc, method, issuer)?, &what)
+}
+
+/// The laid-out pages of `doc`.
+fn typeset_document(
+    doc: &Document,
+    method: &Method,
+    issuer: &Issuer<'_>,
+) -> anyhow::Result<typeset::PagedDocument> {
     let mut data = data(doc, method, issuer);
     let image = method.logo_image()?;
     if let Some((path, _)) = &image {
         data["logo"] = json!(path);
     }
     let what = format!("{} {}", doc.kind.title().to_lowercase(), doc.number);
-    let document = typeset::typeset(typeset::Job {
+    typeset::typeset(typeset::Job {
         what: &what,
         name: "invoice.typ",
         template: TEMPLATE,
         input: "document",
         data: &data,
         image,
-    })?;
-    typeset::pdf(&document, &what)
+    })
+}
+
+/// A made-up document of `kind` for a sale of `price_cents` under `rules` to `buyer`: what
+/// `compass check` renders in a method's brand, and the tests.
+pub fn sample(
+    kind: Kind,
+    rules: &super::Rules,
+    buyer: Option<Party>,
+    tier: crate::order::Tier,
+    price_cents: i64,
+) -> Document {
+    let at = time::macros::datetime!(2026-11-02 09:00 UTC);
+    let terms = rules.terms(
+        price_cents,
+        buyer,
+        super::Contact {
+            name: "Sam Sample".into(),
+            email: "sam@example.com".into(),
+            company: "Sample Company Ltd".into(),
+        },
+    );
+    let sale = terms.sale;
+    Document {
+        id: 0,
+        kind,
+        number: super::number(
+            match kind {
+                Kind::Invoice => &rules.invoice_prefix,
+                Kind::CreditNote => &rules.credit_note_prefix,
+            },
+            2026,
+            1,
+        ),
+        issued_at: at,
+        order_id: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
+        terms,
+        currency: "eur".into(),
+        net_cents: sale.net_cents,
+        tax_cents: sale.tax_cents,
+        gross_cents: sale.gross_cents,
+        corrects: (kind == Kind::CreditNote)
+            .then(|| (super::number(&rules.invoice_prefix, 2026, 1), at)),
+        paid_at: Some(at),
+        payment_intent: Some("pi_3SampleSampleSample01".into()),
+        tier,
+        method_version: None,
+        sha256: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use typst::layout::Abs;
+
+    use super::*;
+    use crate::invoice::{Rate, Rules, TaxRules};
+    use crate::typeset::probe::{pages_text, text_past_the_edges};
+
+    fn rules() -> Rules {
+        Rules {
+            seller: Party {
+                name: "Compass Consulting Ltd".into(),
+                address: "1 Main Street\nDublin D02 XY45".into(),
+                country: "IE".into(),
+                tax_id: Some("IE6388047V".into()),
+            },
+            tax: TaxRules {
+                seller_country: "IE".into(),
+                prices_include_tax: true,
+                rate: Rate(2300),
+                rates: BTreeMap::from([("DE".into(), Rate(1900))]),
+                reverse_charge: true,
+            },
+            invoice_prefix: "INV".into(),
+            credit_note_prefix: "CN".into(),
+            reverse_charge_note: "Reverse charge: VAT to be accounted for by the recipient.".into(),
+            tax_note: None,
+            billing_required: false,
+        }
+    }
+
+    fn issuer() -> Issuer<'static> {
+        Issuer {
+            support_email: "hello@example.com",
+        }
+    }
+
+    fn german(tax_id: Option<&str>) -> Party {
+        Party {
+            name: "Analytical Engines GmbH".into(),
+            address: "Musterstraße 1\n10115 Berlin".into(),
+            country: "DE".into(),
+            tax_id: tax_id.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_invoice_prints_every_field_an_accountant_looks_for() {
+        let method = Method::builtin();
+        let tier = method.tiers[0].id.clone();
+        let doc = sample(
+            Kind::Invoice,
+            &rules(),
+            Some(german(Some("DE136695976"))),
+            tier,
+            49_900,
+        );
+        let pages = pages_text(&typeset_document(&doc, &method, &issuer()).expect("typesets"));
+        assert_eq!(pages.len(), 1, "an invoice is one page");
+        let text = pages.join(" ");
+        for field in [
+            "Invoice",
+            "INV-2026-000001",
+            "Date of issue",
+            "2 November 2026",
+            "Date of supply",
+            "Compass Consulting Ltd",
+            "1 Main Street",
+            "Ireland",
+            "IE6388047V",
+            "Analytical Engines GmbH",
+            "10115 Berlin",
+            "Germany",
+            "DE136695976",
+            "Sam Sample",
+            "sam@example.com",
+            "Sample Company Ltd",
+            "€419.33",
+            "0 %",
+            "Total (EUR)",
+            "Reverse charge: VAT to be accounted for by the recipient.",
+            "pi_3SampleSampleSample01",
+            "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        ] {
+            assert!(text.contains(field), "{field} missing from: {text}");
+        }
+        render(&doc, &method, &issuer()).expect("exports as PDF/UA-1");
+    }
+
+    #[test]
+    fn a_consumer_is_taxed_and_a_credit_note_names_its_invoice_with_negative_amounts() {
+        let method = Method::builtin();
+        let tier = method.tiers[0].id.clone();
+        let doc = sample(
+            Kind::Invoice,
+            &rules(),
+            Some(german(None)),
+            tier.clone(),
+            49_900,
+        );
+        let text =
+            pages_text(&typeset_document(&doc, &method, &issuer()).expect("typesets")).join(" ");
+        for field in ["19 %", "€419.33", "€79.67", "€499.00"] {
+            assert!(text.contains(field), "{field} missing from: {text}");
+        }
+        assert!(!text.contains("Reverse charge"), "{text}");
+        let note = sample(Kind::CreditNote, &rules(), None, tier, 49_900);
+        let text =
+            pages_text(&typeset_document(&note, &method, &issuer()).expect("typesets")).join(" ");
+        for field in [
+            "Credit note",
+            "CN-2026-000001",
+            "Credits invoice",
+            "INV-2026-000001",
+            "−€499.00",
+            "23 %",
+        ] {
+            assert!(text.contains(field), "{field} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn the_longest_billing_details_stay_on_the_page_and_stay_text() {
+        let method = Method::builtin();
+        let tier = method.tiers[0].id.clone();
+        let buyer = Party {
+            name: format!("#set page(fill: red) {}", "W".repeat(180)),
+            address: "A long street name with a number 12345 and more words\n".repeat(9),
+            country: "DE".into(),
+            tax_id: Some("DE136695976".into()),
+        };
+        let mut doc = sample(Kind::Invoice, &rules(), Some(buyer), tier, 49_900);
+        doc.terms.contact.company = "C".repeat(200);
+        doc.terms.contact.email = format!("{}@example.com", "e".repeat(60));
+        let document = typeset_document(&doc, &method, &issuer()).expect("typesets");
+        let past = text_past_the_edges(&document, Abs::cm(1.5));
+        assert!(past.is_empty(), "{past:#?}");
+        let pages = pages_text(&document);
+        assert!(pages[0].contains("#set page(fill: red)"), "shown as text");
+        assert!(pages.len() <= 2, "{} pages", pages.len());
+    }
 }

@@ -59,11 +59,12 @@ fn typeset(
 
 #[cfg(test)]
 mod tests {
-    use typst::layout::{Abs, Frame, FrameItem, Point, Size};
+    use typst::layout::Abs;
 
     use super::*;
     use crate::method::{CategoryScore, Scores, TierDef};
     use crate::report::sample;
+    use crate::typeset::probe::{pages_text, text_past_the_edges};
 
     fn report(tier: &TierDef, method: &Method) -> Report {
         let mut written = sample::written(tier, method);
@@ -177,48 +178,6 @@ mod tests {
             .unwrap_or_else(|errors| panic!("{errors:?}"))
     }
 
-    /// Text that runs past the paper's edge less `edge`, horizontally, or past its foot: each
-    /// as "page N: the text".
-    fn text_past_the_edges(document: &typst_layout::PagedDocument, edge: Abs) -> Vec<String> {
-        fn walk(
-            frame: &Frame,
-            at: Point,
-            size: Size,
-            edge: Abs,
-            page: usize,
-            out: &mut Vec<String>,
-        ) {
-            for (pos, item) in frame.items() {
-                let pos = at + *pos;
-                match item {
-                    FrameItem::Group(group) => {
-                        let shift = Point::new(group.transform.tx, group.transform.ty);
-                        walk(&group.frame, pos + shift, size, edge, page, out);
-                    }
-                    FrameItem::Text(text) => {
-                        let right = pos.x + text.width();
-                        if pos.x < edge || right > size.x - edge || pos.y > size.y {
-                            out.push(format!("page {page}: {}", text.text));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for (n, page) in document.pages().iter().enumerate() {
-            walk(
-                &page.frame,
-                Point::zero(),
-                page.frame.size(),
-                edge,
-                n + 1,
-                &mut out,
-            );
-        }
-        out
-    }
-
     #[test]
     fn the_longest_answers_and_words_stay_inside_the_pages() {
         let method = Method::builtin();
@@ -245,28 +204,6 @@ mod tests {
             assert!(past.is_empty(), "{}: {past:#?}", tier.id);
             render(&report, &method, &Signature::sample("Compass")).expect("exports");
         }
-    }
-
-    /// Every line of text of `document`, by page.
-    fn pages_text(document: &typst_layout::PagedDocument) -> Vec<String> {
-        fn walk(frame: &Frame, out: &mut String) {
-            for (_, item) in frame.items() {
-                match item {
-                    FrameItem::Group(group) => walk(&group.frame, out),
-                    FrameItem::Text(text) => {
-                        out.push_str(&text.text);
-                        out.push(' ');
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let text = |page: &typst_layout::Page| {
-            let mut out = String::new();
-            walk(&page.frame, &mut out);
-            out.split_whitespace().collect::<Vec<_>>().join(" ")
-        };
-        document.pages().iter().map(text).collect()
     }
 
     #[test]
