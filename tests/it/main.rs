@@ -14,6 +14,7 @@ mod customers;
 mod data_rights;
 mod demo;
 mod fake_http;
+mod invoices;
 mod llmock;
 mod maildev;
 mod method;
