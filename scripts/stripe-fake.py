@@ -24,19 +24,32 @@ A dispute carries every field, and only the fields, that the official `stripe` p
 Stripe documents, so what compass reads is what Stripe sends. No webhook is sent: the tests that use this are
 about what reconcile finds when the events never came.
 
+**Webhooks while others register.** localstripe sends an event to its webhooks in a loop
+over the live dict of them, awaiting each delivery; a test that registered its webhook
+meanwhile ended that loop with "dictionary changed size during iteration", and the event never
+reached the webhooks after it (Stripe loses no event that way). Here the loop runs over the
+webhooks as they were when the event was sent.
+
     python scripts/stripe-fake.py --port 8420
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
 import time
 import typing
 
+import aiohttp
 import stripe
 from aiohttp import web
 from localstripe.errors import UserError
 from localstripe.resources import Event, PaymentIntent, StripeObject, store
+from localstripe import webhooks
 from localstripe.server import app, json_response, unflatten_data
 
 # (secret key, Idempotency-Key) -> (method and path, body, status, answer)
@@ -179,12 +192,36 @@ async def move_dispute(request):
     return json_response(dispute._export())
 
 
+async def send_webhook(event) -> None:
+    """Sends `event`, signed, to each webhook registered when it was sent (one registered
+    meanwhile gets the next event instead of ending this one's deliveries)."""
+    payload = json.dumps(event._export(), indent=2, sort_keys=True).encode("utf-8")
+    signed = b"%d.%s" % (event.created, payload)
+    await asyncio.sleep(1)
+    log = logging.getLogger("aiohttp.access")
+    for hook in list(webhooks._webhooks.values()):
+        if hook.events is not None and event.type not in hook.events:
+            continue
+        signature = hmac.new(hook.secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Stripe-Signature": "t=%d,v1=%s" % (event.created, signature),
+        }
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(hook.url, data=payload, headers=headers) as answer:
+                    log.info('webhook "%s" to %s: %d', event.type, hook.url, answer.status)
+        except aiohttp.ClientError as err:
+            log.info('webhook "%s" to %s failed: %s', event.type, hook.url, err)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     for cls in (PaymentIntent, Event):
         newest_first(cls)
+    webhooks._send_webhook = send_webhook
     app.middlewares.append(idempotency)
     app.router.add_get("/v1/disputes", list_disputes)
     app.router.add_get("/v1/disputes/{id}", retrieve_dispute)

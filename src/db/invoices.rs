@@ -87,6 +87,11 @@ impl Db {
             .context("cannot read the invoices")
     }
 
+    /// The terms the order was sold on, if it was sold with invoices.
+    pub fn sale_terms(&self, order_id: &str) -> anyhow::Result<Option<Terms>> {
+        terms_in(&self.conn, order_id)
+    }
+
     /// Documents whose PDF is not stored yet, oldest first.
     pub fn unrendered_documents(&self, limit: u32) -> anyhow::Result<Vec<Document>> {
         let mut stmt = self.conn.prepare_cached(&format!(

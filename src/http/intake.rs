@@ -126,6 +126,29 @@ pub(super) fn intake_page(
     render(site, status, "intake", data)
 }
 
+/// What the price holds of tax, for the payment page: the customer sees what the invoice says.
+fn tax_line(terms: &crate::invoice::Terms, currency: &str) -> String {
+    let sale = &terms.sale;
+    let invoice = "Your invoice comes with the payment confirmation.";
+    match sale.treatment {
+        crate::invoice::Treatment::ReverseCharge => format!(
+            "No VAT: reverse charge, to {} ({}). {invoice}",
+            terms.buyer.as_ref().map_or("", |b| b.name.as_str()),
+            terms
+                .buyer
+                .as_ref()
+                .and_then(|b| b.tax_id.as_deref())
+                .unwrap_or_default()
+        ),
+        crate::invoice::Treatment::Taxed if sale.tax_cents > 0 => format!(
+            "Including {} tax ({}). {invoice}",
+            money::format(sale.tax_cents, currency),
+            sale.rate
+        ),
+        crate::invoice::Treatment::Taxed => invoice.to_owned(),
+    }
+}
+
 /// A tier's price as the form shows it: with the tax inside, or "+ tax" when it is added.
 fn price_label(app: &App, cents: i64, currency: &str) -> String {
     let price = money::format(cents, currency);
@@ -488,6 +511,11 @@ pub(super) fn payment_page(
         order.order.amount_cents,
         &order.order.currency
     ));
+    data["tax_line"] = json!(
+        app.db
+            .sale_terms(&order.id)?
+            .map(|terms| tax_line(&terms, &order.order.currency))
+    );
     data["publishable_key"] = json!(app.config.stripe.publishable_key);
     data["client_secret"] = json!(intent.client_secret.unwrap_or_default());
     data["return_url"] = json!(status_url(app, &order));

@@ -16,17 +16,66 @@ use crate::method::{Kind, Method};
 pub const JSON: &str = include_str!("../../docs/openapi.json");
 
 /// `GET /api/openapi.json` for an installation selling `method`.
-pub fn response(method: &Method) -> Response {
+pub fn response(method: &Method, invoices: bool) -> Response {
     let mut response = Response::json(200, &serde_json::Value::Null);
-    response.body = if method.is_builtin() {
+    response.body = if method.is_builtin() && !invoices {
         JSON.as_bytes().to_vec()
     } else {
-        document(method).to_string().into_bytes()
+        let mut doc = document(method);
+        if invoices {
+            add_billing_fields(&mut doc);
+        }
+        doc.to_string().into_bytes()
     };
     response
         .headers
         .push(("Cache-Control", "public, max-age=3600".to_owned()));
     response
+}
+
+/// The intake's billing fields, where the installation issues invoices (elsewhere they are
+/// refused as unknown fields).
+fn add_billing_fields(doc: &mut Value) {
+    let text = |max: usize, description: &str| json!({ "type": ["string", "null"], "maxLength": max, "description": description });
+    let codes: Vec<&str> = crate::invoice::country::all()
+        .into_iter()
+        .map(|(code, _)| code)
+        .collect();
+    let properties = doc["components"]["schemas"]["Intake"]["properties"]
+        .as_object_mut()
+        .expect("the intake schema has properties (tested)");
+    properties.insert(
+        "billing_name".into(),
+        text(
+            200,
+            "The legal name for the invoice. Billing details are optional unless the operator \
+             requires them; once one is given, the name, address and country are required.",
+        ),
+    );
+    properties.insert(
+        "billing_address".into(),
+        text(
+            500,
+            "The billing address, lines separated by line breaks, without the country.",
+        ),
+    );
+    properties.insert(
+        "billing_country".into(),
+        json!({
+            "enum": codes,
+            "description": "The billing address's country, as an ISO 3166 two-letter code.",
+        }),
+    );
+    properties.insert(
+        "billing_tax_id".into(),
+        text(
+            40,
+            "The buyer's VAT or tax id. For the EU countries and the UK it must have the \
+             country's VAT format (its prefix, like DE, may be left out; spaces, dots and \
+             dashes are ignored), or the order is refused (`invalid_fields`). A business in \
+             another EU country than the seller's with one pays no VAT (reverse charge).",
+        ),
+    );
 }
 
 /// The document with the intake's schema written from `method`.
@@ -116,7 +165,7 @@ mod tests {
         expect_test::expect_file!["../../docs/openapi.json"].assert_eq(&format!("{json}\n"));
         assert_eq!(document()["openapi"], "3.1.0");
         let served: serde_json::Value =
-            serde_json::from_slice(&response(&Method::builtin()).body).expect("JSON");
+            serde_json::from_slice(&response(&Method::builtin(), false).body).expect("JSON");
         assert_eq!(served, written);
     }
 
@@ -124,7 +173,7 @@ mod tests {
     fn another_method_is_served_with_its_own_intake_schema() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/methods/security");
         let method = Method::load_dir(&dir).expect("valid");
-        let served: Value = serde_json::from_slice(&response(&method).body).expect("JSON");
+        let served: Value = serde_json::from_slice(&response(&method, false).body).expect("JSON");
         let intake = &served["components"]["schemas"]["Intake"];
         let mut documented: Vec<String> = intake["properties"]
             .as_object()
@@ -173,6 +222,20 @@ mod tests {
         let mut expected: Vec<String> = Method::builtin().questionnaire.industries.clone();
         expected.push("Other".to_owned());
         assert_eq!(industries, &serde_json::json!(expected));
+    }
+
+    #[test]
+    fn an_installation_with_invoices_documents_its_billing_fields() {
+        let served: Value =
+            serde_json::from_slice(&response(&Method::builtin(), true).body).expect("JSON");
+        let properties = &served["components"]["schemas"]["Intake"]["properties"];
+        for field in crate::invoice::FIELDS {
+            assert!(properties[field].is_object(), "{field}");
+        }
+        let codes = properties["billing_country"]["enum"]
+            .as_array()
+            .expect("codes");
+        assert!(codes.contains(&json!("DE")) && codes.contains(&json!("GB")));
     }
 
     #[test]

@@ -128,7 +128,10 @@ fn route(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Hand
                 }
             }
         }
-        ("GET", ["api", "openapi.json"]) => Ok(openapi::response(&app.method)),
+        ("GET", ["api", "openapi.json"]) => Ok(openapi::response(
+            &app.method,
+            app.config.invoices.is_some(),
+        )),
         ("GET", ["my"]) => customer::my_page(app, site),
         ("POST", ["my"]) => match over_limit(app, site, req, Action::SignIn, now) {
             Some(refused) => Ok(refused),

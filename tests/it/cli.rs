@@ -55,7 +55,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     expect![[r#"
         wrote   DIR/compass.toml
         wrote   DIR/method/ (the built-in method)
-        created DIR/compass.db (schema version 8)
+        created DIR/compass.db (schema version 9)
 
         Next:
           1. Edit DIR/compass.toml: your business name, public_url and mail sender; and DIR/method/: your questions, prices, prompts and brand (`compass check` reads it).
@@ -86,7 +86,7 @@ fn init_writes_a_config_and_a_database_and_keeps_them_after() {
     expect![[r#"
         kept    DIR/compass.toml
         kept    DIR/method/
-        kept    DIR/compass.db (schema version 8)
+        kept    DIR/compass.db (schema version 9)
     "#]]
     .assert_eq(&printed);
     assert_eq!(

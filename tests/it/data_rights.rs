@@ -43,9 +43,48 @@ impl Person {
     }
 }
 
+/// The terms of a sale with invoices, with the person as the contact (0 % tax: 149.00 net).
+fn terms_for(person: &Person) -> compass::invoice::Terms {
+    use compass::invoice::{Contact, Party, Rate, Rules, TaxRules};
+    let seller = Party {
+        name: "Compass Consulting Ltd".into(),
+        address: "1 Main Street".into(),
+        country: "IE".into(),
+        tax_id: None,
+    };
+    let rules = Rules {
+        seller: seller.clone(),
+        tax: TaxRules {
+            seller_country: "IE".into(),
+            prices_include_tax: true,
+            rate: Rate(0),
+            rates: Default::default(),
+            reverse_charge: true,
+        },
+        invoice_prefix: "INV".into(),
+        credit_note_prefix: "CN".into(),
+        reverse_charge_note: "Reverse charge".into(),
+        tax_note: None,
+        billing_required: false,
+    };
+    let contact = Contact {
+        name: person.name.clone(),
+        email: person.email.clone(),
+        company: person.company.clone(),
+    };
+    rules.terms(14_900, None, contact)
+}
+
 /// A customer with a row in every table: a refunded order with its payment, Stripe events,
-/// report files, a Claude call, emails, a sign-in link, an alert and an audit row.
-fn full_customer(db: &mut Db, person: &Person, n: u32, at: OffsetDateTime) -> String {
+/// report files, a Claude call, emails, a sign-in link, an alert and an audit row; `invoiced`,
+/// its invoice and credit note too (which forgetting keeps, with the person on them).
+fn full_customer(
+    db: &mut Db,
+    person: &Person,
+    n: u32,
+    at: OffsetDateTime,
+    invoiced: bool,
+) -> String {
     let policy = Policy::default();
     let questionnaire = json!({
         "company": person.company, "website": "https://analytical.example", "industry": "Other",
@@ -66,7 +105,7 @@ fn full_customer(db: &mut Db, person: &Person, n: u32, at: OffsetDateTime) -> St
                 currency: "usd".into(),
                 questionnaire,
                 method_version,
-                terms: None,
+                terms: invoiced.then(|| terms_for(person)),
             },
             at,
         )
@@ -229,10 +268,10 @@ fn tables(conn: &rusqlite::Connection) -> Vec<String> {
 
 /// Every row's key, by table: its id, or a sign-in link's hash.
 fn keys(conn: &rusqlite::Connection, table: &str) -> BTreeSet<String> {
-    let key = if table == "sign_in_links" {
-        "token_sha256"
-    } else {
-        "id"
+    let key = match table {
+        "sign_in_links" => "token_sha256",
+        "sale_terms" => "order_id",
+        _ => "id",
     };
     conn.prepare(&format!("SELECT CAST({key} AS TEXT) FROM {table}"))
         .expect("prepare")
@@ -249,10 +288,10 @@ fn export(install: &Install, email: &str) -> Value {
 }
 
 fn exported_keys(export: &Value, table: &str) -> BTreeSet<String> {
-    let key = if table == "sign_in_links" {
-        "token_sha256"
-    } else {
-        "id"
+    let key = match table {
+        "sign_in_links" => "token_sha256",
+        "sale_terms" => "order_id",
+        _ => "id",
     };
     export["tables"][table]
         .as_array()
@@ -270,8 +309,8 @@ fn an_export_holds_every_row_of_the_customer_and_nothing_of_another() {
     let install = Install::new();
     let (ada, bob) = (Person::new("Ada"), Person::new("Bob"));
     let mut db = install.db();
-    let ada_order = full_customer(&mut db, &ada, 1, NOW - Duration::days(3));
-    let bob_order = full_customer(&mut db, &bob, 2, NOW - Duration::days(2));
+    let ada_order = full_customer(&mut db, &ada, 1, NOW - Duration::days(3), true);
+    let bob_order = full_customer(&mut db, &bob, 2, NOW - Duration::days(2), true);
     // Rows that belong to nobody: an alert and an event about no order.
     db.alert("nobody's", None, "Stripe event not handled: x", NOW)
         .expect("alert");
@@ -282,7 +321,7 @@ fn an_export_holds_every_row_of_the_customer_and_nothing_of_another() {
     );
     let conn = rusqlite_conn(&db);
     let all_tables = tables(&conn);
-    assert_eq!(all_tables.len(), 13, "{all_tables:?}");
+    assert_eq!(all_tables.len(), 15, "{all_tables:?}");
     for table in &all_tables {
         if ["method_files", "method_versions"].contains(&table.as_str()) {
             // The operator's method: nobody's data, in no export.
@@ -380,7 +419,7 @@ fn forgetting_leaves_no_byte_of_the_person_and_the_accounts_still_add_up() {
     let install = Install::new();
     let (ada, bob) = (Person::new("Ada"), Person::new("Bob"));
     let mut db = install.db();
-    full_customer(&mut db, &ada, 1, NOW - Duration::days(3));
+    full_customer(&mut db, &ada, 1, NOW - Duration::days(3), false);
     seed_order(
         &mut db,
         0,
@@ -390,7 +429,7 @@ fn forgetting_leaves_no_byte_of_the_person_and_the_accounts_still_add_up() {
         &Policy::default(),
     )
     .expect("seeded");
-    full_customer(&mut db, &bob, 2, NOW - Duration::days(1));
+    full_customer(&mut db, &bob, 2, NOW - Duration::days(1), false);
     drop(db);
     let stats_before = json_out(&install, &["stats", "--json"]);
     let audit_before = json_out(&install, &["audit", "--json"]);
@@ -519,8 +558,8 @@ fn retention_erases_only_finished_orders_older_than_its_days() {
     .expect("write config");
     let (ada, bob) = (Person::new("Ada"), Person::new("Bob"));
     let mut db = install.db();
-    let old = full_customer(&mut db, &ada, 1, NOW - Duration::days(31));
-    let young = full_customer(&mut db, &bob, 2, NOW - Duration::days(29));
+    let old = full_customer(&mut db, &ada, 1, NOW - Duration::days(31), false);
+    let young = full_customer(&mut db, &bob, 2, NOW - Duration::days(29), false);
     let old_but_disputed = seed_order(
         &mut db,
         0,

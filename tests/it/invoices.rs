@@ -89,6 +89,17 @@ fn compass_now(install: &Install, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// One `compass process` pass that writes no report (--limit 0 claims no order, so Claude is
+/// never asked): it renders the documents and sends the emails. Its JSON summary.
+fn process_pass(install: &Install) -> String {
+    let mut process = install.command(&["process", "--limit", "0", "--json"]);
+    process
+        .env_remove("COMPASS_NOW")
+        .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY)
+        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-not-used");
+    stdout(&process.output().expect("run process"))
+}
+
 fn documents(install: &Install) -> Vec<Document> {
     let far = time::OffsetDateTime::now_utc() + time::Duration::days(3_650);
     install
@@ -208,15 +219,7 @@ fn fifty_orders_paid_at_once_are_invoiced_one_to_fifty_refunds_credited_and_the_
     }
 
     // process renders every document once and mails the invoices and credit notes.
-    // (No report is written here: --limit 0 claims no order, and Claude is never asked.)
-    let mut process = server
-        .install
-        .command(&["process", "--limit", "0", "--json"]);
-    process
-        .env_remove("COMPASS_NOW")
-        .env("COMPASS_STRIPE_SECRET_KEY", STRIPE_KEY)
-        .env("COMPASS_ANTHROPIC_API_KEY", "sk-ant-not-used");
-    let summary = stdout(&process.output().expect("run process"));
+    let summary = process_pass(&server.install);
     let summary: serde_json::Value = serde_json::from_str(&summary).expect("JSON");
     assert_eq!(summary["documents"], 53, "{summary}");
     let mail = crate::support::files(&server.install.config().with_file_name("mail"));
@@ -240,6 +243,30 @@ fn fifty_orders_paid_at_once_are_invoiced_one_to_fifty_refunds_credited_and_the_
             note.number
         );
     }
+
+    // The invoice goes again with a resent confirmation.
+    let third = issued
+        .iter()
+        .find(|d| d.order_id == placed[3].0)
+        .expect("invoiced");
+    compass_now(
+        &server.install,
+        &[
+            "resend-email",
+            &placed[3].0,
+            "--kind",
+            "payment_confirmation",
+        ],
+    );
+    process_pass(&server.install);
+    let mail = crate::support::files(&server.install.config().with_file_name("mail"));
+    let sent = mail
+        .iter()
+        .filter(|(_, eml)| {
+            String::from_utf8_lossy(eml).contains(&format!("filename=\"{}\"", third.file_name()))
+        })
+        .count();
+    assert_eq!(sent, 2, "{} sent twice", third.number);
 
     // The accountant's CSV adds up to what `stats` says of the same orders.
     let csv = compass_now(&server.install, &["invoices", "--since", "1d", "--csv"]);
@@ -391,4 +418,76 @@ fn the_customer_downloads_the_invoice_as_issued_and_it_reads_as_an_invoice() {
     assert_eq!(status, 404);
     let (status, _, _) = server.get_bytes(&format!("/status/{token}/invoices/INV-1999-000001.pdf"));
     assert_eq!(status, 404);
+}
+
+#[test]
+fn a_forgotten_customers_invoices_stay_as_issued_and_their_export_holds_them() {
+    let server = Serving::start(install());
+    register_webhook(&server);
+    let address = email("forget", 0);
+    let (order_id, intent, _) = place(&server, &address, true);
+    assert_eq!(pay(&intent, "pm_card_visa"), 200);
+    wait_until_paid(&server, &order_id, &intent);
+    // Refunded, so nothing of theirs is still in progress.
+    compass_now(&server.install, &["refund", &order_id, "--yes"]);
+    let before = documents(&server.install);
+    assert_eq!(before.len(), 2, "an invoice and its credit note");
+    let token = crate::payments::order_detail(&server, &order_id).status_token;
+    for doc in &before {
+        let (status, _, _) =
+            server.get_bytes(&format!("/status/{token}/invoices/{}", doc.file_name()));
+        assert_eq!(status, 200, "{} rendered and stored", doc.number);
+    }
+    let pdfs: Vec<Vec<u8>> = before
+        .iter()
+        .map(|d| {
+            server
+                .install
+                .db()
+                .document_pdf(d.id)
+                .expect("read")
+                .expect("stored")
+        })
+        .collect();
+
+    let export = compass_now(&server.install, &["customers", "export", &address]);
+    let export: serde_json::Value = serde_json::from_str(&export).expect("JSON");
+    let invoices = export["tables"]["invoices"]
+        .as_array()
+        .expect("invoices exported");
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(invoices[0]["number"], before[0].number);
+    assert!(
+        invoices[0]["pdf"]["base64"]
+            .as_str()
+            .is_some_and(|b| b.len() > 1_000)
+    );
+    assert_eq!(
+        export["tables"]["sale_terms"][0]["terms"]["buyer"]["tax_id"],
+        "DE136695976"
+    );
+
+    let said = compass_now(&server.install, &["customers", "forget", &address, "--yes"]);
+    assert!(
+        said.contains("kept 2 invoice(s) and credit note(s)"),
+        "{said}"
+    );
+    let after = documents(&server.install);
+    assert_eq!(after.len(), 2);
+    for ((doc, pdf), kept) in before.iter().zip(&pdfs).zip(&after) {
+        assert_eq!(kept.number, doc.number);
+        assert_eq!(
+            kept.terms, doc.terms,
+            "the billing details stay on the invoice"
+        );
+        let stored = server
+            .install
+            .db()
+            .document_pdf(kept.id)
+            .expect("read")
+            .expect("kept");
+        assert_eq!(&stored, pdf, "byte for byte as issued");
+    }
+    let (_, privacy) = server.get("/privacy");
+    assert!(privacy.contains("invoices and credit notes"), "{privacy}");
 }
