@@ -173,6 +173,7 @@ fn payment_events(intents: &[String]) -> Vec<serde_json::Value> {
 
 #[test]
 fn money_and_mail_survive_redelivery_faults_and_kills() {
+    let _alone = crate::support::stripe_burst();
     let orders = env_number("COMPASS_CHAOS_ORDERS", 12) as usize;
     let kills_wanted = env_number("COMPASS_CHAOS_KILLS", 4);
     let seed = env_number("COMPASS_CHAOS_SEED", u64::from(std::process::id()) | 1);

@@ -120,6 +120,7 @@ fn cents(units: &str) -> i64 {
 
 #[test]
 fn fifty_orders_paid_at_once_are_invoiced_one_to_fifty_refunds_credited_and_the_csv_is_stats() {
+    let _alone = crate::support::stripe_burst();
     let server = Serving::start(install());
     register_webhook(&server);
     let placed: Vec<_> = (0..50)

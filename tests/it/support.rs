@@ -143,6 +143,16 @@ pub fn redact(text: &str, ids: &[String], fake: impl Fn(usize) -> String) -> Str
     out
 }
 
+/// Held by the tests that send localstripe a burst of payments (it delivers every event to every
+/// registered webhook, so one test's fifty payments reach every running server) and by the
+/// chaos test, whose deadlines assume a Stripe busy with its own orders only: they take turns.
+pub fn stripe_burst() -> std::sync::MutexGuard<'static, ()> {
+    static BURST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    BURST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The webhook signing secret the test servers use.
 pub const WEBHOOK_SECRET: &str = "whsec_compass_test";
 /// The Stripe secret key the test servers use (localstripe accepts any `sk_test_`).
