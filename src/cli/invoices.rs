@@ -220,6 +220,13 @@ pub fn run(
             clock::minute(since),
             clock::minute(until)
         )?;
+        if app.config.invoices.is_none() {
+            writeln!(
+                out,
+                "compass issues none: set [invoices] issue = true and your legal details in {}",
+                app.config.path.display()
+            )?;
+        }
         return Ok(());
     }
     let mut table = new_table();
