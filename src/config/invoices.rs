@@ -103,6 +103,13 @@ impl RawInvoices {
             rates.insert(code, rate);
         }
         non_empty("invoices.reverse_charge_note", &self.reverse_charge_note)?;
+        // A reverse-charge invoice names both parties' VAT numbers.
+        if self.reverse_charge && country::is_eu(&seller_country) && seller_tax_id.is_none() {
+            bail!(
+                "invoices.reverse_charge needs invoices.seller_tax_id (your VAT number): set \
+                 it, or set reverse_charge = false if you are not registered for VAT"
+            );
+        }
         let billing_required = match self.billing_details.as_str() {
             "optional" => false,
             "required" => true,

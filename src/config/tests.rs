@@ -103,6 +103,16 @@ fn bad_prices_are_refused_with_the_key() {
     );
 }
 
+/// `[invoices]` turned on with a seller, and `$rest`.
+macro_rules! invoices {
+    ($rest:literal) => {
+        concat!(
+            "[invoices]\nissue = true\nseller_name = \"Seller Ltd\"\nseller_address = \"1 Main St\"\n",
+            $rest
+        )
+    };
+}
+
 #[test]
 fn other_values_are_checked() {
     let cases = [
@@ -167,6 +177,38 @@ fn other_values_are_checked() {
         (
             "[claude]\ninput_usd_per_mtok = -1.0",
             "claude.input_usd_per_mtok must be zero or more",
+        ),
+        (
+            "[invoices]\nissue = true",
+            "invoices.seller_name must not be empty",
+        ),
+        (
+            invoices!("seller_country = \"Ireland\""),
+            "invoices.seller_country must be a two-letter country code like IE or DE, got `Ireland`",
+        ),
+        (
+            invoices!("seller_country = \"IE\"\nseller_tax_id = \"IE123\""),
+            "invoices.seller_tax_id: IE123 is not a VAT number of Ireland",
+        ),
+        (
+            invoices!("seller_country = \"IE\""),
+            "invoices.reverse_charge needs invoices.seller_tax_id",
+        ),
+        (
+            invoices!("seller_country = \"US\"\ntax_rate = \"8,5\""),
+            "invoices.tax_rate: `8,5` is not a tax rate",
+        ),
+        (
+            invoices!("seller_country = \"US\"\ncredit_note_prefix = \"INV\""),
+            "invoices.credit_note_prefix must differ from invoices.invoice_prefix",
+        ),
+        (
+            invoices!("seller_country = \"US\"\n[invoices.rates]\nXX = \"5\""),
+            "invoices.rates.XX: `XX` is not a two-letter country code",
+        ),
+        (
+            invoices!("seller_country = \"US\"\nbilling_details = \"always\""),
+            "invoices.billing_details must be \"optional\" or \"required\", got `always`",
         ),
     ];
     for (text, expected) in cases {

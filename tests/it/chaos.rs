@@ -333,7 +333,7 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
             let order = server.install.db().order(id).expect("read").expect("order");
             order.order.status != Status::PendingPayment
         };
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(120 + CLAIMED_EVENT_WAIT);
         while !paid() {
             if Instant::now() >= deadline {
                 // What became of this payment's events, for whoever reads the failure.
@@ -357,9 +357,8 @@ fn money_and_mail_survive_redelivery_faults_and_kills() {
 
     // Calm: process runs until every paid order is done and the outbox is empty.
     // A refund whose asker was killed mid-call is asked again when its one-minute claim ends.
-    // An event a killed serve had claimed waits out its two-minute lease (`EVENT_LEASE`) before
-    // serve's retry pass takes it again: the calm allows for that on top.
-    let deadline = Instant::now() + Duration::from_secs(120 + 120 + 3 * orders as u64);
+    let deadline =
+        Instant::now() + Duration::from_secs(120 + CLAIMED_EVENT_WAIT + 3 * orders as u64);
     loop {
         stdout(&process_once(&server.install));
         let db = server.install.db();
@@ -514,6 +513,11 @@ fn token_of(server: &Serving, id: &str) -> String {
 }
 
 /// One `compass process` run, to its end.
+/// Seconds an event that a killed serve had claimed waits before serve's retry pass takes it
+/// again: its two-minute lease (`EVENT_LEASE` in src/payments/events.rs) and the pass's ten
+/// seconds. Every wait for a payment allows for it.
+const CLAIMED_EVENT_WAIT: u64 = 120 + 10;
+
 fn process_once(install: &Install) -> std::process::Output {
     let mut command = install.command(&["process", "--concurrency", "4"]);
     command
