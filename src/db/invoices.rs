@@ -205,7 +205,12 @@ fn insert(
             net + tax
         ],
     )
-    .with_context(|| format!("cannot number the {} of order {order_id}", kind.title()))?;
+    .with_context(|| {
+        format!(
+            "cannot number the {} of order {order_id}",
+            kind.title().to_lowercase()
+        )
+    })?;
     Ok(())
 }
 

@@ -111,9 +111,9 @@ fn typeset_document(
     })
 }
 
-/// A made-up document of `kind` for a sale of `price_cents` under `rules` to `buyer`: what
-/// `compass check` renders in a method's brand, and the tests.
-pub fn sample(
+/// A made-up document of `kind` for a sale of `price_cents` under `rules` to `buyer`.
+#[cfg(test)]
+fn sample(
     kind: Kind,
     rules: &super::Rules,
     buyer: Option<Party>,
