@@ -17,6 +17,10 @@ pub struct StripeConfig {
     pub api_version: String,
     /// For Stripe.js on the payment page.
     pub publishable_key: String,
+    /// Where the payment page loads Stripe.js from: Stripe's own address in production (the
+    /// release train of `api_version`), a stand-in on the loopback interface in tests. The
+    /// pages' Content-Security-Policy follows it.
+    pub js_url: String,
     /// `sk_...` or `rk_...`.
     pub secret_key: SecretSlot,
     /// `whsec_...` values, comma-separated: several while rolling.
@@ -31,6 +35,7 @@ pub(super) struct RawStripe {
     api_base: String,
     api_version: String,
     publishable_key: String,
+    js_url: String,
     secret_key_file: Option<PathBuf>,
     webhook_secrets_file: Option<PathBuf>,
     pub(super) secret_key: Refused,
@@ -44,6 +49,7 @@ impl Default for RawStripe {
             api_base: "https://api.stripe.com".into(),
             api_version: "2026-09-30.endive".into(),
             publishable_key: String::new(),
+            js_url: "https://js.stripe.com/endive/stripe.js".into(),
             secret_key_file: None,
             webhook_secrets_file: None,
             secret_key: None,
@@ -60,6 +66,19 @@ impl RawStripe {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<StripeConfig> {
         check_url("stripe.api_base", &self.api_base)?;
+        // Stripe.js must come from Stripe over https; only a test's stand-in on this machine
+        // may be plain http.
+        let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+        if !(self.js_url.starts_with("https://")
+            || local.iter().any(|l| self.js_url.starts_with(l)))
+            || self.js_url.contains([' ', '"', '\'', '<', '>'])
+        {
+            bail!(
+                "stripe.js_url must be an https:// address (Stripe's is \
+                 https://js.stripe.com/endive/stripe.js), got `{}`",
+                self.js_url
+            );
+        }
         non_empty("stripe.api_version", &self.api_version)?;
         if !(1..=600).contains(&self.timeout_secs) {
             bail!(
@@ -71,6 +90,7 @@ impl RawStripe {
             api_base: self.api_base.trim_end_matches('/').to_owned(),
             api_version: self.api_version,
             publishable_key: self.publishable_key,
+            js_url: self.js_url,
             timeout: std::time::Duration::from_secs(self.timeout_secs.into()),
             secret_key: secret(
                 "Stripe secret key",

@@ -183,6 +183,10 @@ fn other_values_are_checked() {
             "invoices.seller_name must not be empty",
         ),
         (
+            "[stripe]\njs_url = \"http://cdn.example.com/stripe.js\"",
+            "stripe.js_url must be an https:// address",
+        ),
+        (
             invoices!("seller_country = \"Ireland\""),
             "invoices.seller_country must be a two-letter country code like IE or DE, got `Ireland`",
         ),

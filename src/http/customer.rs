@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use super::documents;
 use super::page::{
-    base, message, no_store, not_found, order_by_token, plausible_token, refund_rule, render,
-    wants_json,
+    base, message, no_store, not_found, order_by_token, origin_of, plausible_token, refund_rule,
+    render, wants_json,
 };
 use super::site::Site;
 use super::{After, Handled, Request, Response};
@@ -272,16 +272,6 @@ fn same_origin(app: &App, req: &Request) -> bool {
         (None, Some(referer)) => origin_of(referer) == ours,
         (None, None) => false,
     }
-}
-
-/// `scheme://host[:port]` of a URL, lower-cased.
-fn origin_of(url: &str) -> String {
-    let url = url.trim().to_ascii_lowercase();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    format!("{scheme}://{host}")
 }
 
 fn forbidden(app: &App, site: &Site) -> Response {

@@ -517,6 +517,7 @@ pub(super) fn payment_page(
             .map(|terms| tax_line(&terms, &order.order.currency))
     );
     data["publishable_key"] = json!(app.config.stripe.publishable_key);
+    data["stripe_js"] = json!(app.config.stripe.js_url);
     data["client_secret"] = json!(intent.client_secret.unwrap_or_default());
     data["return_url"] = json!(status_url(app, &order));
     let mut response = render(site, 200, "payment", data)?;

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::limits::{Action, client_ip};
 use super::page::{failure, message, not_found, wants_json};
-use super::site::Site;
+use super::site::{SecurityPolicy, Site};
 use super::{After, Handled, Request, Response, customer, intake, openapi, policies};
 use crate::app::App;
 use crate::pages;
@@ -18,42 +18,18 @@ use crate::payments::{self, Received, WebhookRejection};
 pub fn handle(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Handled {
     let mut handled = route(app, site, req, now);
     let https = app.config.public_url.starts_with("https://");
-    let captcha = app.config.captcha.as_ref().map(|c| c.provider.origins());
-    secure(&mut handled.response, https, captcha);
+    secure(&mut handled.response, https, &site.policy);
     handled
 }
 
-/// Pages may load our own assets and Stripe.js (and Stripe's frames and API), nothing else;
-/// no page may be framed except where a route says so (the report, by its own status page).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
-     script-src 'self' https://js.stripe.com https://*.js.stripe.com; \
-     frame-src 'self' https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com; \
-     connect-src 'self' https://api.stripe.com; img-src 'self' data:; style-src 'self'; \
-     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/// Adds each security header the route did not set itself. A configured CAPTCHA's origins are
-/// allowed to load its widget.
-fn secure(response: &mut Response, https: bool, captcha: Option<&str>) {
-    let csp = match captcha {
-        None => CONTENT_SECURITY_POLICY.to_owned(),
-        Some(origins) => CONTENT_SECURITY_POLICY
-            .replace("script-src 'self'", &format!("script-src 'self' {origins}"))
-            .replace("frame-src 'self'", &format!("frame-src 'self' {origins}"))
-            .replace(
-                "connect-src 'self'",
-                &format!("connect-src 'self' {origins}"),
-            ),
-    };
+/// Adds each security header the route did not set itself.
+fn secure(response: &mut Response, https: bool, policy: &SecurityPolicy) {
     let mut defaults = vec![
-        ("Content-Security-Policy", csp),
+        ("Content-Security-Policy", policy.content.clone()),
         ("X-Frame-Options", "DENY".to_owned()),
         ("X-Content-Type-Options", "nosniff".to_owned()),
         ("Referrer-Policy", "same-origin".to_owned()),
-        (
-            "Permissions-Policy",
-            "camera=(), microphone=(), geolocation=(), payment=(self \"https://js.stripe.com\")"
-                .to_owned(),
-        ),
+        ("Permissions-Policy", policy.permissions.clone()),
     ];
     if https {
         defaults.push((

@@ -59,6 +59,47 @@ fn json(response: &Response) -> serde_json::Value {
 }
 
 #[test]
+fn the_pages_may_load_stripe_js_from_where_it_is_configured_and_nowhere_else() {
+    let (mut app, site) = install("");
+    let answer = handle(&mut app, &site, &request("GET", "/", &[], b""), NOW).response;
+    let csp = header(&answer, "Content-Security-Policy").expect("a CSP");
+    assert!(
+        csp.contains("script-src 'self' https://js.stripe.com https://*.js.stripe.com;"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("connect-src 'self' https://api.stripe.com;"),
+        "{csp}"
+    );
+    assert!(csp.contains("https://hooks.stripe.com"), "{csp}");
+
+    // A test's stand-in on this machine: its origin, and the fake API's, replace Stripe's.
+    let (mut app, site) = install(
+        "[stripe]\njs_url = \"http://127.0.0.1:9911/stripe.js\"\n\
+         api_base = \"http://127.0.0.1:9912\"\n",
+    );
+    let answer = handle(&mut app, &site, &request("GET", "/", &[], b""), NOW).response;
+    let csp = header(&answer, "Content-Security-Policy").expect("a CSP");
+    assert!(
+        csp.contains("script-src 'self' http://127.0.0.1:9911;"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("frame-src 'self' http://127.0.0.1:9911;"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("connect-src 'self' http://127.0.0.1:9912;"),
+        "{csp}"
+    );
+    assert!(!csp.contains("stripe.com"), "{csp}");
+    assert_eq!(
+        header(&answer, "Permissions-Policy"),
+        Some("camera=(), microphone=(), geolocation=(), payment=(self \"http://127.0.0.1:9911\")")
+    );
+}
+
+#[test]
 fn every_answer_carries_the_security_headers() {
     let (mut app, site) = install("");
     for path in ["/", "/terms", "/nowhere", "/healthz", "/api/openapi.json"] {

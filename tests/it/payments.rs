@@ -177,6 +177,11 @@ fn a_form_order_gets_a_payment_page() {
     let (status, page) = server.get(path);
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("data-publishable-key=\"pk_test_compass\""));
+    // Stripe.js from Stripe, on the release train of the pinned API version.
+    assert!(
+        page.contains("<script src=\"https://js.stripe.com/endive/stripe.js\"></script>"),
+        "{page}"
+    );
     assert!(
         page.contains("Acme &lt;b&gt;Ltd&lt;/b&gt;"),
         "the company is shown escaped"
