@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 
 use super::documents;
 use super::page::{
-    base, message, no_store, not_found, order_by_token, origin_of, plausible_token, refund_rule,
-    render, wants_json,
+    base, message, no_store, not_found, order_by_token, plausible_token, refund_rule, render,
+    wants_json,
 };
-use super::site::Site;
+use super::site::{Site, origin_of};
 use super::{After, Handled, Request, Response};
 use crate::app::App;
 use crate::db::{SignInLimits, SignInRequest};

@@ -112,13 +112,3 @@ pub(super) fn no_store(mut response: Response) -> Response {
         .push(("Referrer-Policy", "no-referrer".to_owned()));
     response
 }
-
-/// `scheme://host[:port]` of a URL, lower-cased.
-pub(super) fn origin_of(url: &str) -> String {
-    let url = url.trim().to_ascii_lowercase();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    format!("{scheme}://{host}")
-}

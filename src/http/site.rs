@@ -5,7 +5,6 @@
 
 use super::form_guard::FormKey;
 use super::limits::RateLimiter;
-use super::page::origin_of;
 use crate::config::Config;
 use crate::pages::Pages;
 
@@ -75,4 +74,14 @@ impl Site {
             policy: SecurityPolicy::of(config),
         })
     }
+}
+
+/// `scheme://host[:port]` of a URL, lower-cased.
+pub(super) fn origin_of(url: &str) -> String {
+    let url = url.trim().to_ascii_lowercase();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{host}")
 }

@@ -60,42 +60,38 @@ fn json(response: &Response) -> serde_json::Value {
 
 #[test]
 fn the_pages_may_load_stripe_js_from_where_it_is_configured_and_nowhere_else() {
-    let (mut app, site) = install("");
-    let answer = handle(&mut app, &site, &request("GET", "/", &[], b""), NOW).response;
-    let csp = header(&answer, "Content-Security-Policy").expect("a CSP");
-    assert!(
-        csp.contains("script-src 'self' https://js.stripe.com https://*.js.stripe.com;"),
-        "{csp}"
-    );
-    assert!(
-        csp.contains("connect-src 'self' https://api.stripe.com;"),
-        "{csp}"
-    );
-    assert!(csp.contains("https://hooks.stripe.com"), "{csp}");
+    // The policies of the home page under `config`.
+    let policies = |config: &str| {
+        let (mut app, site) = install(config);
+        let answer = handle(&mut app, &site, &request("GET", "/", &[], b""), NOW).response;
+        let of = |name| header(&answer, name).map(str::to_owned).expect(name);
+        (of("Content-Security-Policy"), of("Permissions-Policy"))
+    };
+    let (csp, _) = policies("");
+    for part in [
+        "script-src 'self' https://js.stripe.com https://*.js.stripe.com;",
+        "connect-src 'self' https://api.stripe.com;",
+        "https://hooks.stripe.com",
+    ] {
+        assert!(csp.contains(part), "{part}: {csp}");
+    }
 
     // A test's stand-in on this machine: its origin, and the fake API's, replace Stripe's.
-    let (mut app, site) = install(
+    let (csp, permissions) = policies(
         "[stripe]\njs_url = \"http://127.0.0.1:9911/stripe.js\"\n\
          api_base = \"http://127.0.0.1:9912\"\n",
     );
-    let answer = handle(&mut app, &site, &request("GET", "/", &[], b""), NOW).response;
-    let csp = header(&answer, "Content-Security-Policy").expect("a CSP");
-    assert!(
-        csp.contains("script-src 'self' http://127.0.0.1:9911;"),
-        "{csp}"
-    );
-    assert!(
-        csp.contains("frame-src 'self' http://127.0.0.1:9911;"),
-        "{csp}"
-    );
-    assert!(
-        csp.contains("connect-src 'self' http://127.0.0.1:9912;"),
-        "{csp}"
-    );
+    for part in [
+        "script-src 'self' http://127.0.0.1:9911;",
+        "frame-src 'self' http://127.0.0.1:9911;",
+        "connect-src 'self' http://127.0.0.1:9912;",
+    ] {
+        assert!(csp.contains(part), "{part}: {csp}");
+    }
     assert!(!csp.contains("stripe.com"), "{csp}");
     assert_eq!(
-        header(&answer, "Permissions-Policy"),
-        Some("camera=(), microphone=(), geolocation=(), payment=(self \"http://127.0.0.1:9911\")")
+        permissions,
+        "camera=(), microphone=(), geolocation=(), payment=(self \"http://127.0.0.1:9911\")"
     );
 }
 
