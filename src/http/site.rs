@@ -52,8 +52,8 @@ impl SecurityPolicy {
             .unwrap_or_default();
         SecurityPolicy {
             content: format!(
-                "default-src 'self'; script-src 'self' {scripts}{captcha}; \
-                 frame-src 'self' {frames}{captcha}; connect-src 'self' {api}{captcha}; \
+                "default-src 'self'; script-src 'self'{captcha} {scripts}; \
+                 frame-src 'self'{captcha} {frames}; connect-src 'self'{captcha} {api}; \
                  img-src 'self' data:; style-src 'self'; object-src 'none'; base-uri 'none'; \
                  form-action 'self'; frame-ancestors 'none'"
             ),
