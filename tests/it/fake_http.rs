@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -49,6 +50,8 @@ impl Received {
 pub struct FakeHttp {
     pub base: String,
     received: Arc<Mutex<Vec<Received>>>,
+    /// Set when it is dropped: the answers not asked for are not waited for.
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -58,11 +61,16 @@ impl FakeHttp {
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             for answer in answers {
                 let Ok((stream, _)) = listener.accept() else {
                     return;
                 };
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
                 let received = read_request(&stream).expect("a whole request");
                 log.lock().expect("log").push(received);
                 let mut out = format!(
@@ -82,6 +90,7 @@ impl FakeHttp {
         FakeHttp {
             base,
             received,
+            stop,
             thread: Some(thread),
         }
     }
@@ -94,7 +103,9 @@ impl FakeHttp {
 
 impl Drop for FakeHttp {
     fn drop(&mut self) {
-        // Unblock a thread still waiting in accept() so the test process can end.
+        // Unblock a thread still waiting in accept() so the test process can end, however
+        // many answers were never asked for (a test that failed early).
+        self.stop.store(true, Ordering::SeqCst);
         let _ = std::net::TcpStream::connect(self.base.trim_start_matches("http://"));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
