@@ -61,11 +61,14 @@ fn delivered(order: &crate::order::Order) -> bool {
 }
 
 /// `GET /status/{token}`.
-pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Response> {
+pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::Result<Response> {
     let Some(order) = order_by_token(app, token)? else {
         return Ok(not_found(app, site));
     };
     let status = order.order.status;
+    let notice = (status == Status::PendingPayment)
+        .then(|| redirect_notice(query))
+        .flatten();
     let written = delivered(&order.order);
     // A finished report erased under the retention policy: the page says so.
     let erased = written && order.erased;
@@ -178,7 +181,35 @@ pub fn status_page(app: &App, site: &Site, token: &str) -> anyhow::Result<Respon
     data["refund_rule"] = json!(refund_rule(&app.config));
     data["refresh"] = json!(pending(status));
     data["documents"] = json!(documents::listed(&app.db, &order.id, token)?);
+    data["payment_notice"] = json!(notice.map(|(text, retry)| json!({
+        "text": text,
+        "pay_url": retry.then(|| format!("/pay/{token}")),
+    })));
     Ok(no_store(render(site, 200, "status", data)?))
+}
+
+/// What Stripe's redirect back from the payment says (`redirect_status`), for an order not
+/// paid yet: words for the customer, and whether to offer the payment page again. Never proof
+/// of payment: an order is paid only when compass reads the PaymentIntent back from Stripe.
+fn redirect_notice(query: &str) -> Option<(&'static str, bool)> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let said = pairs
+        .iter()
+        .find(|(name, _)| name == "redirect_status")
+        .map(|(_, value)| value.as_str())?;
+    match said {
+        "succeeded" | "processing" => Some((
+            "Stripe is confirming your payment. This page updates by itself as soon as it is \
+             confirmed; there is nothing more to do.",
+            false,
+        )),
+        "failed" | "requires_payment_method" => Some((
+            "Your payment did not go through, and nothing was charged. You can try again \
+             with another card.",
+            true,
+        )),
+        _ => None,
+    }
 }
 
 /// `GET /api/orders/{token}`: what the status page polls.

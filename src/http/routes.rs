@@ -70,7 +70,7 @@ fn route(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Hand
             None => intake::post_order(app, site, req, now),
         },
         ("GET", ["pay", token]) => intake::payment_page(app, site, token, now),
-        ("GET", ["status", token]) => customer::status_page(app, site, token),
+        ("GET", ["status", token]) => customer::status_page(app, site, token, &req.query),
         ("GET", ["status", token, file]) => customer::report_file(app, site, token, file, now),
         ("GET", ["status", token, "invoices", file]) => {
             super::documents::download(app, site, token, file)

@@ -276,4 +276,22 @@ fn the_status_page_and_its_json_show_the_order_its_token_opens() {
     assert_eq!(status["status"], "pending_payment");
     assert_eq!(status["amount_cents"], 14_900);
     assert_eq!(status["report"], serde_json::Value::Null);
+
+    // What Stripe's redirect says is shown, and never taken for a payment.
+    for (said, shown) in [
+        ("succeeded", "Stripe is confirming your payment"),
+        ("requires_payment_method", "Your payment did not go through"),
+        ("failed", "Your payment did not go through"),
+    ] {
+        let back = format!("{path}?payment_intent=pi_x&redirect_status={said}");
+        let page = handle(&mut app, &site, &request("GET", &back, &[], b""), NOW).response;
+        assert!(text(&page).contains(shown), "{said}: {}", text(&page));
+        let retry = format!("href=\"/pay/{}\"", order.status_token);
+        assert_eq!(text(&page).contains(&retry), said != "succeeded", "{said}");
+    }
+    let forged = format!("{path}?redirect_status=<script>");
+    let page = handle(&mut app, &site, &request("GET", &forged, &[], b""), NOW).response;
+    assert!(!text(&page).contains("<script>"));
+    let still = app.db.order(&order.id).expect("read").expect("order");
+    assert_eq!(still.order.status, crate::order::Status::PendingPayment);
 }
