@@ -7,16 +7,26 @@ const ZERO_DECIMAL: [&str; 16] = [
     "xaf", "xof", "xpf",
 ];
 
+/// `149.00`, `-10.00`, `4900` (yen): the amount in the currency's units, for spreadsheets.
+pub fn decimal(amount: i64, currency: &str) -> String {
+    let sign = if amount < 0 { "-" } else { "" };
+    format!("{sign}{}", units(amount.unsigned_abs(), currency))
+}
+
+/// The digits of `abs` in the currency's units.
+fn units(abs: u64, currency: &str) -> String {
+    if ZERO_DECIMAL.contains(&currency.to_ascii_lowercase().as_str()) {
+        abs.to_string()
+    } else {
+        format!("{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
 /// `$149.00`, `€49.00`, `¥4900`, `149.00 CHF`.
 pub fn format(amount: i64, currency: &str) -> String {
     let currency = currency.to_ascii_lowercase();
     let sign = if amount < 0 { "-" } else { "" };
-    let abs = amount.unsigned_abs();
-    let number = if ZERO_DECIMAL.contains(&currency.as_str()) {
-        abs.to_string()
-    } else {
-        format!("{}.{:02}", abs / 100, abs % 100)
-    };
+    let number = units(amount.unsigned_abs(), &currency);
     match currency.as_str() {
         "usd" => format!("{sign}${number}"),
         "eur" => format!("{sign}€{number}"),
@@ -28,6 +38,14 @@ pub fn format(amount: i64, currency: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decimals_are_the_units_without_the_symbol() {
+        assert_eq!(super::decimal(49_900, "usd"), "499.00");
+        assert_eq!(super::decimal(-1_000, "EUR"), "-10.00");
+        assert_eq!(super::decimal(4_900, "jpy"), "4900");
+        assert_eq!(super::decimal(5, "gbp"), "0.05");
+    }
+
     #[test]
     fn amounts_read_as_money() {
         assert_eq!(super::format(14_900, "usd"), "$149.00");

@@ -75,20 +75,6 @@ fn signed(doc: &Document) -> (i64, i64, i64) {
     )
 }
 
-/// `49900` as `499.00` (or `499` in a currency without cents): for spreadsheets.
-fn units(cents: i64, currency: &str) -> String {
-    let shown = money::format(cents.abs(), currency);
-    let number: String = shown
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    if cents < 0 {
-        format!("-{number}")
-    } else {
-        number
-    }
-}
-
 pub fn run(
     args: Args,
     config: &Path,
@@ -204,9 +190,9 @@ pub fn run(
                 doc.terms.sale.treatment.as_str(),
                 &doc.terms.sale.rate.to_string(),
                 &doc.currency,
-                &units(net, &doc.currency),
-                &units(tax, &doc.currency),
-                &units(gross, &doc.currency),
+                &money::decimal(net, &doc.currency),
+                &money::decimal(tax, &doc.currency),
+                &money::decimal(gross, &doc.currency),
                 doc.sha256.as_deref().unwrap_or(""),
             ])?;
         }
