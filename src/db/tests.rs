@@ -1307,3 +1307,98 @@ fn the_v8_rebuild_of_orders_keeps_every_order_and_takes_the_review_status() {
         )
         .expect("the new status is allowed");
 }
+
+/// An order sold with invoices (0 % tax: the whole 149.00 is net).
+fn invoiced_order(db: &mut Db, email: &str, at: OffsetDateTime) -> String {
+    use crate::invoice::{Contact, Party, Rate, Rules, TaxRules};
+    let seller = Party {
+        name: "Seller Ltd".into(),
+        address: "1 Main Street".into(),
+        country: "US".into(),
+        tax_id: None,
+    };
+    let rules = Rules {
+        seller,
+        tax: TaxRules {
+            seller_country: "US".into(),
+            prices_include_tax: true,
+            rate: Rate(0),
+            rates: Default::default(),
+            reverse_charge: false,
+        },
+        invoice_prefix: "INV".into(),
+        credit_note_prefix: "CN".into(),
+        reverse_charge_note: "Reverse charge".into(),
+        tax_note: None,
+        billing_required: false,
+    };
+    let contact = Contact {
+        name: "Ada Lovelace".into(),
+        email: email.into(),
+        company: "Analytical Engines Ltd".into(),
+    };
+    let mut new = new_order(email);
+    new.terms = Some(rules.terms(14_900, None, contact));
+    db.create_order(&new, at).expect("order").id
+}
+
+#[test]
+fn invoices_are_numbered_per_year_and_stored_once_as_issued() {
+    let mut db = memory();
+    let policy = Policy::default();
+    let new_year = datetime!(2027-01-01 00:00 UTC);
+    let mut numbers = Vec::new();
+    for (n, at) in [T0, T0, new_year].into_iter().enumerate() {
+        let id = invoiced_order(&mut db, &format!("buyer{n}@example.com"), at);
+        db.apply(&id, &confirm(), &policy, "test", at)
+            .expect("stored")
+            .expect("paid");
+        numbers.extend(
+            db.documents_of(&id)
+                .expect("read")
+                .into_iter()
+                .map(|d| d.number),
+        );
+    }
+    assert_eq!(
+        numbers,
+        ["INV-2026-000001", "INV-2026-000002", "INV-2027-000001"]
+    );
+
+    // The first PDF stored is the one kept: a second renderer gets it back.
+    let doc = db
+        .document("INV-2026-000001")
+        .expect("read")
+        .expect("issued");
+    assert_eq!(
+        db.store_document_pdf(doc.id, b"%PDF first")
+            .expect("stored"),
+        b"%PDF first"
+    );
+    assert_eq!(
+        db.store_document_pdf(doc.id, b"%PDF second").expect("kept"),
+        b"%PDF first"
+    );
+    let stored = db
+        .document("INV-2026-000001")
+        .expect("read")
+        .expect("issued");
+    assert_eq!(
+        stored.sha256.as_deref(),
+        Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"%PDF first")).as_str())
+    );
+
+    // Nothing about an issued document changes, and none is deleted.
+    for sql in [
+        "UPDATE invoices SET net_cents = 1, gross_cents = 1 WHERE number = 'INV-2026-000001'",
+        "UPDATE invoices SET pdf = X'00', sha256 = 'x' WHERE number = 'INV-2026-000001'",
+        "DELETE FROM invoices WHERE number = 'INV-2026-000002'",
+        "DELETE FROM sale_terms",
+    ] {
+        let err = db.conn.execute(sql, []).expect_err(sql);
+        assert!(
+            err.to_string().contains("never changes") || err.to_string().contains("kept"),
+            "{sql}: {err}"
+        );
+    }
+}
