@@ -367,6 +367,10 @@ fn shoot(chromium: &str, url: &str, file: &Path, width: u32, height: u32) -> any
             "--disable-background-networking",
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
             "--virtual-time-budget=5000",
+            // Chromium 156 puts a sandboxed iframe (the report on its status page) in a
+            // process of its own, which --screenshot does not capture: the frame came out
+            // blank. Browsers show it; only the shot needs it in the page's process.
+            "--disable-features=IsolateSandboxedIframes",
             &format!("--window-size={width},{height}"),
             &format!("--screenshot={}", file.display()),
             url,
