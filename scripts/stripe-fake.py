@@ -30,6 +30,15 @@ meanwhile ended that loop with "dictionary changed size during iteration", and t
 reached the webhooks after it (Stripe loses no event that way). Here the loop runs over the
 webhooks as they were when the event was sent.
 
+**Confirming in the browser.** localstripe confirms a PaymentIntent only with the secret key.
+Stripe.js confirms it from the customer's browser with the publishable key and the intent's
+client secret, sending the card as `payment_method_data` (Stripe's servers take raw card
+numbers only from Stripe.js). Here `POST /v1/payment_intents/{id}/confirm` with `key=pk_...`
+does that, for the browser test's Stripe.js stand-in: the client secret must be the intent's,
+every parameter must be one the official `stripe` package declares for a confirmation (besides
+`key` and `client_secret`), and a declined card is answered as Stripe answers it, 402 with a
+`card_error` that carries the PaymentIntent.
+
     python scripts/stripe-fake.py --port 8420
 """
 
@@ -41,6 +50,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import typing
 
@@ -48,9 +58,9 @@ import aiohttp
 import stripe
 from aiohttp import web
 from localstripe.errors import UserError
-from localstripe.resources import Event, PaymentIntent, StripeObject, store
+from localstripe.resources import Event, PaymentIntent, PaymentMethod, StripeObject, store
 from localstripe import webhooks
-from localstripe.server import app, json_response, unflatten_data
+from localstripe.server import app, get_post_data, json_response, unflatten_data
 
 # (secret key, Idempotency-Key) -> (method and path, body, status, answer)
 IDEMPOTENT: dict[tuple[str, str], tuple[str, bytes, int, bytes]] = {}
@@ -153,6 +163,61 @@ async def idempotency(request, handler):
     return response
 
 
+BROWSER_CONFIRM = re.compile(r"^/v1/payment_intents/(pi_\w+)/confirm$")
+CONFIRM_PARAMS = set(stripe.params.PaymentIntentConfirmParams.__annotations__) | {"key", "client_secret"}
+
+
+class BrowserCard(PaymentMethod):
+    """A card given to Stripe.js. localstripe declines its generic-decline test cards
+    (4000000000000002 and the like) only when they are attached to a customer; Stripe declines
+    a payment with them too."""
+
+    def _charging_is_declined(self):
+        return self._attaching_is_declined() or super()._charging_is_declined()
+
+
+@web.middleware
+async def browser_confirm(request, handler):
+    """A confirmation made by Stripe.js: the publishable key, the client secret, the card."""
+    found = BROWSER_CONFIRM.match(request.path)
+    if request.method != "POST" or not found:
+        return await handler(request)
+    data = await get_post_data(request, remove_auth=False)
+    key = data.get("key") if isinstance(data, dict) else None
+    if not (isinstance(key, str) and key.startswith("pk_")):
+        return await handler(request)
+    unknown = set(data) - CONFIRM_PARAMS
+    if unknown:
+        raise UserError(400, "Received unknown parameter: " + ", ".join(sorted(unknown)))
+    intent = PaymentIntent._api_retrieve(found.group(1))
+    if data.get("client_secret") != intent.client_secret:
+        raise UserError(401, "The client_secret provided does not match the client_secret "
+                             "associated with the PaymentIntent.")
+    if intent.status not in ("requires_payment_method", "requires_confirmation"):
+        raise UserError(400, "You cannot confirm this PaymentIntent because it has a status "
+                             f"of {intent.status}.", {"code": "payment_intent_unexpected_state"})
+    method_data = data.get("payment_method_data")
+    if not isinstance(method_data, dict) or method_data.get("type") != "card":
+        raise UserError(400, "Missing required param: payment_method_data[type].")
+    card = method_data.get("card") or {}
+    method = BrowserCard(type="card", card=dict(card))
+    intent.payment_method = method.id
+    intent.latest_charge = None
+    try:
+        intent._confirm(on_failure_now=intent._report_failure)
+    except UserError as error:
+        if error.code != 402:
+            raise
+        error.body["error"].update({
+            "type": "card_error",
+            "decline_code": "generic_decline",
+            "payment_intent": intent._export(),
+            "payment_method": method._export(),
+        })
+        raise
+    return json_response(intent._export())
+
+
 async def list_disputes(request):
     query = unflatten_data(request.query)
     limit = int(query.get("limit", 10))
@@ -223,6 +288,8 @@ def main() -> None:
         newest_first(cls)
     webhooks._send_webhook = send_webhook
     app.middlewares.append(idempotency)
+    # Before localstripe's own authentication, which takes only secret keys for this route.
+    app.middlewares.insert(1, browser_confirm)
     app.router.add_get("/v1/disputes", list_disputes)
     app.router.add_get("/v1/disputes/{id}", retrieve_dispute)
     app.router.add_post("/_config/disputes", open_dispute)

@@ -77,6 +77,11 @@ pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::
             "Your report was erased",
             "As our privacy notice says, answers and reports are erased some time after the order. Write to us if you need anything about this order.",
         ),
+        // Back from Stripe, which says the payment went through: the notice says it is being
+        // confirmed, and the order stays unpaid until compass has read it from Stripe.
+        Status::PendingPayment if notice.is_some_and(|(_, retry)| !retry) => {
+            ("Confirming your payment", "")
+        }
         Status::PendingPayment => (
             "Waiting for your payment",
             "We have not seen your payment yet. If you paid a moment ago, this page updates by itself.",
@@ -165,6 +170,7 @@ pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::
         order.order.amount_cents,
         &order.order.currency
     ));
+    data["unpaid"] = json!(matches!(status, Status::PendingPayment | Status::Expired));
     data["refunded"] = if order.order.refunded_cents > 0 {
         json!(money::format(
             order.order.refunded_cents,
@@ -184,6 +190,7 @@ pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::
     data["payment_notice"] = json!(notice.map(|(text, retry)| json!({
         "text": text,
         "pay_url": retry.then(|| format!("/pay/{token}")),
+        "problem": retry,
     })));
     Ok(no_store(render(site, 200, "status", data)?))
 }

@@ -486,7 +486,9 @@ pub(super) fn payment_page(
         return Ok(Response::redirect(&status_url(app, &order)));
     }
     let intent = match payments::ensure_payment_intent(app, &order, now)? {
-        Ok(intent) if intent.status == "succeeded" => {
+        // Paid, or being paid (a bank's answer pending): the order's status, never a second
+        // payment form.
+        Ok(intent) if matches!(intent.status.as_str(), "succeeded" | "processing") => {
             return Ok(Response::redirect(&status_url(app, &order)));
         }
         Ok(intent) => intent,

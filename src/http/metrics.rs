@@ -56,6 +56,7 @@ pub fn route_of(path: &str) -> &'static str {
         ["metrics"] => "/metrics",
         ["orders"] => "/orders",
         ["assets", _] => "/assets/{file}",
+        ["favicon.ico"] => "/favicon.ico",
         ["pay", _] => "/pay/{token}",
         ["status", _] => "/status/{token}",
         ["status", _, "refund"] => "/status/{token}/refund",

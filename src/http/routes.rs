@@ -65,6 +65,13 @@ fn route(app: &mut App, site: &Site, req: &Request, now: OffsetDateTime) -> Hand
             &format!(":root {{ --accent: {}; }}\n", app.method.brand.primary()),
         )),
         ("GET", ["assets", "logo"]) => Ok(logo(app).unwrap_or_else(|| not_found(app, site))),
+        // Every browser asks for it: the method's logo, or nothing (204, which browsers do not
+        // report as an error the way they report a 404 on every page).
+        ("GET", ["favicon.ico"]) => Ok(logo(app).unwrap_or_else(|| Response {
+            status: 204,
+            headers: vec![("Cache-Control", "public, max-age=86400".to_owned())],
+            body: Vec::new(),
+        })),
         ("POST", ["orders"]) => match over_limit(app, site, req, Action::Order, now) {
             Some(refused) => Ok(refused),
             None => intake::post_order(app, site, req, now),

@@ -116,6 +116,23 @@ fn every_answer_carries_the_security_headers() {
 }
 
 #[test]
+fn the_favicon_every_browser_asks_for_is_never_a_404() {
+    let (mut app, site) = install("");
+    let icon = handle(
+        &mut app,
+        &site,
+        &request("GET", "/favicon.ico", &[], b""),
+        NOW,
+    )
+    .response;
+    assert_eq!(
+        icon.status, 204,
+        "no logo: nothing, and no error in the console"
+    );
+    assert!(icon.body.is_empty());
+}
+
+#[test]
 fn unknown_places_answer_404_in_the_shape_the_client_reads() {
     let (mut app, site) = install("");
     let page = handle(&mut app, &site, &request("GET", "/nowhere", &[], b""), NOW).response;
@@ -288,6 +305,13 @@ fn the_status_page_and_its_json_show_the_order_its_token_opens() {
         assert!(text(&page).contains(shown), "{said}: {}", text(&page));
         let retry = format!("href=\"/pay/{}\"", order.status_token);
         assert_eq!(text(&page).contains(&retry), said != "succeeded", "{said}");
+        let heading = if said == "succeeded" {
+            "<h1>Confirming your payment</h1>"
+        } else {
+            "<h1>Waiting for your payment</h1>"
+        };
+        assert!(text(&page).contains(heading), "{said}");
+        assert!(text(&page).contains("$149.00, not paid yet"), "{said}");
     }
     let forged = format!("{path}?redirect_status=<script>");
     let page = handle(&mut app, &site, &request("GET", &forged, &[], b""), NOW).response;

@@ -84,19 +84,7 @@ fn refund_form(server: &Serving, token: &str, reason: &str, origin: Option<&str>
 
 pub fn localstripe_refunds(order: &compass::db::OrderDetail) -> Vec<serde_json::Value> {
     let intent = &order.payments[0].payment_intent_id;
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let body = agent
-        .get(&format!(
-            "{}/v1/refunds?payment_intent={intent}",
-            localstripe()
-        ))
-        .header("Authorization", &format!("Bearer {STRIPE_KEY}"))
-        .call()
-        .expect("localstripe answers")
-        .body_mut()
-        .read_to_string()
-        .expect("body");
-    let list: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let list = crate::payments::stripe_get(&format!("/v1/refunds?payment_intent={intent}"));
     list["data"].as_array().cloned().unwrap_or_default()
 }
 

@@ -5,6 +5,7 @@
 
 mod attacks;
 mod bad_input;
+mod browser;
 mod chaos;
 mod claude;
 mod claude_client;

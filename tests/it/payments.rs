@@ -30,6 +30,20 @@ pub fn stripe_post(path: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value
     (status, serde_json::from_str(&body).unwrap_or(json!(null)))
 }
 
+/// A GET from localstripe with the secret key, as JSON.
+pub fn stripe_get(path: &str) -> serde_json::Value {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let body = agent
+        .get(&format!("{}{path}", localstripe()))
+        .header("Authorization", &format!("Bearer {STRIPE_KEY}"))
+        .call()
+        .expect("localstripe answers")
+        .body_mut()
+        .read_to_string()
+        .expect("a body");
+    serde_json::from_str(&body).expect("JSON")
+}
+
 /// Points localstripe's webhooks at `server` (localstripe sends every event to every hook).
 pub fn register_webhook(server: &Serving) {
     let id = format!("compass-{}", server.base.rsplit(':').next().unwrap_or("x"));
@@ -102,19 +116,7 @@ pub fn wait_until_paid(server: &Serving, order_id: &str, intent: &str) {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let body = agent
-        .get(&format!(
-            "{}/v1/events?type=payment_intent.succeeded&limit=100",
-            localstripe()
-        ))
-        .header("Authorization", &format!("Bearer {STRIPE_KEY}"))
-        .call()
-        .expect("localstripe answers")
-        .body_mut()
-        .read_to_string()
-        .expect("events");
-    let events: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let events = stripe_get("/v1/events?type=payment_intent.succeeded&limit=100");
     let event = events["data"]
         .as_array()
         .expect("a list")

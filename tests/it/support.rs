@@ -234,9 +234,29 @@ impl Serving {
         Serving::start_with_env(install, &[])
     }
 
+    /// `start`, on a port chosen first and written to the config's `public_url`, as a real
+    /// installation is: for a browser, which follows the redirects and return URLs compass
+    /// builds from it, and sends it as the forms' Origin.
+    pub fn start_at_public_url(install: Install) -> Serving {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|free| free.local_addr())
+            .expect("a free port")
+            .port();
+        let install = install.edit_config(&[(
+            "public_url = \"http://127.0.0.1:8080\"",
+            &format!("public_url = \"http://127.0.0.1:{port}\""),
+        )]);
+        let (child, base) = Serving::spawn_at(&install, &[], &format!("127.0.0.1:{port}"));
+        Serving::healthy(install, child, base)
+    }
+
     /// `start`, with more environment variables (secrets) for serve.
     pub fn start_with_env(install: Install, env: &[(&str, &str)]) -> Serving {
         let (child, base) = Serving::spawn(&install, env);
+        Serving::healthy(install, child, base)
+    }
+
+    fn healthy(install: Install, child: std::process::Child, base: String) -> Serving {
         let serving = Serving {
             install,
             base,
@@ -258,8 +278,16 @@ impl Serving {
     }
 
     fn spawn(install: &Install, env: &[(&str, &str)]) -> (std::process::Child, String) {
+        Serving::spawn_at(install, env, "127.0.0.1:0")
+    }
+
+    fn spawn_at(
+        install: &Install,
+        env: &[(&str, &str)],
+        listen: &str,
+    ) -> (std::process::Child, String) {
         use std::io::BufRead;
-        let mut command = install.command(&["serve", "--listen", "127.0.0.1:0", "--workers", "4"]);
+        let mut command = install.command(&["serve", "--listen", listen, "--workers", "4"]);
         command.envs(env.iter().copied());
         command
             .env_remove("COMPASS_NOW")
