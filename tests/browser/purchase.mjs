@@ -11,7 +11,7 @@
 // types of @stripe/stripe-js, and exits non-zero with the reason if any step failed.
 import { createRequire } from "node:module";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import readline from "node:readline";
@@ -172,5 +172,6 @@ function typecheck(calls) {
     files: ["calls.ts", path.join(here, "stripe-standin.js"), path.join(here, "element.js")],
   }));
   const tsc = spawnSync(path.join(modules, "node_modules", ".bin", "tsc"), ["-p", dir], { encoding: "utf8" });
+  rmSync(dir, { recursive: true, force: true });
   return { ok: tsc.status === 0 && calls.length > 0, calls: calls.length, program: body, output: (tsc.stdout + tsc.stderr).trim() };
 }
