@@ -30,7 +30,8 @@
     stripe.confirmPayment({ elements: elements, confirmParams: { return_url: form.dataset.returnUrl } })
       .then(function (result) {
         // Only reached on an error: on success the browser is on its way to the return URL.
-        var error = result.error;
+        var error = result && result.error;
+        if (!error) return;
         // Stripe's advice: its own words for the card's and the form's errors, ours otherwise.
         again(error.type === "card_error" || error.type === "validation_error"
           ? error.message

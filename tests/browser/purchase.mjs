@@ -90,6 +90,9 @@ try {
   const card = page.frameLocator("iframe[title='Secure payment input frame']");
   await card.getByLabel("Card number").waitFor();
   await shot("payment-standin");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot("payment-standin-phone");
+  await page.setViewportSize({ width: 1000, height: 1000 });
   say("payment", { url: payUrl });
 
   // A declined card: Stripe's message, and the button usable again.
