@@ -171,6 +171,11 @@ pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::
         &order.order.currency
     ));
     data["unpaid"] = json!(matches!(status, Status::PendingPayment | Status::Expired));
+    // Not paid and not back from Stripe: the way to the payment page (a customer who closed
+    // it has only this link).
+    data["pay_url"] = json!(
+        (status == Status::PendingPayment && notice.is_none()).then(|| format!("/pay/{token}"))
+    );
     data["refunded"] = if order.order.refunded_cents > 0 {
         json!(money::format(
             order.order.refunded_cents,

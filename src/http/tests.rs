@@ -293,6 +293,8 @@ fn the_status_page_and_its_json_show_the_order_its_token_opens() {
     assert_eq!(status["status"], "pending_payment");
     assert_eq!(status["amount_cents"], 14_900);
     assert_eq!(status["report"], serde_json::Value::Null);
+    let payment_page = format!("<a class=\"button\" href=\"/pay/{}\">", order.status_token);
+    assert!(text(&page).contains(&payment_page), "the way back to pay");
 
     // What Stripe's redirect says is shown, and never taken for a payment.
     for (said, shown) in [
@@ -312,6 +314,10 @@ fn the_status_page_and_its_json_show_the_order_its_token_opens() {
         };
         assert!(text(&page).contains(heading), "{said}");
         assert!(text(&page).contains("$149.00, not paid yet"), "{said}");
+        assert!(
+            !text(&page).contains(&payment_page),
+            "{said}: the notice says it"
+        );
     }
     let forged = format!("{path}?redirect_status=<script>");
     let page = handle(&mut app, &site, &request("GET", &forged, &[], b""), NOW).response;
