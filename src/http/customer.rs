@@ -66,8 +66,8 @@ pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::
         return Ok(not_found(app, site));
     };
     let status = order.order.status;
-    let notice = (status == Status::PendingPayment)
-        .then(|| redirect_notice(query))
+    let back = (status == Status::PendingPayment)
+        .then(|| BackFromStripe::read(query))
         .flatten();
     let written = delivered(&order.order);
     // A finished report erased under the retention policy: the page says so.
@@ -79,7 +79,7 @@ pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::
         ),
         // Back from Stripe, which says the payment went through: the notice says it is being
         // confirmed, and the order stays unpaid until compass has read it from Stripe.
-        Status::PendingPayment if notice.is_some_and(|(_, retry)| !retry) => {
+        Status::PendingPayment if back == Some(BackFromStripe::Confirming) => {
             ("Confirming your payment", "")
         }
         Status::PendingPayment => (
@@ -166,15 +166,17 @@ pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::
     data["order_number"] = json!(order.id[..8].to_ascii_uppercase());
     data["tier"] = json!(method.tier_name(&order.tier));
     data["company"] = json!(order.company);
-    data["paid"] = json!(money::format(
-        order.order.amount_cents,
-        &order.order.currency
-    ));
-    data["unpaid"] = json!(matches!(status, Status::PendingPayment | Status::Expired));
-    // Not paid and not back from Stripe: the way to the payment page (a customer who closed
-    // it has only this link).
+    let amount = money::format(order.order.amount_cents, &order.order.currency);
+    data["amount"] = json!(match status {
+        Status::PendingPayment => format!("{amount}, not paid yet"),
+        Status::Expired => format!("{amount}, not paid"),
+        _ => format!("paid {amount}"),
+    });
+    // Unpaid, and not being confirmed: the way to the payment page (a customer who closed it
+    // has only this link), in the notice after a decline, as a button otherwise.
     data["pay_url"] = json!(
-        (status == Status::PendingPayment && notice.is_none()).then(|| format!("/pay/{token}"))
+        (status == Status::PendingPayment && back != Some(BackFromStripe::Confirming))
+            .then(|| format!("/pay/{token}"))
     );
     data["refunded"] = if order.order.refunded_cents > 0 {
         json!(money::format(
@@ -192,35 +194,47 @@ pub fn status_page(app: &App, site: &Site, token: &str, query: &str) -> anyhow::
     data["refund_rule"] = json!(refund_rule(&app.config));
     data["refresh"] = json!(pending(status));
     data["documents"] = json!(documents::listed(&app.db, &order.id, token)?);
-    data["payment_notice"] = json!(notice.map(|(text, retry)| json!({
-        "text": text,
-        "pay_url": retry.then(|| format!("/pay/{token}")),
-        "problem": retry,
+    data["payment_notice"] = json!(back.map(|back| json!({
+        "text": back.notice(),
+        "declined": back == BackFromStripe::Declined,
     })));
     Ok(no_store(render(site, 200, "status", data)?))
 }
 
 /// What Stripe's redirect back from the payment says (`redirect_status`), for an order not
-/// paid yet: words for the customer, and whether to offer the payment page again. Never proof
-/// of payment: an order is paid only when compass reads the PaymentIntent back from Stripe.
-fn redirect_notice(query: &str) -> Option<(&'static str, bool)> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let said = pairs
-        .iter()
-        .find(|(name, _)| name == "redirect_status")
-        .map(|(_, value)| value.as_str())?;
-    match said {
-        "succeeded" | "processing" => Some((
-            "Stripe is confirming your payment. This page updates by itself as soon as it is \
-             confirmed; there is nothing more to do.",
-            false,
-        )),
-        "failed" | "requires_payment_method" => Some((
-            "Your payment did not go through, and nothing was charged. You can try again \
-             with another card.",
-            true,
-        )),
-        _ => None,
+/// paid yet. Never proof of payment: an order is paid only when compass reads the
+/// PaymentIntent back from Stripe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BackFromStripe {
+    /// Stripe took the payment (or a bank is still answering): it is being confirmed.
+    Confirming,
+    /// Declined or abandoned: nothing was charged, the payment page may be tried again.
+    Declined,
+}
+
+impl BackFromStripe {
+    fn read(query: &str) -> Option<BackFromStripe> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let (_, said) = pairs.iter().find(|(name, _)| name == "redirect_status")?;
+        match said.as_str() {
+            "succeeded" | "processing" => Some(BackFromStripe::Confirming),
+            "failed" | "requires_payment_method" => Some(BackFromStripe::Declined),
+            _ => None,
+        }
+    }
+
+    /// Words for the customer.
+    fn notice(self) -> &'static str {
+        match self {
+            BackFromStripe::Confirming => {
+                "Stripe is confirming your payment. This page updates by itself as soon as it \
+                 is confirmed; there is nothing more to do."
+            }
+            BackFromStripe::Declined => {
+                "Your payment did not go through, and nothing was charged. You can try again \
+                 with another card."
+            }
+        }
     }
 }
 

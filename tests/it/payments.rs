@@ -223,9 +223,18 @@ fn a_form_order_gets_a_payment_page() {
         .expect("read")
         .expect("order");
     assert_eq!(detail.payments.len(), 1);
+    let intent = secret.split("_secret_").next().unwrap_or_default();
+    assert_eq!(detail.payments[0].payment_intent_id, intent);
+
+    // Paid at Stripe, and no webhook here yet (none is registered): back on the payment page,
+    // the customer finds the order's status, never a second payment form.
+    assert_eq!(pay(intent, "pm_card_visa"), 200);
+    let (status, headers, _) = server.get_bytes(path);
+    assert_eq!(status, 303);
+    let location = headers.iter().find(|(name, _)| name == "location");
     assert_eq!(
-        detail.payments[0].payment_intent_id,
-        secret.split("_secret_").next().unwrap_or_default()
+        location.map(|(_, to)| to.as_str()),
+        Some(format!("http://127.0.0.1:8080/status/{}", detail.status_token).as_str())
     );
 }
 
