@@ -32,6 +32,7 @@ async function go() {
 }
 
 const calls = [];
+let offline = false;
 const problems = [];
 // Under `faketime -f +365d scripts/test` compass, the fakes and this driver see the shifted
 // date; Chromium does not start under libfaketime (its zygote and first page never answer), so
@@ -53,8 +54,9 @@ try {
     const text = message.text();
     if (text.startsWith("stripe-standin ")) calls.push(JSON.parse(text.slice("stripe-standin ".length)));
     // A CSP refusal, a script error: the page would be broken for a customer too.
-    // Stripe's API answers a declined card 402, which Chromium logs as it would for Stripe.js.
-    else if (message.type() === "error" && !(text.includes("status of 402") && message.location().url.startsWith(options.stripe_api))) {
+    // Stripe's API answers a declined card 402, which Chromium logs as it would for Stripe.js;
+    // and while the test cuts Stripe off, its requests fail.
+    else if (message.type() === "error" && !((offline || text.includes("status of 402")) && message.location().url.startsWith(options.stripe_api))) {
       problems.push(`console error on ${page.url()}: ${text} (${message.location().url})`);
     }
   });
@@ -95,18 +97,30 @@ try {
   await page.setViewportSize({ width: 1000, height: 1000 });
   say("payment", { url: payUrl });
 
-  // A declined card: Stripe's message, and the button usable again.
+  const pay = page.locator("#pay");
+  const message = page.locator("#payment-message");
+  // Pay, and wait for the page's answer: a message, and the button usable again.
+  const attempt = async (what) => {
+    await pay.click();
+    await message.filter({ hasText: /\S/ }).waitFor();
+    check(await pay.isEnabled(), `the Pay button stays disabled after ${what}`);
+    return (await message.textContent()).trim();
+  };
+
+  // Each way a payment can fail, as Stripe.js reports it: the form incomplete, the network
+  // gone, the card declined. Each leaves the button usable.
+  const incomplete = await attempt("an incomplete card");
   await card.getByLabel("Card number").fill("4000 0000 0000 0002");
   await card.getByLabel("Expiration date").fill("12 / 34");
   await card.getByLabel("Security code").fill("123");
-  const pay = page.locator("#pay");
-  await pay.click();
-  const message = page.locator("#payment-message");
-  await message.filter({ hasText: /\S/ }).waitFor();
-  const declined = (await message.textContent()).trim();
-  check(await pay.isEnabled(), "the Pay button stays disabled after a declined card");
+  offline = true;
+  await page.route(`${options.stripe_api}/**`, (route) => route.abort("internetdisconnected"));
+  const unreachable = await attempt("Stripe could not be reached");
+  await page.unroute(`${options.stripe_api}/**`);
+  offline = false;
+  const declined = await attempt("a declined card");
   await shot("payment-declined");
-  say("declined", { message: declined, url: page.url() });
+  say("declined", { message: declined, incomplete, unreachable, url: page.url() });
   await go();
 
   // The same order paid with a good card; the customer clicks twice, impatiently.

@@ -237,6 +237,12 @@ fn a_customer_pays_in_the_browser_and_the_status_page_moves_on_to_the_report() {
     // Declined: Stripe's own message on the page, the order unpaid and still payable.
     let declined = driver.expect("declined");
     assert_eq!(declined["message"], "Your card was declined.", "{declined}");
+    // Stripe's words for the form's own errors, ours when Stripe cannot be reached.
+    assert_eq!(declined["incomplete"], "Your card number is incomplete.");
+    assert_eq!(
+        declined["unreachable"],
+        "Something went wrong with the payment. Please try again: an order is never charged twice."
+    );
     eventually(20, "Stripe's payment_failed event to be recorded", || {
         order_detail(&server, &order_id)
             .timeline
@@ -298,15 +304,15 @@ fn a_customer_pays_in_the_browser_and_the_status_page_moves_on_to_the_report() {
     assert_eq!(types["step"], "types");
     assert_eq!(types["ok"], true, "{types:#}");
 
-    // The stand-in was asked to confirm twice: the declined card, then the good one. The
-    // second click while confirming did nothing.
+    // The stand-in was asked to confirm four times: the incomplete card, Stripe unreachable,
+    // the declined card, then the good one. The second click while confirming did nothing.
     let confirms = calls["calls"]
         .as_array()
         .expect("calls")
         .iter()
         .filter(|c| c["method"] == "confirmPayment")
         .count();
-    assert_eq!(confirms, 2, "{calls:#}");
+    assert_eq!(confirms, 4, "{calls:#}");
     // One PaymentIntent, one payment, one confirmation email.
     let detail = order_detail(&server, &order_id);
     assert_eq!(detail.payments.len(), 1, "{:?}", detail.payments);

@@ -51,6 +51,66 @@ fn localstripe_creates_a_payment_intent() {
     assert!(intent["client_secret"].is_string());
 }
 
+/// The Stripe fake confirms a PaymentIntent from the browser as Stripe does, and refuses what
+/// Stripe refuses: another intent's secret, a parameter the stripe SDK does not declare, a
+/// second payment of a paid intent; a declined card is a 402 `card_error`.
+#[test]
+fn localstripe_confirms_from_the_browser_only_as_stripe_would() {
+    let base = service("COMPASS_TEST_STRIPE_URL");
+    let (intent, secret) = {
+        let (status, created) = crate::payments::stripe_post(
+            "/v1/payment_intents",
+            &[("amount", "4900"), ("currency", "usd")],
+        );
+        assert_eq!(status, 200, "{created}");
+        let id = created["id"].as_str().expect("an id").to_owned();
+        let secret = created["client_secret"].as_str().expect("a secret");
+        (id, secret.to_owned())
+    };
+    let confirm = |secret: &str, number: &str, extra: &[(&str, &str)]| {
+        let mut form = vec![
+            ("key", "pk_test_compass"),
+            ("client_secret", secret),
+            ("payment_method_data[type]", "card"),
+            ("payment_method_data[card][number]", number),
+            ("payment_method_data[card][exp_month]", "12"),
+            ("payment_method_data[card][exp_year]", "34"),
+            ("payment_method_data[card][cvc]", "123"),
+            ("return_url", "http://127.0.0.1:8080/status/t"),
+        ];
+        form.extend_from_slice(extra);
+        let mut response = agent()
+            .post(&format!("{base}/v1/payment_intents/{intent}/confirm"))
+            .send_form(form)
+            .expect("the fake answers");
+        let body = response.body_mut().read_to_string().expect("body");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        (response.status().as_u16(), answer)
+    };
+    let visa = "4242424242424242";
+    let wrong = format!("{intent}_secret_wrong");
+    assert_eq!(confirm(&wrong, visa, &[]).0, 401);
+    let (status, refused) = confirm(&secret, visa, &[("payment_behaviour", "x")]);
+    assert_eq!(status, 400);
+    assert_eq!(
+        refused["error"]["message"],
+        "Received unknown parameter: payment_behaviour"
+    );
+    let (status, declined) = confirm(&secret, "4000000000000002", &[]);
+    assert_eq!(status, 402);
+    assert_eq!(declined["error"]["type"], "card_error");
+    assert_eq!(declined["error"]["code"], "card_declined");
+    assert_eq!(
+        declined["error"]["payment_intent"]["status"],
+        "requires_payment_method"
+    );
+    let (status, paid) = confirm(&secret, visa, &[]);
+    assert_eq!((status, paid["status"].as_str()), (200, Some("succeeded")));
+    let (status, again) = confirm(&secret, visa, &[]);
+    assert_eq!(status, 400);
+    assert_eq!(again["error"]["code"], "payment_intent_unexpected_state");
+}
+
 #[test]
 fn llmock_answers_the_messages_api() {
     let base = service("COMPASS_TEST_CLAUDE_URL");
